@@ -1,0 +1,503 @@
+"""The exact discrete-event engine: firms as counts per cell, every event at its exact time.
+
+Firms of one segment and level are exchangeable, so the state is a table of counts. The
+calendar (project completions, retries, policy and shock dates, capacity steps, month ends)
+is a simpy `Environment`; decisions, whose rate only changes when something happens, are
+drawn from the total hazard of all cells between calendar events (Gillespie's direct method,
+exact because the decision process is memoryless).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from .population import N_LEVELS, layout
+from .scenario import LEVELS, Scenario
+
+_BLOCK = 8192  # random numbers drawn per refill
+
+
+@dataclass
+class RunResult:
+    """What one replication produced; arrays are indexed by month end, level 1..4."""
+
+    at_or_above: np.ndarray  # (months, 4) firms at or above each level at each month end
+    by_segment: np.ndarray  # (months, segments, 5) firms at exactly each level 0..4
+    initial: np.ndarray  # (4,) firms at or above each level at the start
+    count_at_deadline: int
+    crossing_time: float | None  # years from start; None if never within the horizon
+    met: bool
+    events: dict[str, int] = field(default_factory=dict)
+    spent: tuple[float, ...] = ()  # subsidy paid per policy, yuan
+    trace: list[tuple] | None = None
+
+
+class _Stream:
+    """Block-buffered draws from one Generator, so the hot loop pays a list index per draw."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self._exp: list[float] = []
+        self._uni: list[float] = []
+        self._norm: list[float] = []
+
+    def exponential(self) -> float:
+        if not self._exp:
+            self._exp = self.rng.standard_exponential(_BLOCK).tolist()
+        return self._exp.pop()
+
+    def uniform(self) -> float:
+        if not self._uni:
+            self._uni = self.rng.random(_BLOCK).tolist()
+        return self._uni.pop()
+
+    def normal(self) -> float:
+        if not self._norm:
+            self._norm = self.rng.standard_normal(_BLOCK).tolist()
+        return self._norm.pop()
+
+
+def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = False) -> RunResult:
+    """Run one replication of `scenario` with the random stream `rng`."""
+    return _Engine(scenario, rng, trace).run()
+
+
+class _Engine:
+    """One replication's state. All of it lives here; nothing at module level."""
+
+    def __init__(self, sc: Scenario, rng: np.random.Generator, trace: bool):
+        self.sc = sc
+        self.draw = _Stream(rng)
+        self.env = simpy.Environment()
+        self.trace: list[tuple] | None = [] if trace else None
+        lay = layout(sc)
+        self.n_seg = n_seg = len(sc.segments)
+        L = N_LEVELS
+
+        # Cells. Index i = s * L + (k - 1) names "segment s deciding on level k".
+        # idle[i][c]: idle firms at level k-1 with ceiling c (> k-1), which may decide.
+        self.idle = [[0] * (L + 1) for _ in range(n_seg * L)]
+        self.idle_total = [0] * (n_seg * L)
+        self.exact = [[0] * (L + 1) for _ in range(n_seg)]  # firms at exactly level j
+        for s in range(n_seg):
+            for j in range(L + 1):
+                for c in range(L + 1):
+                    cnt = lay.cells[s][j][c]
+                    self.exact[s][j] += cnt
+                    if c > j:
+                        self.idle[s * L + j][c] += cnt
+                        self.idle_total[s * L + j] += cnt
+        self.A = [0] * (L + 1)  # firms at or above k (index 1..4)
+        self.As = [[0] * (L + 1) for _ in range(n_seg)]
+        for s in range(n_seg):
+            for k in range(1, L + 1):
+                self.As[s][k] = sum(self.exact[s][k:])
+                self.A[k] += self.As[s][k]
+        self.initial = np.array(self.A[1:])
+        self.E = lay.eligible
+        self.Es = lay.eligible_by_segment
+
+        # Level parameters (mutable copies: level shocks change them).
+        lv = sc.levels
+        self.p = [0.0] + [x.innovation for x in lv]
+        self.q = [0.0] + [x.imitation for x in lv]
+        self.success = [1.0] + [x.success for x in lv]
+        self.retry = [0.0] + [x.retry / 12.0 for x in lv]
+        self.mu = [0.0] + [math.log(x.implementation_median / 12.0)
+                           if x.implementation_median > 0 else -math.inf for x in lv]
+        self.sigma = [0.0] + [x.implementation_sigma for x in lv]
+        self.prop = [[1.0] + list(seg.propensity) for seg in sc.segments]
+        self.w = sc.peer_weight
+
+        # Resources.
+        self.res_names = [r.name for r in sc.resources]
+        rix = {name: i for i, name in enumerate(self.res_names)}
+        self.cap_base = [float(r.capacity) for r in sc.resources]
+        self.cap_factor = [1.0] * len(sc.resources)
+        self.log_growth = [math.log1p(r.growth) for r in sc.resources]
+        self.in_use = [0] * len(sc.resources)
+        self.needs = [()] + [tuple((rix[n], u) for n, u in x.needs) for x in lv]
+        self.levels_with_needs = [k for k in range(1, L + 1) if self.needs[k]]
+        self.queues: list[deque] = [deque() for _ in range(L + 1)]  # waiting projects per level
+        self.blocked: set[int] = set()  # resources an earlier waiting project lacks
+        self.tick_pending = [False] * len(sc.resources)
+        self.cap_now = [0] * len(sc.resources)
+        self.cap_from = [math.inf] * len(sc.resources)  # cache empty: recompute on first use
+        self.cap_until = [-math.inf] * len(sc.resources)
+        self.seq = 0
+        self.n_waiting = 0
+
+        # Policies.
+        self.policy_active = [False] * len(sc.policies)
+        self.policy_left = [p.budget if p.budget is not None else math.inf for p in sc.policies]
+        self.spent = [0.0] * len(sc.policies)
+        seg_names = [s.name for s in sc.segments]
+        self.policy_applies = [
+            [p.segments is None or seg_names[s] in p.segments for s in range(n_seg)]
+            for p in sc.policies
+        ]
+        self.M = [[1.0] * (L + 1) for _ in range(n_seg)]
+        # Policies that pay for a decision in cell i (segment in scope, a cost for the level).
+        self.paying = [
+            [j for j, p in enumerate(sc.policies)
+             if self.policy_applies[j][i // L] and p.cost[i % L] > 0]
+            for i in range(n_seg * L)
+        ]
+
+        # Hazard per idle firm, per cell i, and the cell rates.
+        self.h = [0.0] * (n_seg * L)
+        self.rate = [0.0] * (n_seg * L)
+        self.R = 0.0
+        for k in range(1, L + 1):
+            self._hazards(k)
+        self._total()
+
+        # Target.
+        self.t_level = sc.target.level_index
+        self.t_offset = self.A[self.t_level] if sc.target.count == "new" else 0
+        self.t_firms = sc.target.firms
+        self.crossing: float | None = None
+        self._check_target(0.0)
+        self.count_at_deadline = -1
+
+        self.months = [sc.years(d, end_of_day=True) for d in sc.month_ends()]
+        self.curve = np.zeros((len(self.months), L), dtype=np.int64)
+        self.by_segment = np.zeros((len(self.months), n_seg, L + 1), dtype=np.int64)
+        self.n_decisions = self.n_starts = self.n_completions = 0
+        self.n_failures = self.n_retries = self.max_waiting = 0
+
+    # -- rates ---------------------------------------------------------------------------------
+
+    def _hazards(self, k: int) -> None:
+        """Recompute the per-firm decision hazard of level k in every segment."""
+        L = N_LEVELS
+        p, q, w = self.p[k], self.q[k], self.w
+        Ek = self.E[k]
+        pop = self.A[k] / Ek if Ek else 0.0
+        for s in range(self.n_seg):
+            i = s * L + k - 1
+            Esk = self.Es[s][k]
+            own = self.As[s][k] / Esk if Esk else 0.0
+            phi = (1.0 - w) * pop + w * own
+            h = self.prop[s][k] * self.M[s][k] * (p + q * phi)
+            self.h[i] = h
+            self.rate[i] = h * self.idle_total[i]
+
+    def _total(self) -> None:
+        self.R = math.fsum(self.rate)
+
+    # -- resources -----------------------------------------------------------------------------
+
+    def _capacity(self, r: int, t: float) -> int:
+        """Units of resource r at time t: floor(base * shock factors * (1 + growth)^t), cached
+        until the next whole unit is gained or lost."""
+        if self.cap_from[r] <= t < self.cap_until[r]:
+            return self.cap_now[r]
+        base = self.cap_base[r] * self.cap_factor[r]
+        g = self.log_growth[r]
+        cap = int(base * math.exp(g * t) + 1e-9)
+        self.cap_now[r] = cap
+        self.cap_from[r] = t
+        if g > 0 and base > 0:
+            self.cap_until[r] = math.log((cap + 1) / base) / g
+        elif g < 0 and cap > 0:
+            self.cap_until[r] = math.log(cap / base) / g
+        else:
+            self.cap_until[r] = math.inf
+        return cap
+
+    def _start(self, s: int, k: int, c: int, t: float) -> None:
+        in_use = self.in_use
+        for r, units in self.needs[k]:
+            in_use[r] += units
+            if self.trace is not None:
+                self.trace.append(("use", t, r, in_use[r], self._capacity(r, t)))
+        mu = self.mu[k]
+        duration = 0.0 if mu == -math.inf else math.exp(mu + self.sigma[k] * self.draw.normal())
+        ev = self.env.timeout(t + duration - self.env.now, (s, k, c))
+        ev.callbacks.append(self._complete)
+        self.n_starts += 1
+
+    def _serve_queues(self, t: float) -> None:
+        """Start waiting projects in FIFO order; one never overtakes an earlier project on a
+        resource that the earlier one lacks."""
+        queues = self.queues
+        blocked: set[int] = set()
+        self.blocked = blocked
+        free = [self._capacity(r, t) - self.in_use[r] for r in range(len(self.in_use))]
+        heads = [k for k in self.levels_with_needs if queues[k]]
+        while heads:
+            k = heads[0]
+            if len(heads) > 1:
+                first = queues[k][0][0]
+                for lv in heads:
+                    if queues[lv][0][0] < first:
+                        k, first = lv, queues[lv][0][0]
+            ok = True
+            for r, units in self.needs[k]:
+                if free[r] < units:
+                    ok = False
+                    if r not in blocked:
+                        blocked.add(r)
+                        self._schedule_tick(r, t)
+                elif r in blocked:
+                    ok = False
+            if not ok:
+                heads.remove(k)
+                continue
+            _, s, c = queues[k].popleft()
+            self.n_waiting -= 1
+            for r, units in self.needs[k]:
+                free[r] -= units
+            self._start(s, k, c, t)
+            if not queues[k]:
+                heads.remove(k)
+
+    def _schedule_tick(self, r: int, t: float) -> None:
+        """Wake the queue when growing capacity next adds a unit of resource r."""
+        if self.tick_pending[r] or self.log_growth[r] <= 0:
+            return
+        self._capacity(r, t)
+        when = self.cap_until[r]
+        if math.isinf(when):
+            return
+        self.tick_pending[r] = True
+        ev = self.env.timeout(max(when, t) - self.env.now, r)
+        ev.callbacks.append(self._tick)
+
+    def _tick(self, ev: simpy.Event) -> None:
+        self.tick_pending[ev.value] = False
+        if self.n_waiting:
+            self._serve_queues(self.env.now)
+            self._total()
+
+    # -- events --------------------------------------------------------------------------------
+
+    def _decide(self, i: int, t: float) -> None:
+        """An idle firm in cell i decides to start its next project at time t."""
+        L = N_LEVELS
+        s, k = divmod(i, L)
+        k += 1
+        idle = self.idle[i]
+        # The deciding firm's (hidden) ceiling, drawn from the idle pool's composition.
+        c = L
+        if idle[L] != self.idle_total[i]:
+            u = self.draw.uniform() * self.idle_total[i]
+            for c in range(k, L + 1):
+                u -= idle[c]
+                if u < 0:
+                    break
+            while idle[c] == 0:  # rounding carried u past the last non-empty ceiling
+                c -= 1
+        idle[c] -= 1
+        self.idle_total[i] -= 1
+        self.rate[i] -= self.h[i]
+        self.R -= self.h[i]
+        self.n_decisions += 1
+
+        for j in self.paying[i]:
+            if self.policy_active[j]:
+                paid = min(self.sc.policies[j].cost[k - 1], self.policy_left[j])
+                self.policy_left[j] -= paid
+                self.spent[j] += paid
+                if self.policy_left[j] <= 0:
+                    self._set_policy(j, False)
+
+        needs = self.needs[k]
+        if needs:
+            queue = self.queues[k]
+            if not queue:  # an earlier project of this level would be waiting otherwise
+                in_use, blocked = self.in_use, self.blocked
+                ok = True
+                for r, units in needs:
+                    cap = (self.cap_now[r] if self.cap_from[r] <= t < self.cap_until[r]
+                           else self._capacity(r, t))
+                    if in_use[r] + units > cap:
+                        ok = False
+                        blocked.add(r)
+                        self._schedule_tick(r, t)
+                    elif blocked and r in blocked:
+                        ok = False
+                if ok:
+                    self._start(s, k, c, t)
+                    return
+            self.seq += 1
+            queue.append((self.seq, s, c))
+            self.n_waiting += 1
+            if self.n_waiting > self.max_waiting:
+                self.max_waiting = self.n_waiting
+            return
+        self._start(s, k, c, t)
+
+    def _complete(self, ev: simpy.Event) -> None:
+        s, k, c = ev.value
+        t = self.env.now
+        L = N_LEVELS
+        for r, units in self.needs[k]:
+            self.in_use[r] -= units
+        self.n_completions += 1
+        if self.success[k] >= 1.0 or self.draw.uniform() < self.success[k]:
+            self.exact[s][k - 1] -= 1
+            self.exact[s][k] += 1
+            self.A[k] += 1
+            self.As[s][k] += 1
+            if self.trace is not None:
+                self.trace.append(("climb", t, s, k - 1, k))
+            if c > k:  # may go on to level k+1
+                i = s * L + k
+                self.idle[i][c] += 1
+                self.idle_total[i] += 1
+                self.rate[i] += self.h[i]
+            self._hazards(k)
+            if k == self.t_level:
+                self._check_target(t)
+        else:
+            self.n_failures += 1
+            if self.retry[k] > 0:
+                back = self.env.timeout(self.retry[k], (s, k, c))
+                back.callbacks.append(self._return)
+            else:
+                self._back_to_idle(s, k, c)
+        if self.n_waiting and self.needs[k]:
+            self._serve_queues(t)
+        self._total()
+
+    def _return(self, ev: simpy.Event) -> None:
+        s, k, c = ev.value
+        self.n_retries += 1
+        self._back_to_idle(s, k, c)
+        self._total()
+
+    def _back_to_idle(self, s: int, k: int, c: int) -> None:
+        i = s * N_LEVELS + k - 1
+        self.idle[i][c] += 1
+        self.idle_total[i] += 1
+        self.rate[i] += self.h[i]
+
+    def _check_target(self, t: float) -> None:
+        if self.crossing is None and self.A[self.t_level] - self.t_offset >= self.t_firms:
+            self.crossing = t
+
+    def _set_policy(self, j: int, active: bool) -> None:
+        if self.policy_active[j] == active:
+            return
+        self.policy_active[j] = active
+        mult = [[1.0] * (N_LEVELS + 1) for _ in range(self.n_seg)]
+        for pj, pol in enumerate(self.sc.policies):
+            if self.policy_active[pj]:
+                for s in range(self.n_seg):
+                    if self.policy_applies[pj][s]:
+                        for k in range(1, N_LEVELS + 1):
+                            mult[s][k] *= pol.multiplier[k - 1]
+        self.M = mult
+        for k in range(1, N_LEVELS + 1):
+            self._hazards(k)
+        self._total()
+
+    # -- dated processes (plain simpy generators) -----------------------------------------------
+
+    def _policy_process(self, j: int):
+        pol = self.sc.policies[j]
+        begin = self.sc.years(pol.start)
+        finish = self.sc.years(pol.end, end_of_day=True)
+        if begin > self.env.now:
+            yield self.env.timeout(begin - self.env.now)
+        if self.policy_left[j] > 0 and finish > self.env.now:
+            self._set_policy(j, True)
+            yield self.env.timeout(finish - self.env.now)
+            self._set_policy(j, False)
+
+    def _shock_process(self, shock):
+        at = max(0.0, self.sc.years(shock.at))
+        if at > self.env.now:
+            yield self.env.timeout(at - self.env.now)
+        self._apply_shock(shock, invert=False)
+        if shock.end is not None:
+            yield self.env.timeout(self.sc.years(shock.end, end_of_day=True) - self.env.now)
+            self._apply_shock(shock, invert=True)
+
+    def _apply_shock(self, shock, *, invert: bool) -> None:
+        def f(x: float) -> float:
+            return (1.0 / x if x else 0.0) if invert else x
+
+        if shock.resource is not None:
+            r = self.res_names.index(shock.resource)
+            self.cap_factor[r] *= f(shock.capacity_factor)
+            self.cap_until[r] = -math.inf  # recompute from the new factor
+        if shock.level is not None:
+            k = LEVELS.index(shock.level) + 1
+            self.p[k] *= f(shock.innovation_factor)
+            self.q[k] *= f(shock.imitation_factor)
+            self.success[k] = min(1.0, self.success[k] * f(shock.success_factor))
+            self._hazards(k)
+        if self.n_waiting:
+            self._serve_queues(self.env.now)
+        self._total()
+
+    def _month_process(self):
+        for m, when in enumerate(self.months):
+            yield self.env.timeout(when - self.env.now)
+            self.curve[m] = self.A[1:]
+            self.by_segment[m] = self.exact
+
+    def _deadline_process(self):
+        yield self.env.timeout(self.sc.deadline)
+        self.count_at_deadline = self.A[self.t_level] - self.t_offset
+
+    # -- main loop -----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        env = self.env
+        for j in range(len(self.sc.policies)):
+            env.process(self._policy_process(j))
+        for shock in self.sc.shocks:
+            env.process(self._shock_process(shock))
+        env.process(self._month_process())
+        env.process(self._deadline_process())
+        horizon = self.sc.horizon + 1e-9
+        draw = self.draw
+        decide = self._decide
+        rate = self.rate
+        n_cells = len(rate)
+        while True:
+            nxt = min(env.peek(), horizon)
+            t = env.now
+            # Decisions until the next calendar event (memoryless: redraw after each event).
+            while self.R > 1e-300:
+                t += draw.exponential() / self.R
+                if t >= nxt:
+                    break
+                u = draw.uniform() * self.R
+                i = 0
+                for i in range(n_cells):  # noqa: B007 - i is used after the loop
+                    u -= rate[i]
+                    if u < 0:
+                        break
+                if self.idle_total[i] == 0:  # rounding put u past the last non-empty cell
+                    i = max(range(n_cells), key=lambda x: rate[x])
+                decide(i, t)
+                if env.peek() < nxt:
+                    nxt = env.peek()  # a zero-length project completes before the next draw
+            if nxt >= horizon:
+                break
+            env.step()
+        events = {"decisions": self.n_decisions, "starts": self.n_starts,
+                  "completions": self.n_completions, "failures": self.n_failures,
+                  "retries": self.n_retries, "max_waiting": self.max_waiting,
+                  "events": self.n_decisions + self.n_completions}
+        return RunResult(
+            at_or_above=self.curve,
+            by_segment=self.by_segment,
+            initial=self.initial,
+            count_at_deadline=self.count_at_deadline,
+            crossing_time=self.crossing,
+            met=self.count_at_deadline >= self.t_firms,
+            events=events,
+            spent=tuple(self.spent),
+            trace=self.trace,
+        )

@@ -1,0 +1,93 @@
+"""Figures from result arrays. Functions take data and return a Figure; `png` renders one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a screen
+import matplotlib.dates as mdates  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+LEVEL_TITLES = {
+    "device": "device: smart machines, robots, sensors",
+    "line": "line: intelligent control, closed AI loop",
+    "factory": "factory: AI models orchestrate production",
+    "ecosystem": "ecosystem: AI across management and supply chain",
+}
+BAND = "#9ecae1"
+MEDIAN = "#08519c"
+TARGET = "#d62728"
+
+
+def _thousands(x: float, _pos: int) -> str:
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.1f}M"
+    if abs(x) >= 1e4:
+        return f"{x / 1e3:.0f}k"
+    return f"{x:,.0f}"
+
+
+def adoption_figure(
+    dates: Sequence[dt.date],
+    curves: np.ndarray,
+    *,
+    levels: Sequence[str],
+    start: dt.date,
+    initial: np.ndarray,
+    target_level: str,
+    threshold: float,
+    target_label: str,
+    deadline: dt.date,
+    title: str,
+    subtitle: str = "",
+) -> Figure:
+    """Firms at or above each level: median and 5-95% band over replications (one panel per
+    level), the target as a horizontal line on the counted level, the deadline marked."""
+    x = [start, *dates]
+    n_rep = curves.shape[0]
+    full = np.concatenate([np.broadcast_to(initial, (n_rep, 1, len(levels))), curves], axis=1)
+    lo, med, hi = np.percentile(full, [5, 50, 95], axis=0)
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), sharex=True, constrained_layout=True)
+    for k, (ax, level) in enumerate(zip(axes.flat, levels, strict=True)):
+        ax.fill_between(x, lo[:, k], hi[:, k], color=BAND, alpha=0.7, lw=0,
+                        label="5-95% of runs" if n_rep > 1 else None)
+        ax.plot(x, med[:, k], color=MEDIAN, lw=2, label="median" if n_rep > 1 else "run")
+        ax.axvline(deadline, color="0.3", ls="--", lw=1)
+        ax.text(deadline, 0.02, f" deadline {deadline:%Y-%m-%d}", fontsize=8, color="0.3",
+                va="bottom", transform=ax.get_xaxis_transform())
+        if level == target_level:
+            ax.axhline(threshold, color=TARGET, lw=1.5, ls="-")
+            ax.text(x[0], threshold, f" {target_label}", color=TARGET, fontsize=8.5,
+                    va="bottom")
+            ax.set_ylim(0, max(float(hi[:, k].max()), threshold) * 1.12)
+            for side in ax.spines.values():
+                side.set_edgecolor(TARGET)
+                side.set_linewidth(1.4)
+        else:
+            ax.set_ylim(0, max(float(hi[:, k].max()), 1.0) * 1.12)
+        ax.set_title(LEVEL_TITLES.get(level, level), fontsize=10, loc="left")
+        ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(mdates.YearLocator())
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
+        ax.set_ylabel("firms at or above level")
+    axes.flat[0].legend(loc="upper left", fontsize=8, frameon=False)
+    fig.suptitle(title, fontsize=12, fontweight="bold")
+    if subtitle:
+        fig.text(0.5, -0.01, subtitle, ha="center", va="top", fontsize=9, color="0.25")
+    return fig
+
+
+def png(fig: Figure, dpi: int = 110) -> bytes:
+    """Render a figure to PNG bytes and release it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,112 @@
+"""The only code that writes results folders. Every file is written to a temporary name in
+the same folder and renamed, so a reader (or a killed run) never sees a torn file; the
+summary is written last, so a summary always has its curves beside it."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .model import RunResult
+from .scenario import LEVELS, Scenario, dumps
+
+RESULTS_ROOT = Path("results")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would have given; mkstemp makes files 0600
+
+
+def default_out(scenario: Scenario, suffix: str = "") -> Path:
+    """`results/<name><suffix>/`; the validated name cannot climb out of `results/`."""
+    return RESULTS_ROOT / f"{scenario.name}{suffix}"
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def scenario_text(scenario: Scenario) -> str:
+    """The scenario exactly as run (overrides applied), as TOML."""
+    return dumps(scenario.raw)
+
+
+def scenario_sha256(scenario: Scenario) -> str:
+    return hashlib.sha256(scenario_text(scenario).encode("utf-8")).hexdigest()
+
+
+def curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
+    """Long table: replication, month-end date, level, firms at or above, new since start."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["replication", "date", "level", "at_or_above", "new_since_start"])
+    dates = [d.isoformat() for d in scenario.month_ends()]
+    for rep in sorted(results):
+        res = results[rep]
+        new = res.at_or_above - res.initial[None, :]
+        for m, date in enumerate(dates):
+            row_a, row_n = res.at_or_above[m], new[m]
+            for k, level in enumerate(LEVELS):
+                writer.writerow([rep, date, level, int(row_a[k]), int(row_n[k])])
+    return buf.getvalue()
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+
+
+def write_run(out: Path, scenario: Scenario, results: Mapping[int, RunResult],
+              summary: Mapping[str, Any], figures: Iterable[tuple[str, bytes]]) -> None:
+    """Write a finished run: scenario, curves, figures, then the summary that vouches for them."""
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "scenario.toml", scenario_text(scenario))
+    atomic_write(out / "curves.csv", curves_csv(scenario, results))
+    for name, png in figures:
+        atomic_write(out / name, png)
+    write_json(out / "summary.json", dict(summary))
+
+
+def read_curves(path: Path) -> tuple[list[str], dict[int, np.ndarray]]:
+    """Read curves.csv back: month-end dates and, per replication, a (months, 4) array."""
+    rows: dict[int, dict[str, list[int]]] = {}
+    dates: list[str] = []
+    seen: set[str] = set()
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            rep = int(row["replication"])
+            if row["date"] not in seen:
+                seen.add(row["date"])
+                dates.append(row["date"])
+            rows.setdefault(rep, {lv: [] for lv in LEVELS})[row["level"]].append(
+                int(row["at_or_above"]))
+    arrays = {rep: np.array([cols[lv] for lv in LEVELS]).T for rep, cols in rows.items()}
+    return dates, arrays

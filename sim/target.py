@@ -1,0 +1,107 @@
+"""Verdicts over replications: P(target met) with a Wilson interval; count and crossing
+quantiles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scenario import Scenario
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (good near 0 and 1, unlike Wald)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    phat = successes / n
+    denom = 1 + z * z / n
+    centre = (phat + z * z / (2 * n)) / denom
+    half = z * math.sqrt(phat * (1 - phat) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to "is the target met?" over a set of replications."""
+
+    replications: int
+    met: int
+    p_met: float
+    p_met_ci95: tuple[float, float]
+    count_mean: float
+    count_p05: float
+    count_p50: float
+    count_p95: float
+    crossing_p05: dt.date | None
+    crossing_p50: dt.date | None
+    crossing_p95: dt.date | None
+    never: float  # share of runs that never cross within the horizon
+
+
+def verdict(scenario: Scenario, counts: Sequence[int], crossings: Sequence[float | None]
+            ) -> Verdict:
+    """Summarise deadline counts and crossing times (years, None = never) of replications."""
+    n = len(counts)
+    arr = np.asarray(counts, dtype=float)
+    met = int(np.sum(arr >= scenario.target.firms))
+    cross = np.array([math.inf if c is None else c for c in crossings], dtype=float)
+
+    def cross_q(q: float) -> dt.date | None:
+        # Quantile of a right-censored sample: the order statistic, inf if it is censored.
+        value = float(np.quantile(cross, q, method="inverted_cdf")) if n else math.inf
+        return None if math.isinf(value) else scenario.date_at(value)
+
+    return Verdict(
+        replications=n,
+        met=met,
+        p_met=met / n if n else math.nan,
+        p_met_ci95=wilson(met, n),
+        count_mean=float(arr.mean()) if n else math.nan,
+        count_p05=float(np.quantile(arr, 0.05)) if n else math.nan,
+        count_p50=float(np.quantile(arr, 0.50)) if n else math.nan,
+        count_p95=float(np.quantile(arr, 0.95)) if n else math.nan,
+        crossing_p05=cross_q(0.05),
+        crossing_p50=cross_q(0.50),
+        crossing_p95=cross_q(0.95),
+        never=float(np.mean(np.isinf(cross))) if n else math.nan,
+    )
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def verdict_line(scenario: Scenario, v: Verdict) -> str:
+    """One line a policy analyst can quote, in the form INTERFACE.md shows."""
+    t = scenario.target
+    head = (f"target {t.firms:,} firms at >= {t.level} ({t.count}) by {t.deadline.isoformat()}: "
+            f"met in {_pct(v.p_met)} of {v.replications} runs "
+            f"[{_pct(v.p_met_ci95[0])}, {_pct(v.p_met_ci95[1])}]")
+    if v.crossing_p50 is not None:
+        tail = f"median crossing {v.crossing_p50:%Y-%m} ({_pct(v.never)} never within horizon)"
+    else:
+        tail = (f"median crossing beyond {scenario.end:%Y-%m} "
+                f"({_pct(v.never)} never within horizon)")
+    return f"{head}; {tail}"
+
+
+def summary_fields(v: Verdict) -> dict:
+    """The verdict's part of summary.json."""
+
+    def iso(d: dt.date | None) -> str | None:
+        return None if d is None else d.isoformat()
+
+    return {
+        "p_met": v.p_met,
+        "p_met_ci95": [v.p_met_ci95[0], v.p_met_ci95[1]],
+        "count_at_deadline": {"mean": v.count_mean, "p05": v.count_p05, "p50": v.count_p50,
+                              "p95": v.count_p95},
+        "crossing_date": {"p05": iso(v.crossing_p05), "p50": iso(v.crossing_p50),
+                          "p95": iso(v.crossing_p95), "never": v.never},
+    }

@@ -1,0 +1,105 @@
+"""The `sim` command end to end: results folder contents, determinism across worker counts,
+`plot`, `check`, and every shipped scenario running a small replication count."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from conftest import ROOT, SCENARIOS, base_raw
+
+from sim.cli import main
+
+SUMMARY_KEYS = {"scenario", "scenario_sha256", "version", "engine", "seed", "replications",
+                "target", "p_met", "p_met_ci95", "count_at_deadline", "crossing_date",
+                "elapsed_s"}
+
+
+def test_run_writes_the_results_folder(tmp_path, write_scenario, capsys):
+    path = write_scenario(base_raw())
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--jobs", "1"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("target 2,000 firms at >= line (new) by 2027-12-31: met in ")
+    assert sorted(p.name for p in out.iterdir()) == ["adoption.png", "curves.csv",
+                                                     "scenario.toml", "summary.json"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) >= SUMMARY_KEYS
+    assert summary["engine"] == "des" and summary["replications"] == 4
+    assert set(summary["count_at_deadline"]) == {"mean", "p05", "p50", "p95"}
+    assert set(summary["crossing_date"]) == {"p05", "p50", "p95", "never"}
+    lo, hi = summary["p_met_ci95"]
+    assert 0 <= lo <= summary["p_met"] <= hi <= 1
+    curves = pd.read_csv(out / "curves.csv")
+    assert list(curves.columns) == ["replication", "date", "level", "at_or_above",
+                                    "new_since_start"]
+    assert len(curves) == 4 * 36 * 4
+    # The summary's count at the deadline agrees with the curve at the deadline month end.
+    at_deadline = curves[(curves.date == "2027-12-31") & (curves.level == "line")]
+    assert at_deadline.new_since_start.mean() == pytest.approx(
+        summary["count_at_deadline"]["mean"])
+    # scenario.toml is the scenario as run, and runs again to the same result.
+    again = tmp_path / "again"
+    assert main(["run", str(out / "scenario.toml"), "--out", str(again), "--jobs", "1"]) == 0
+    assert (again / "curves.csv").read_bytes() == (out / "curves.csv").read_bytes()
+    assert (out / "adoption.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_same_seed_identical_for_any_jobs_other_seed_differs(tmp_path, write_scenario):
+    path = write_scenario(base_raw())
+    outs = {}
+    for name, extra in [("j1", ["--jobs", "1"]), ("j2", ["--jobs", "2"]),
+                        ("other", ["--jobs", "2", "--seed", "8"])]:
+        outs[name] = tmp_path / name
+        assert main(["run", str(path), "--out", str(outs[name]), "--replications", "6",
+                     *extra]) == 0
+    one = (outs["j1"] / "curves.csv").read_bytes()
+    assert one == (outs["j2"] / "curves.csv").read_bytes()
+    assert one != (outs["other"] / "curves.csv").read_bytes()
+
+
+def test_overrides_are_recorded_in_scenario_toml(tmp_path, write_scenario):
+    path = write_scenario(base_raw())
+    out = tmp_path / "o"
+    assert main(["run", str(path), "--out", str(out), "--jobs", "1", "--replications", "2",
+                 "--set", "levels.line.imitation=0.9"]) == 0
+    text = (out / "scenario.toml").read_text()
+    assert "imitation = 0.9" in text and "replications = 2" in text
+
+
+def test_plot_redraws(tmp_path, write_scenario):
+    path = write_scenario(base_raw())
+    out = tmp_path / "o"
+    assert main(["run", str(path), "--out", str(out), "--jobs", "1", "--replications", "2"]) == 0
+    (out / "adoption.png").unlink()
+    assert main(["plot", str(out)]) == 0
+    assert (out / "adoption.png").stat().st_size > 10_000
+
+
+def test_plot_of_a_folder_without_results_is_bad_input(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_check_accepts_shipped_scenarios(capsys):
+    assert SCENARIOS, "no scenarios shipped"
+    assert main(["check", *map(str, SCENARIOS)]) == 0
+
+
+def test_python_dash_m_is_the_sim_command(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "sim", "--version"], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("sim ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_every_shipped_scenario_runs(tmp_path, path, capsys):
+    out = tmp_path / path.stem
+    assert main(["run", str(path), "--out", str(out), "--replications", "2", "--jobs", "1"]) == 0
+    assert "target " in capsys.readouterr().out
+    assert (out / "summary.json").is_file()
