@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .runner import default_jobs, engines, run_replications
+from .runner import DETERMINISTIC, default_jobs, engines, run_replications
 from .scenario import LEVELS, Scenario, ScenarioError, load
 from .target import summary_fields, verdict, verdict_line
 
@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="results folder (default results/<name>/)")
     run.add_argument("--jobs", type=_positive_int, default=None,
                      help="local worker processes (default: all cores)")
-    run.add_argument("--engine", default="des", help="des (exact, default)")
+    run.add_argument("--engine", default="des",
+                     help="des (exact discrete-event, default) or meanfield (its deterministic "
+                     "large-population limit, one trajectory)")
 
     check = sub.add_parser("check", help="validate scenario files without running them")
     check.add_argument("scenarios", type=Path, nargs="+")
@@ -143,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     counts = [results[i].count_at_deadline for i in sorted(results)]
     crossings = [results[i].crossing_time for i in sorted(results)]
-    v = verdict(sc, counts, crossings)
+    v = verdict(sc, counts, crossings, deterministic=args.engine in DETERMINISTIC)
     line = verdict_line(sc, v)
     summary = build_summary(sc, args.engine, results, v, line, elapsed)
     fig = draw_adoption(sc, results, line)
@@ -157,10 +159,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_with_progress(sc: Scenario, engine: str, jobs: int) -> dict:
     from tqdm import tqdm
 
-    with tqdm(total=sc.replications, unit="run", desc=sc.name, disable=None, file=sys.stderr,
+    indices = [0] if engine in DETERMINISTIC else list(range(sc.replications))
+    with tqdm(total=len(indices), unit="run", desc=sc.name, disable=None, file=sys.stderr,
               leave=False) as bar:
-        return run_replications(sc, range(sc.replications), seed=sc.seed, engine=engine,
-                                jobs=jobs, on_result=lambda i, r: bar.update(1))
+        return run_replications(sc, indices, seed=sc.seed, engine=engine, jobs=jobs,
+                                on_result=lambda i, r: bar.update(1))
 
 
 def build_summary(sc: Scenario, engine: str, results: dict, v, line: str, elapsed: float

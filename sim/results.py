@@ -73,11 +73,17 @@ def curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
     for rep in sorted(results):
         res = results[rep]
         new = res.at_or_above - res.initial[None, :]
+        # Counts are whole firms in the stochastic engines, expected values in the mean field.
+        fmt = int if np.issubdtype(res.at_or_above.dtype, np.integer) else _expected
         for m, date in enumerate(dates):
             row_a, row_n = res.at_or_above[m], new[m]
             for k, level in enumerate(LEVELS):
-                writer.writerow([rep, date, level, int(row_a[k]), int(row_n[k])])
+                writer.writerow([rep, date, level, fmt(row_a[k]), fmt(row_n[k])])
     return buf.getvalue()
+
+
+def _expected(x: float) -> str:
+    return f"{x:.3f}"
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -107,6 +113,6 @@ def read_curves(path: Path) -> tuple[list[str], dict[int, np.ndarray]]:
                 seen.add(row["date"])
                 dates.append(row["date"])
             rows.setdefault(rep, {lv: [] for lv in LEVELS})[row["level"]].append(
-                int(row["at_or_above"]))
+                float(row["at_or_above"]))
     arrays = {rep: np.array([cols[lv] for lv in LEVELS]).T for rep, cols in rows.items()}
     return dates, arrays

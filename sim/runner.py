@@ -20,9 +20,15 @@ from .scenario import Scenario
 Engine = Callable[[Scenario, np.random.Generator], RunResult]
 
 
+DETERMINISTIC = frozenset({"meanfield"})
+"""Engines whose result does not depend on the seed: one replication says everything."""
+
+
 def engines() -> dict[str, Engine]:
-    """Engines by name; imported lazily so that each brings its own dependencies."""
-    return {"des": simulate}
+    """Engines by name: `des` exact discrete-event, `meanfield` its deterministic limit."""
+    from .meanfield import solve
+
+    return {"des": simulate, "meanfield": solve}
 
 
 def replication_rng(seed: int, *key: int) -> np.random.Generator:

@@ -42,11 +42,13 @@ class Verdict:
     crossing_p50: dt.date | None
     crossing_p95: dt.date | None
     never: float  # share of runs that never cross within the horizon
+    deterministic: bool = False
 
 
-def verdict(scenario: Scenario, counts: Sequence[int], crossings: Sequence[float | None]
-            ) -> Verdict:
-    """Summarise deadline counts and crossing times (years, None = never) of replications."""
+def verdict(scenario: Scenario, counts: Sequence[float], crossings: Sequence[float | None],
+            *, deterministic: bool = False) -> Verdict:
+    """Summarise deadline counts and crossing times (years, None = never) of replications.
+    A deterministic engine's single trajectory has no sampling interval: it is [p, p]."""
     n = len(counts)
     arr = np.asarray(counts, dtype=float)
     met = int(np.sum(arr >= scenario.target.firms))
@@ -61,7 +63,7 @@ def verdict(scenario: Scenario, counts: Sequence[int], crossings: Sequence[float
         replications=n,
         met=met,
         p_met=met / n if n else math.nan,
-        p_met_ci95=wilson(met, n),
+        p_met_ci95=(met / n, met / n) if deterministic and n else wilson(met, n),
         count_mean=float(arr.mean()) if n else math.nan,
         count_p05=float(np.quantile(arr, 0.05)) if n else math.nan,
         count_p50=float(np.quantile(arr, 0.50)) if n else math.nan,
@@ -70,6 +72,7 @@ def verdict(scenario: Scenario, counts: Sequence[int], crossings: Sequence[float
         crossing_p50=cross_q(0.50),
         crossing_p95=cross_q(0.95),
         never=float(np.mean(np.isinf(cross))) if n else math.nan,
+        deterministic=deterministic,
     )
 
 
@@ -80,8 +83,14 @@ def _pct(x: float) -> str:
 def verdict_line(scenario: Scenario, v: Verdict) -> str:
     """One line a policy analyst can quote, in the form INTERFACE.md shows."""
     t = scenario.target
-    head = (f"target {t.firms:,} firms at >= {t.level} ({t.count}) by {t.deadline.isoformat()}: "
-            f"met in {_pct(v.p_met)} of {v.replications} runs "
+    goal = f"target {t.firms:,} firms at >= {t.level} ({t.count}) by {t.deadline.isoformat()}"
+    if v.deterministic:
+        state = "met" if v.met else "not met"
+        when = (f"crossing {v.crossing_p50:%Y-%m}" if v.crossing_p50 is not None
+                else f"no crossing by {scenario.end:%Y-%m}")
+        return (f"{goal}: {state} in the mean field ({v.count_mean:,.0f} at the deadline); "
+                f"{when}")
+    head = (f"{goal}: met in {_pct(v.p_met)} of {v.replications} runs "
             f"[{_pct(v.p_met_ci95[0])}, {_pct(v.p_met_ci95[1])}]")
     if v.crossing_p50 is not None:
         tail = f"median crossing {v.crossing_p50:%Y-%m} ({_pct(v.never)} never within horizon)"

@@ -1,0 +1,420 @@
+"""The mean-field engine: the deterministic large-population limit of the same scenario.
+
+The state is the expected number of firms in each lane (segment s, target level k, hidden
+eligibility ceiling c) that are idle, waiting for resources, in each implementation stage,
+or waiting to retry. The ODEs are solved with `scipy.integrate.solve_ivp`, restarted at
+every policy, shock and budget date rather than smoothed across them.
+
+Approximations (the exact engine has none of them; docs/validation.md measures them):
+- a lognormal implementation time is replaced by the phase-type time with the same mean and
+  variance (Tijms' mixture of Erlang(n-1) and Erlang(n), n = ceil(1 / CV^2),
+  CV^2 = exp(sigma^2) - 1); above CV^2 = 1 an exponential (same mean only);
+- a retry wait of fixed length is an Erlang time of RETRY_STAGES stages with that mean;
+- resources are a fluid queue: waiting firms start at rate KAPPA per year, scaled down
+  smoothly as free units run out, so units in use stay (to O(1/KAPPA)) within capacity;
+  when a resource binds, the levels that need it share the freed units in proportion to
+  their waiting mass rather than strictly first come, first served.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from .model import RunResult
+from .population import N_LEVELS, layout
+from .scenario import LEVELS, Scenario
+
+RETRY_STAGES = 8
+MAX_STAGES = 24
+KAPPA = 2000.0  # per year: a waiting firm starts within ~4 hours when units are free
+RTOL, ATOL = 1e-6, 1e-3  # relative; absolute in firms
+
+
+def erlang_stages(median_months: float, sigma: float) -> tuple[int, float, float]:
+    """Phase-type fit of a lognormal time: stages n, per-stage rate (per year), and the
+    probability of skipping the first stage (an Erlang(n-1) instead of Erlang(n)), chosen so
+    that mean and variance both match (Tijms 1994, section 5.7)."""
+    mean = median_months / 12.0 * math.exp(sigma * sigma / 2.0)
+    cv2 = math.expm1(sigma * sigma)
+    if cv2 <= 1.0 / MAX_STAGES:
+        return MAX_STAGES, MAX_STAGES / mean, 0.0
+    if cv2 >= 1.0:
+        return 1, 1.0 / mean, 0.0
+    n = math.ceil(1.0 / cv2)
+    skip = (n * cv2 - math.sqrt(n * (1 + cv2) - n * n * cv2)) / (1 + cv2)
+    return n, (n - skip) / mean, skip
+
+
+@dataclass(frozen=True)
+class _Lanes:
+    """Index arithmetic of the state vector."""
+
+    seg: np.ndarray  # lane -> segment
+    lvl: np.ndarray  # lane -> target level k (1..4)
+    ceil: np.ndarray  # lane -> ceiling c (>= k)
+    nxt: np.ndarray  # lane -> lane (s, k+1, c) a success feeds, or -1 if c == k
+    by_level: tuple[np.ndarray, ...]  # lanes of level k at index k (index 0 empty)
+
+
+def _lanes(n_seg: int) -> _Lanes:
+    seg, lvl, ceil = [], [], []
+    for s in range(n_seg):
+        for k in range(1, N_LEVELS + 1):
+            for c in range(k, N_LEVELS + 1):
+                seg.append(s)
+                lvl.append(k)
+                ceil.append(c)
+    index = {(s, k, c): i for i, (s, k, c) in enumerate(zip(seg, lvl, ceil, strict=True))}
+    nxt = [index.get((s, k + 1, c), -1) if c > k else -1
+           for s, k, c in zip(seg, lvl, ceil, strict=True)]
+    arr = np.array
+    by_level = tuple(arr([i for i, k in enumerate(lvl) if k == lv], dtype=int)
+                     for lv in range(N_LEVELS + 1))
+    return _Lanes(arr(seg), arr(lvl), arr(ceil), arr(nxt), by_level)
+
+
+class _MeanField:
+    def __init__(self, sc: Scenario):
+        self.sc = sc
+        lay = layout(sc)
+        self.n_seg = S = len(sc.segments)
+        self.lanes = ln = _lanes(S)
+        n_lanes = len(ln.seg)
+        self.E = np.array(lay.eligible, dtype=float)
+        self.Es = np.array(lay.eligible_by_segment, dtype=float)  # (S, 5)
+        exact = np.array([[sum(cs) for cs in seg] for seg in lay.cells], dtype=float)  # (S, 5)
+        self.As0 = np.array([[exact[s, k:].sum() for k in range(N_LEVELS + 1)]
+                             for s in range(S)])  # (S, 5): at or above k
+        self.initial = self.As0.sum(axis=0)[1:]
+
+        lv = sc.levels
+        fits = [erlang_stages(x.implementation_median, x.implementation_sigma)
+                if x.implementation_median > 0 else (0, 0.0, 0.0) for x in lv]
+        self.stages = [0] + [f[0] for f in fits]
+        self.stage_rate = [0.0] + [f[1] for f in fits]
+        self.stage_skip = [0.0] + [f[2] for f in fits]
+        self.retry_rate = [0.0] + [RETRY_STAGES / (x.retry / 12.0) if x.retry > 0 else 0.0
+                                   for x in lv]
+        self.res_names = [r.name for r in sc.resources]
+        rix = {n: i for i, n in enumerate(self.res_names)}
+        self.needs = [()] + [tuple((rix[n], u) for n, u in x.needs) for x in lv]
+
+        # State layout: idle | waiting | running stages per level | cooling stages | Y | spent
+        off = 0
+        self.o_idle = off
+        off += n_lanes
+        self.o_wait = off
+        off += n_lanes
+        self.o_run = [0] * (N_LEVELS + 1)
+        for k in range(1, N_LEVELS + 1):
+            self.o_run[k] = off
+            off += len(ln.by_level[k]) * self.stages[k]
+        self.o_cool = [0] * (N_LEVELS + 1)
+        for k in range(1, N_LEVELS + 1):
+            self.o_cool[k] = off
+            off += len(ln.by_level[k]) * (RETRY_STAGES if self.retry_rate[k] > 0 else 0)
+        self.o_y = off  # cumulative successes into level k per segment: (S, 4)
+        off += S * N_LEVELS
+        self.o_spent = off
+        off += len(sc.policies)
+        self.size = off
+
+        y0 = np.zeros(self.size)
+        for i in range(n_lanes):
+            s, k, c = int(ln.seg[i]), int(ln.lvl[i]), int(ln.ceil[i])
+            y0[self.o_idle + i] = lay.cells[s][k - 1][c]
+        self.y0 = y0
+
+        # Time-varying parameters, set by _configure at each restart.
+        self.p = np.array([0.0] + [x.innovation for x in lv])
+        self.q = np.array([0.0] + [x.imitation for x in lv])
+        self.success = np.array([1.0] + [x.success for x in lv])
+        self.cap_factor = np.ones(len(sc.resources))
+        self.policy_on = np.zeros(len(sc.policies), dtype=bool)
+        self.policy_spent_out = np.zeros(len(sc.policies), dtype=bool)
+        self.prop = np.array([[1.0, *seg.propensity] for seg in sc.segments])  # (S, 5)
+        seg_names = [s.name for s in sc.segments]
+        self.applies = np.array([[p.segments is None or seg_names[s] in p.segments
+                                  for s in range(S)] for p in sc.policies], dtype=bool
+                                ).reshape(len(sc.policies), S)
+        self.M = np.ones((S, N_LEVELS + 1))
+        self.cost = np.array([[0.0, *p.cost] for p in sc.policies]).reshape(-1, N_LEVELS + 1)
+        self.budget = np.array([p.budget if p.budget is not None else math.inf
+                                for p in sc.policies])
+        self.cap_base = np.array([r.capacity for r in sc.resources], dtype=float)
+        self.log_growth = np.array([math.log1p(r.growth) for r in sc.resources])
+        with np.errstate(divide="ignore"):
+            self.inv_E = np.where(self.E > 0, 1.0 / self.E, 0.0)
+            self.inv_Es = np.where(self.Es > 0, 1.0 / self.Es, 0.0)
+
+    # -- parameters between breakpoints ------------------------------------------------------
+
+    def _set_multipliers(self) -> None:
+        M = np.ones((self.n_seg, N_LEVELS + 1))
+        for j, pol in enumerate(self.sc.policies):
+            if self.policy_on[j] and not self.policy_spent_out[j]:
+                M[self.applies[j]] *= np.array([1.0, *pol.multiplier])
+        self.M = M
+
+    def _capacity(self, t: float) -> np.ndarray:
+        return self.cap_base * self.cap_factor * np.exp(self.log_growth * t)
+
+    def _build(self) -> None:
+        """The linear part B and the routing of decision and start flows, for the current
+        success probabilities and policies: dy = B y + Rd decide(y) + Rs starts(y)."""
+        ln, size, n = self.lanes, self.size, len(self.lanes.seg)
+        B = np.zeros((size, size))
+        Rd = np.zeros((size, n))
+        Rs = np.zeros((size, n))
+        self.run_units = np.zeros((len(self.res_names), size))  # units held per running state
+        for l_ in range(n):
+            s, k = int(ln.seg[l_]), int(ln.lvl[l_])
+            route = np.zeros(size)  # where a completed project of this lane goes
+            succ = self.success[k]
+            route[self.o_y + s * N_LEVELS + k - 1] += succ
+            if ln.nxt[l_] >= 0:
+                route[self.o_idle + ln.nxt[l_]] += succ
+            if self.retry_rate[k] > 0:
+                cool0 = self._cool(l_, 0)
+                route[cool0] += 1 - succ
+                rr = self.retry_rate[k]
+                for m in range(RETRY_STAGES):
+                    i = self._cool(l_, m)
+                    B[i, i] -= rr
+                    if m + 1 < RETRY_STAGES:
+                        B[self._cool(l_, m + 1), i] += rr
+                    else:
+                        B[self.o_idle + l_, i] += rr
+            else:
+                route[self.o_idle + l_] += 1 - succ
+            n_st = self.stages[k]
+            if n_st:
+                entry = np.zeros(size)
+                skip = self.stage_skip[k]
+                entry[self._run(l_, 0)] = 1.0 - skip
+                if skip:
+                    entry[self._run(l_, 1)] += skip
+                rate = self.stage_rate[k]
+                for m in range(n_st):
+                    i = self._run(l_, m)
+                    B[i, i] -= rate
+                    if m + 1 < n_st:
+                        B[self._run(l_, m + 1), i] += rate
+                    else:
+                        B[:, i] += rate * route
+                    for r, units in self.needs[k]:
+                        self.run_units[r, i] = units
+            else:
+                entry = route
+            Rd[self.o_idle + l_, l_] -= 1.0
+            if self.needs[k]:
+                Rd[self.o_wait + l_, l_] += 1.0
+                Rs[self.o_wait + l_, l_] -= 1.0
+                Rs[:, l_] += entry
+            else:
+                Rd[:, l_] += entry
+        for j in range(len(self.sc.policies)):
+            if self.policy_on[j] and not self.policy_spent_out[j]:
+                Rd[self.o_spent + j, :] += self.applies[j][ln.seg] * self.cost[j][ln.lvl]
+        self.B, self.Rd, self.Rs = B, Rd, Rs
+        self.needs_lane = np.array([bool(self.needs[int(k)]) for k in ln.lvl])
+
+    def _run(self, lane: int, stage: int) -> int:
+        k = int(self.lanes.lvl[lane])
+        pos = int(np.searchsorted(self.lanes.by_level[k], lane))
+        return self.o_run[k] + pos * self.stages[k] + stage
+
+    def _cool(self, lane: int, stage: int) -> int:
+        k = int(self.lanes.lvl[lane])
+        pos = int(np.searchsorted(self.lanes.by_level[k], lane))
+        return self.o_cool[k] + pos * RETRY_STAGES + stage
+
+    # -- the vector field and its Jacobian -----------------------------------------------------
+
+    def _hazard(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-lane decision hazard and the coefficient of each level's adopters in it."""
+        ln, S = self.lanes, self.n_seg
+        Y = y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS)
+        As = self.As0.copy()
+        As[:, 1:] += Y
+        A = As.sum(axis=0)
+        w = self.sc.peer_weight
+        phi = (1 - w) * A * self.inv_E[None, :] + w * As * self.inv_Es
+        gain = self.prop * self.M  # (S, 5)
+        h = gain * (self.p[None, :] + self.q[None, :] * phi)
+        return h[ln.seg, ln.lvl], (gain * self.q[None, :])[ln.seg, ln.lvl]
+
+    def _gates(self, t: float, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cap = self._capacity(t)
+        free = cap - self.run_units @ y
+        delta = np.maximum(0.5, 1e-3 * cap)
+        pos = free > 0
+        gate = np.where(pos, free / np.where(pos, free + delta, 1.0), 0.0)
+        dgate = np.where(pos, delta / np.where(pos, free + delta, 1.0) ** 2, 0.0)
+        return gate, dgate, free
+
+    def _theta(self, gate: np.ndarray) -> np.ndarray:
+        theta = np.zeros(N_LEVELS + 1)
+        for k in range(1, N_LEVELS + 1):
+            if self.needs[k]:
+                theta[k] = KAPPA * float(np.prod([gate[r] for r, _ in self.needs[k]]))
+        return theta
+
+    def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        ln, n = self.lanes, len(self.lanes.seg)
+        h, _ = self._hazard(y)
+        decide = h * y[self.o_idle:self.o_idle + n]
+        gate, _, _ = self._gates(t, y)
+        starts = self._theta(gate)[ln.lvl] * y[self.o_wait:self.o_wait + n]
+        return self.B @ y + self.Rd @ decide + self.Rs @ starts
+
+    def jac(self, t: float, y: np.ndarray) -> np.ndarray:
+        ln, n, S = self.lanes, len(self.lanes.seg), self.n_seg
+        idle = y[self.o_idle:self.o_idle + n]
+        wait = y[self.o_wait:self.o_wait + n]
+        h, qgain = self._hazard(y)
+        # d decide / dy: h on the idle diagonal; adopters of the lane's level through Phi.
+        Jd = np.zeros((n, self.size))
+        Jd[np.arange(n), self.o_idle + np.arange(n)] = h
+        w = self.sc.peer_weight
+        for s2 in range(S):
+            col = self.o_y + s2 * N_LEVELS + (ln.lvl - 1)
+            dphi = (1 - w) * self.inv_E[ln.lvl] + w * (ln.seg == s2) * self.inv_Es[ln.seg, ln.lvl]
+            Jd[np.arange(n), col] += idle * qgain * dphi
+        # d starts / dy: theta on the waiting diagonal; running states through the gates.
+        gate, dgate, _ = self._gates(t, y)
+        theta = self._theta(gate)
+        Js = np.zeros((n, self.size))
+        Js[np.arange(n), self.o_wait + np.arange(n)] = theta[ln.lvl]
+        for k in range(1, N_LEVELS + 1):
+            if not self.needs[k]:
+                continue
+            dtheta = np.zeros(self.size)
+            for r, _ in self.needs[k]:
+                others = np.prod([gate[r2] for r2, _ in self.needs[k] if r2 != r])
+                dtheta -= KAPPA * others * dgate[r] * self.run_units[r]
+            lanes_k = ln.by_level[k]
+            Js[lanes_k, :] += wait[lanes_k, None] * dtheta[None, :]
+        return self.B + self.Rd @ Jd + self.Rs @ Js
+
+    def at_or_above(self, y: np.ndarray) -> np.ndarray:
+        """Firms at or above each level 1..4 for state vector(s) y (columns = times)."""
+        S = self.n_seg
+        Y = y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS, -1).sum(axis=0)
+        return self.initial[:, None] + Y
+
+    # -- integration with restarts ---------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        sc = self.sc
+        months = np.array([sc.years(d, end_of_day=True) for d in sc.month_ends()])
+        horizon = sc.horizon
+        # Dated breakpoints: (time, action). Actions are applied in list order at equal times.
+        actions: list[tuple[float, int, tuple]] = []
+        for j, pol in enumerate(sc.policies):
+            actions.append((max(0.0, sc.years(pol.start)), 0, ("policy", j, True)))
+            actions.append((sc.years(pol.end, end_of_day=True), 0, ("policy", j, False)))
+        for i, shock in enumerate(sc.shocks):
+            actions.append((max(0.0, sc.years(shock.at)), 1, ("shock", i, False)))
+            if shock.end is not None:
+                actions.append((sc.years(shock.end, end_of_day=True), 1, ("shock", i, True)))
+        actions.sort(key=lambda a: (a[0], a[1]))
+
+        k_t = sc.target.level_index - 1
+        offset = self.initial[k_t] if sc.target.count == "new" else 0.0
+        firms = sc.target.firms
+
+        def count(y: np.ndarray) -> float:
+            return float(self.at_or_above(y.reshape(-1))[k_t, 0] - offset)
+
+        crossing: float | None = 0.0 if count(self.y0) >= firms else None
+
+        curve = np.zeros((len(months), N_LEVELS))
+        deadline = sc.deadline
+        at_deadline = None
+        t, y = 0.0, self.y0.copy()
+        ai = 0
+        self._set_multipliers()
+        while t < horizon:
+            while ai < len(actions) and actions[ai][0] <= t + 1e-12:
+                self._apply(actions[ai][2])
+                ai += 1
+            t_next = min(actions[ai][0] if ai < len(actions) else horizon, horizon)
+            events = []
+            budget_js = [j for j in range(len(sc.policies))
+                         if self.policy_on[j] and not self.policy_spent_out[j]
+                         and math.isfinite(self.budget[j])]
+            for j in budget_js:
+                def spent_out(_t, yy, j=j):
+                    return yy[self.o_spent + j] - self.budget[j]
+                spent_out.terminal = True
+                spent_out.direction = 1
+                events.append(spent_out)
+
+            def crossed(_t, yy):
+                return float(self.at_or_above(yy[:, None])[k_t, 0] - offset - firms)
+            crossed.terminal = False
+            crossed.direction = 1
+            events.append(crossed)
+
+            self._build()
+            sol = solve_ivp(self.rhs, (t, t_next), y, method="LSODA", jac=self.jac, rtol=RTOL,
+                            atol=ATOL, dense_output=True, events=events)
+            if sol.status < 0:
+                raise RuntimeError(f"mean-field integration failed at t={t:.4f}: {sol.message}")
+            t_end = float(sol.t[-1])
+            for m in np.nonzero((months > t - 1e-12) & (months <= t_end + 1e-12))[0]:
+                curve[m] = self.at_or_above(sol.sol(months[m])[:, None])[:, 0]
+            if at_deadline is None and t - 1e-12 <= deadline <= t_end + 1e-12:
+                at_deadline = count(sol.sol(deadline))
+            if crossing is None and len(sol.t_events[-1]):
+                crossing = float(sol.t_events[-1][0])
+            y = sol.y[:, -1].copy()
+            if sol.status == 1:  # a budget ran out: that policy stops here
+                for idx, j in enumerate(budget_js):
+                    if len(sol.t_events[idx]):
+                        self.policy_spent_out[j] = True
+                self._set_multipliers()
+            t = t_end
+        if at_deadline is None:
+            at_deadline = count(y)
+        spent = tuple(float(min(y[self.o_spent + j], self.budget[j]))
+                      for j in range(len(sc.policies)))
+        return RunResult(
+            at_or_above=curve,
+            by_segment=np.zeros((len(months), self.n_seg, N_LEVELS + 1)),
+            initial=self.initial.astype(float),
+            count_at_deadline=at_deadline,
+            crossing_time=crossing,
+            met=at_deadline >= firms - 1e-9,
+            events={"events": 0},
+            spent=spent,
+        )
+
+    def _apply(self, action: tuple) -> None:
+        kind, i, flag = action
+        if kind == "policy":
+            self.policy_on[i] = flag
+            self._set_multipliers()
+            return
+        shock = self.sc.shocks[i]
+
+        def f(x: float) -> float:
+            return (1.0 / x if x else 0.0) if flag else x
+
+        if shock.resource is not None:
+            self.cap_factor[self.res_names.index(shock.resource)] *= f(shock.capacity_factor)
+        if shock.level is not None:
+            k = LEVELS.index(shock.level) + 1
+            self.p[k] *= f(shock.innovation_factor)
+            self.q[k] *= f(shock.imitation_factor)
+            self.success[k] = min(1.0, self.success[k] * f(shock.success_factor))
+
+
+def solve(scenario: Scenario, rng: np.random.Generator | None = None) -> RunResult:
+    """The mean-field trajectory of `scenario` (deterministic: `rng` is ignored)."""
+    return _MeanField(scenario).run()

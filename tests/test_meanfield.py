@@ -1,0 +1,170 @@
+"""The mean-field engine against independent mathematics and against the exact engine.
+
+Theory: as the population N grows, the share of firms in each cell of the stochastic model
+converges to the solution of the mean-field ODE, with fluctuations of order 1/sqrt(N)
+(Kurtz 1970). So (1) with exact ingredients the DES mean equals the mean field within its
+standard error, (2) the typical gap falls like N^-1/2, and (3) both reproduce the Bass curve.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import math
+
+import numpy as np
+import pytest
+from conftest import bass_raw, base_raw
+from scipy import stats
+
+from sim.meanfield import erlang_stages, solve
+from sim.model import simulate
+from sim.runner import replication_rng
+from sim.scenario import validate
+from test_model import bass_share
+
+
+def four_level_raw(firms: int, years: int = 5) -> dict:
+    """Four levels, two segments, peer weight 0.5, instant projects, no resources, success
+    0.8 with immediate retry: every ingredient the mean field represents exactly."""
+    return {
+        "name": "agree", "start": dt.date(2026, 1, 1), "end": dt.date(2025 + years, 12, 31),
+        "replications": 1, "seed": 1,
+        "target": {"firms": firms // 10, "level": "line", "deadline": dt.date(2027, 12, 31)},
+        "population": {"firms": firms, "peer_weight": 0.5, "segment": [
+            {"name": "large", "share": 0.2, "propensity": 2.0,
+             "initial": {"device": 0.3, "line": 0.1, "factory": 0.02}},
+            {"name": "sme", "share": 0.8, "propensity": {"device": 0.8, "line": 0.6},
+             "initial": {"device": 0.05}},
+        ]},
+        "levels": {
+            "device": {"innovation": 0.05, "imitation": 0.5, "success": 0.8, "retry": 0},
+            "line": {"innovation": 0.1, "imitation": 0.6, "eligible": 0.7, "success": 0.8,
+                     "retry": 0},
+            "factory": {"innovation": 0.1, "imitation": 0.5, "eligible": 0.4, "retry": 0},
+            "ecosystem": {"innovation": 0.2, "imitation": 0.5, "eligible": 0.2, "retry": 0},
+        },
+    }
+
+
+def _year_ends(sc) -> np.ndarray:
+    return np.arange(11, len(sc.month_ends()), 12)
+
+
+def test_bass_closed_form_mean_field():
+    """One level, instant projects, w = 0: the mean field is the Bass curve (to ODE tolerance,
+    rtol 1e-6, so 1e-4 relative is a loose bound on numerical error only)."""
+    firms = 100_000
+    sc = validate(bass_raw(firms, years=5))
+    months = np.array([sc.years(d, end_of_day=True) for d in sc.month_ends()])
+    mf = solve(sc).at_or_above[:, 0]
+    expected = firms * bass_share(months, 0.03, 0.38)
+    assert np.max(np.abs(mf - expected) / expected) < 1e-4
+
+
+@pytest.mark.slow
+def test_des_mean_matches_mean_field_four_levels():
+    """200,000 firms, 16 replications: the DES mean is within 4 standard errors of the mean
+    field at every year end and level (O(1) finite-N terms are far below the SE)."""
+    firms, reps = 200_000, 16
+    sc = validate(four_level_raw(firms))
+    mf = solve(sc).at_or_above
+    runs = np.array([simulate(sc, replication_rng(21, i)).at_or_above for i in range(reps)],
+                    dtype=float)
+    ye = _year_ends(sc)
+    mean, se = runs[:, ye].mean(axis=0), runs[:, ye].std(axis=0, ddof=1) / math.sqrt(reps)
+    new = mf[ye] - mf[0]
+    assert np.all(new[-1] > 1000), "every level must move, or the comparison is vacuous"
+    z = (mean - mf[ye]) / se
+    assert np.all(np.abs(z) < 4), f"z-scores per year end x level:\n{np.round(z, 2)}"
+
+
+@pytest.mark.slow
+def test_gap_shrinks_like_one_over_root_n():
+    """RMS gap between a DES run's shares and the mean-field shares at 10^4, 10^5, 10^6
+    firms: log-log slope -1/2 within 4 of its standard errors (delta method on the mean
+    squared gap per population, propagated through the least-squares slope)."""
+    sizes = [10_000, 100_000, 1_000_000]
+    reps = {10_000: 40, 100_000: 12, 1_000_000: 4}
+    log_n, log_rms, var_log_rms = [], [], []
+    for n in sizes:
+        sc = validate(four_level_raw(n, years=3))
+        ye = _year_ends(sc)
+        mf = solve(sc).at_or_above[ye] / n
+        ms = np.array([np.mean((simulate(sc, replication_rng(5, i)).at_or_above[ye] / n
+                                - mf) ** 2) for i in range(reps[n])])
+        mean_ms = ms.mean()
+        se_ms = ms.std(ddof=1) / math.sqrt(len(ms))
+        log_n.append(math.log(n))
+        log_rms.append(0.5 * math.log(mean_ms))
+        var_log_rms.append((0.5 * se_ms / mean_ms) ** 2)
+    x = np.array(log_n) - np.mean(log_n)
+    slope = float(np.sum(x * np.array(log_rms)) / np.sum(x * x))
+    se_slope = math.sqrt(float(np.sum(x * x * np.array(var_log_rms))) / float(np.sum(x * x)) ** 2)
+    assert se_slope < 0.1, f"slope SE {se_slope:.3f}: too few replications to tell"
+    assert abs(slope + 0.5) < 4 * se_slope, f"slope {slope:.3f} +- {se_slope:.3f}"
+
+
+def test_phase_type_fit_matches_lognormal_moments():
+    """The stage fit keeps mean and variance of the lognormal (checked against scipy.stats)."""
+    for median, sigma in [(6, 0.5), (24, 0.6), (9, 0.3)]:
+        n, rate, skip = erlang_stages(median, sigma)
+        mean = ((1 - skip) * n + skip * (n - 1)) / rate
+        second = ((1 - skip) * n * (n + 1) + skip * (n - 1) * n) / rate**2
+        ln = stats.lognorm(s=sigma, scale=median / 12)
+        assert mean == pytest.approx(ln.mean(), rel=1e-12)
+        assert second - mean**2 == pytest.approx(ln.var(), rel=1e-9)
+
+
+def _ks(median: float, sigma: float) -> float:
+    """Largest gap between the lognormal CDF and its phase-type stand-in."""
+    n, rate, skip = erlang_stages(median, sigma)
+    t = np.linspace(0, 20 * median / 12, 20001)
+    fitted = (1 - skip) * stats.gamma.cdf(t, a=n, scale=1 / rate)
+    if n > 1:
+        fitted += skip * stats.gamma.cdf(t, a=n - 1, scale=1 / rate)
+    return float(np.max(np.abs(stats.lognorm.cdf(t, s=sigma, scale=median / 12) - fitted)))
+
+
+@pytest.mark.slow
+def test_des_and_mean_field_agree_with_binding_resources_and_lognormal_times():
+    """Binding integrators and compute, lognormal times, retries, a budgeted policy and a
+    compute shock. Tolerance: 4 SE plus the phase-type approximation's bound. Completions by
+    t are C(t) = int S(u) F(t-u) du, so replacing F by a CDF within KS of it moves C(t) by at
+    most KS x (projects started by t); we take started ~ new adopters / success + capacity
+    in flight. The fluid queue's O(1/kappa) lag (hours) is negligible against that."""
+    raw = copy.deepcopy(base_raw())
+    raw["policy"][0]["budget"] = 5.0e8
+    sc = validate(raw)
+    reps = 12
+    mf = solve(sc).at_or_above
+    runs = np.array([simulate(sc, replication_rng(13, i)).at_or_above for i in range(reps)],
+                    dtype=float)
+    ye = _year_ends(sc)
+    mean, se = runs[:, ye].mean(axis=0), runs[:, ye].std(axis=0, ddof=1) / math.sqrt(reps)
+    ks = np.array([_ks(lv.implementation_median, lv.implementation_sigma) for lv in sc.levels])
+    success = np.array([lv.success for lv in sc.levels])
+    in_flight = sum(r.capacity for r in sc.resources if r.name == "integrators")
+    allowance = ks * ((mf[ye] - mf[0]) / success + in_flight * 0.1)
+    gap = np.abs(mean - mf[ye])
+    assert np.all(gap <= 4 * se + allowance), (
+        f"gap\n{gap.round(1)}\n4 SE\n{(4 * se).round(1)}\nallowance\n{allowance.round(1)}")
+    # The resources did bind in the DES, so the fluid queue was exercised.
+    assert simulate(sc, replication_rng(13, 0)).events["max_waiting"] > 100
+
+
+def test_mean_field_run_writes_the_same_files(tmp_path, write_scenario, capsys):
+    from sim.cli import main
+
+    path = write_scenario(base_raw())
+    out = tmp_path / "mf"
+    assert main(["run", str(path), "--engine", "meanfield", "--out", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert "in the mean field" in line
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["engine"] == "meanfield" and summary["replications"] == 1
+    assert summary["p_met"] in (0.0, 1.0)
+    assert sorted(p.name for p in out.iterdir()) == ["adoption.png", "curves.csv",
+                                                     "scenario.toml", "summary.json"]
