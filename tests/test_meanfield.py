@@ -14,14 +14,14 @@ import math
 
 import numpy as np
 import pytest
-from conftest import bass_raw, base_raw
+from conftest import base_raw, bass_raw
 from scipy import stats
+from test_model import bass_share
 
 from sim.meanfield import erlang_stages, solve
 from sim.model import simulate
 from sim.runner import replication_rng
 from sim.scenario import validate
-from test_model import bass_share
 
 
 def four_level_raw(firms: int, years: int = 5) -> dict:
