@@ -67,21 +67,6 @@ def make(changes: dict | None = None, raw: dict | None = None) -> Scenario:
     return validate(data, source="test.toml")
 
 
-def bass_raw(firms: int = 100_000, years: int = 5) -> dict:
-    """One level, no resources or policies, instant projects, success 1, peer weight 0."""
-    return {
-        "name": "bass",
-        "start": dt.date(2026, 1, 1),
-        "end": dt.date(2026 + years - 1, 12, 31),
-        "replications": 1,
-        "seed": 1,
-        "target": {"firms": firms // 2, "level": "device",
-                   "deadline": dt.date(2026 + years - 1, 12, 31)},
-        "population": {"firms": firms, "peer_weight": 0.0},
-        "levels": {"device": {"innovation": 0.03, "imitation": 0.38}},
-    }
-
-
 @pytest.fixture
 def write_scenario(tmp_path):
     """Write a raw scenario dictionary to a TOML file and return its path."""

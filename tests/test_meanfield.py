@@ -8,43 +8,18 @@ standard error, (2) the typical gap falls like N^-1/2, and (3) both reproduce th
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 import math
 
 import numpy as np
 import pytest
-from conftest import base_raw, bass_raw
+from conftest import base_raw
 from scipy import stats
-from test_model import bass_share
 
 from sim.meanfield import erlang_stages, solve
 from sim.model import simulate
 from sim.runner import replication_rng
 from sim.scenario import validate
-
-
-def four_level_raw(firms: int, years: int = 5) -> dict:
-    """Four levels, two segments, peer weight 0.5, instant projects, no resources, success
-    0.8 with immediate retry: every ingredient the mean field represents exactly."""
-    return {
-        "name": "agree", "start": dt.date(2026, 1, 1), "end": dt.date(2025 + years, 12, 31),
-        "replications": 1, "seed": 1,
-        "target": {"firms": firms // 10, "level": "line", "deadline": dt.date(2027, 12, 31)},
-        "population": {"firms": firms, "peer_weight": 0.5, "segment": [
-            {"name": "large", "share": 0.2, "propensity": 2.0,
-             "initial": {"device": 0.3, "line": 0.1, "factory": 0.02}},
-            {"name": "sme", "share": 0.8, "propensity": {"device": 0.8, "line": 0.6},
-             "initial": {"device": 0.05}},
-        ]},
-        "levels": {
-            "device": {"innovation": 0.05, "imitation": 0.5, "success": 0.8, "retry": 0},
-            "line": {"innovation": 0.1, "imitation": 0.6, "eligible": 0.7, "success": 0.8,
-                     "retry": 0},
-            "factory": {"innovation": 0.1, "imitation": 0.5, "eligible": 0.4, "retry": 0},
-            "ecosystem": {"innovation": 0.2, "imitation": 0.5, "eligible": 0.2, "retry": 0},
-        },
-    }
+from sim.validation import bass_raw, bass_share, binding_raw, four_level_raw
 
 
 def _year_ends(sc) -> np.ndarray:
@@ -133,9 +108,7 @@ def test_des_and_mean_field_agree_with_binding_resources_and_lognormal_times():
     t are C(t) = int S(u) F(t-u) du, so replacing F by a CDF within KS of it moves C(t) by at
     most KS x (projects started by t); we take started ~ new adopters / success + capacity
     in flight. The fluid queue's O(1/kappa) lag (hours) is negligible against that."""
-    raw = copy.deepcopy(base_raw())
-    raw["policy"][0]["budget"] = 5.0e8
-    sc = validate(raw)
+    sc = validate(binding_raw())
     reps = 12
     mf = solve(sc).at_or_above
     runs = np.array([simulate(sc, replication_rng(13, i)).at_or_above for i in range(reps)],

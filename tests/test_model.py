@@ -7,18 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from conftest import bass_raw, make
+from conftest import make
 
 from sim.model import simulate
 from sim.population import layout
 from sim.runner import replication_rng
 from sim.scenario import validate
-
-
-def bass_share(t: np.ndarray, p: float, q: float) -> np.ndarray:
-    """Bass (1969) cumulative adopter share from zero adopters at t = 0."""
-    e = np.exp(-(p + q) * t)
-    return (1 - e) / (1 + (q / p) * e)
+from sim.validation import bass_raw, bass_share
 
 
 @pytest.mark.slow
