@@ -13,62 +13,36 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_calibrate, cli_sweep
+from .cliutil import (
+    EXIT_BAD_INPUT,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    BadInput,
+    Parser,
+    nonnegative_int,
+    positive_int,
+)
 from .runner import DETERMINISTIC, default_jobs, engines, run_replications
 from .scenario import LEVELS, Scenario, ScenarioError, load
 from .target import summary_fields, verdict, verdict_line
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class BadInput(Exception):
-    """A problem with what the user typed: reported as one line per problem, exit 2."""
-
-    def __init__(self, *lines: str):
-        self.lines = list(lines)
-        super().__init__("\n".join(lines))
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would exit 2 with usage; keep one line
-        raise BadInput(f"sim: {message} (see 'sim {self.prog.split()[-1]} --help')"
-                       if " " in self.prog else f"sim: {message} (see 'sim --help')")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return value
-
-
-def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
-
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="sim", description="Simulate industrial-internet + AI adoption by "
+    parser = Parser(prog="sim", description="Simulate industrial-internet + AI adoption by "
                      "Chinese manufacturers and judge MIIT's 2028 target.")
     parser.add_argument("--version", action="version", version=f"sim {__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
 
     run = sub.add_parser("run", help="run a scenario's replications and print the verdict")
     run.add_argument("scenario", type=Path, help="scenario TOML file")
-    run.add_argument("--replications", type=_positive_int, help="override `replications`")
-    run.add_argument("--seed", type=_seed, help="override `seed`")
+    run.add_argument("--replications", type=positive_int, help="override `replications`")
+    run.add_argument("--seed", type=nonnegative_int, help="override `seed`")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="override any scenario key (TOML value syntax); repeatable")
     run.add_argument("--out", type=Path, help="results folder (default results/<name>/)")
-    run.add_argument("--jobs", type=_positive_int, default=None,
+    run.add_argument("--jobs", type=positive_int, default=None,
                      help="local worker processes (default: all cores)")
     run.add_argument("--engine", default="des",
                      help="des (exact discrete-event, default) or meanfield (its deterministic "
@@ -79,7 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
 
     plot = sub.add_parser("plot", help="redraw the figures of a finished run")
-    plot.add_argument("results", type=Path, help="a results folder written by `sim run`")
+    plot.add_argument("results", type=Path,
+                      help="a results folder written by `sim run`, `sim sweep` or `sim calibrate`")
+    cli_sweep.add_parsers(sub)
+    cli_calibrate.add_parser(sub)
     return parser
 
 
@@ -90,7 +67,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help()
             return EXIT_OK
-        return {"run": cmd_run, "check": cmd_check, "plot": cmd_plot}[args.command](args)
+        commands = {"run": cmd_run, "check": cmd_check, "plot": cmd_plot,
+                    "sweep": cli_sweep.cmd_sweep, "solve": cli_sweep.cmd_solve,
+                    "calibrate": cli_calibrate.cmd_calibrate}
+        return commands[args.command](args)
     except (BadInput, ScenarioError) as exc:
         lines = exc.lines if isinstance(exc, BadInput) else exc.problems
         for line in lines:
@@ -228,6 +208,10 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .scenario import read_toml, validate
 
     folder: Path = args.results
+    if cli_sweep.is_sweep_folder(folder):
+        return cli_sweep.cmd_plot_sweep(folder)
+    if cli_calibrate.is_fit_folder(folder):
+        return cli_calibrate.cmd_plot_fit(folder)
     needed = [folder / "summary.json", folder / "curves.csv", folder / "scenario.toml"]
     missing = [str(p) for p in needed if not p.is_file()]
     if missing:
