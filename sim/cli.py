@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=positive_int, default=None,
                      help="local worker processes (default: all cores)")
     run.add_argument("--engine", default="des",
-                     help="des (exact discrete-event, default) or meanfield (its deterministic "
-                     "large-population limit, one trajectory)")
+                     help="des (exact discrete-event, default), tau (fixed steps of "
+                     "[engine] tau_step days, ~50x faster, for sweeps) or meanfield (the "
+                     "deterministic large-population limit, one trajectory)")
 
     check = sub.add_parser("check", help="validate scenario files without running them")
     check.add_argument("scenarios", type=Path, nargs="+")

@@ -25,10 +25,11 @@ DETERMINISTIC = frozenset({"meanfield"})
 
 
 def engines() -> dict[str, Engine]:
-    """Engines by name: `des` exact discrete-event, `meanfield` its deterministic limit."""
+    """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit."""
     from .meanfield import solve
+    from .tau import simulate_tau
 
-    return {"des": simulate, "meanfield": solve}
+    return {"des": simulate, "tau": simulate_tau, "meanfield": solve}
 
 
 def replication_rng(seed: int, *key: int) -> np.random.Generator:

@@ -142,7 +142,7 @@ class Scenario:
     policies: tuple[Policy, ...] = ()
     shocks: tuple[Shock, ...] = ()
     sweep: Sweep | None = None
-    tau_step: float = 1.0 / 52  # years; step of the fast engine
+    tau_step: float = 7.0  # days; step of the fast engine (`[engine] tau_step`)
     source: str = "<scenario>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -531,12 +531,11 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     policies = _policies(c, raw, start, end, {s.name for s in segments})
     shocks = _shocks(c, raw, start, end, resource_names)
     sweep = _sweep(c, raw)
-    tau_step = 1.0 / 52
+    tau_step = 7.0
     eng = c.table(raw, "engine", "")
     c.unknown(eng, ("tau_step",), "engine")
     if "tau_step" in eng:
-        tau_step = (c.number(eng, "tau_step", "engine", 7.0, lo=0, hi=92, lo_open=True,
-                             what="days") or 7.0) / DAYS_PER_YEAR
+        tau_step = c.number(eng, "tau_step", "engine", 7.0, lo=1, hi=92, what="days") or 7.0
 
     if c.problems:
         raise ScenarioError(c.problems)

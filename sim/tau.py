@@ -1,0 +1,375 @@
+"""The fast engine (`--engine tau`): the same model advanced in fixed small steps on cell counts.
+
+Each step draws the firms that decide from binomials with the step's hazard (computed at the
+start of the step), starts projects while resources last (FIFO across steps, no overtaking on
+a lacking resource, as in the exact engine), and files every started project under the step
+in which it will complete, from its own lognormal duration and a start time spread over the
+step. Completions succeed by binomial draws and failures return after the retry wait. Steps
+fit inside months, so month ends, the deadline and policy and shock dates fall on step edges.
+The bias this costs, against the exact engine, is measured in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import deque
+
+import numpy as np
+
+from .model import RunResult
+from .population import N_LEVELS, layout
+from .scenario import DAYS_PER_YEAR, LEVELS, Scenario
+
+_EPS = 1e-9
+
+
+def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
+    """Step edges in whole days from the start, and the month index of each month-end edge.
+
+    Every month is cut into equal whole-day steps of about `sc.tau_step` days; policy and
+    shock dates and the deadline are added as edges where they do not fall on one already.
+    """
+    ends = [(d - sc.start).days + 1 for d in sc.month_ends()]
+    days = {0}
+    prev = 0
+    for end in ends:
+        n = max(1, round((end - prev) / sc.tau_step))
+        days.update(prev + round((end - prev) * j / n) for j in range(1, n + 1))
+        prev = end
+    horizon = (sc.end - sc.start).days + 1
+    days.add(horizon)
+    extra = [sc.target.deadline + dt.timedelta(days=1)]
+    for pol in sc.policies:
+        extra += [pol.start, pol.end + dt.timedelta(days=1)]
+    for sh in sc.shocks:
+        extra.append(sh.at)
+        if sh.end is not None:
+            extra.append(sh.end + dt.timedelta(days=1))
+    days.update(d for d in ((x - sc.start).days for x in extra) if 0 < d < horizon)
+    edges = np.array(sorted(days), dtype=np.int64)
+    index = {int(d): i for i, d in enumerate(edges)}
+    return edges, {index[end]: m for m, end in enumerate(ends)}
+
+
+def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
+    """Run one replication of `scenario` with fixed steps of about `scenario.tau_step`."""
+    return _Tau(scenario, rng).run()
+
+
+class _Tau:
+    """One replication's state as arrays: cells [segment, level being decided, ceiling]."""
+
+    def __init__(self, sc: Scenario, rng: np.random.Generator):
+        self.sc, self.rng = sc, rng
+        L = N_LEVELS
+        lay = layout(sc)
+        S = self.S = len(sc.segments)
+        cells = np.array(lay.cells, dtype=np.int64)  # [s, j, c]
+        self.exact = cells.sum(axis=2)  # [s, j] firms at exactly level j
+        self.idle = np.zeros((S, L, L + 1), dtype=np.int64)  # deciding on level i+1
+        for i in range(L):
+            self.idle[:, i, i + 1:] = cells[:, i, i + 1:]
+        self.As = np.zeros((S, L + 1), dtype=np.int64)
+        for k in range(1, L + 1):
+            self.As[:, k] = self.exact[:, k:].sum(axis=1)
+        self.initial = self.As[:, 1:].sum(axis=0)
+        E = np.array(lay.eligible, dtype=float)
+        Es = np.array(lay.eligible_by_segment, dtype=float)
+        self.inv_E = np.divide(1.0, E[1:], out=np.zeros(L), where=E[1:] > 0)
+        self.inv_Es = np.divide(1.0, Es[:, 1:], out=np.zeros((S, L)), where=Es[:, 1:] > 0)
+
+        lv = sc.levels
+        self.p = np.array([x.innovation for x in lv])
+        self.q = np.array([x.imitation for x in lv])
+        self.success = np.array([x.success for x in lv])
+        self.retry = np.array([x.retry / 12.0 for x in lv])
+        self.sigma = np.array([x.implementation_sigma for x in lv])
+        self.prop = np.array([seg.propensity for seg in sc.segments], dtype=float)  # [s, i]
+        self.w = sc.peer_weight
+
+        self.res_names = [r.name for r in sc.resources]
+        rix = {n: r for r, n in enumerate(self.res_names)}
+        R = len(sc.resources)
+        self.units = np.zeros((L, R), dtype=np.int64)
+        for i, x in enumerate(lv):
+            for n, u in x.needs:
+                self.units[i, rix[n]] = u
+        self.needs = [[(r, int(self.units[i, r])) for r in range(R) if self.units[i, r]]
+                      for i in range(L)]
+        self.queued_levels = [i for i in range(L) if self.needs[i]]
+        self.free_levels = [i for i in range(L) if not self.needs[i]]
+        self.cap_base = np.array([float(r.capacity) for r in sc.resources])
+        self.cap_factor = np.ones(R)
+        self.log_growth = np.array([math.log1p(r.growth) for r in sc.resources])
+        self.in_use = np.zeros(R, dtype=np.int64)
+        self.queue: deque[list] = deque()  # [level i, counts [s, c], total, step appended]
+
+        seg_names = [s.name for s in sc.segments]
+        self.applies = np.array([[p.segments is None or n in p.segments for n in seg_names]
+                                 for p in sc.policies], dtype=bool).reshape(len(sc.policies), S)
+        self.mult = np.array([p.multiplier for p in sc.policies]).reshape(len(sc.policies), L)
+        self.cost = np.array([p.cost for p in sc.policies]).reshape(len(sc.policies), L)
+        self.active = np.zeros(len(sc.policies), dtype=bool)
+        self.left = np.array([p.budget if p.budget is not None else math.inf
+                              for p in sc.policies])
+        self.spent = np.zeros(len(sc.policies))
+        self.M = np.ones((S, L))
+
+        days, self.month_at = step_edges(sc)
+        self.edge_of_day = {int(d): i for i, d in enumerate(days)}
+        self.days = days
+        self.edges = days / DAYS_PER_YEAR  # model years
+        # Per cell [s, i, c]: log median implementation time in days (-inf: instant), sigma.
+        shape = (S, L, L + 1)
+        med_days = np.array([x.implementation_median for x in lv]) * DAYS_PER_YEAR / 12.0
+        with np.errstate(divide="ignore"):
+            self.log_median_days = np.broadcast_to(np.log(med_days)[None, :, None], shape
+                                                   ).ravel().copy()
+        self.sigma_cell = np.broadcast_to(self.sigma[None, :, None], shape).ravel().copy()
+        n_steps = len(days) - 1
+        # Step of each day (one past the end: beyond the horizon), to file completions.
+        self.step_of_day = np.append(np.repeat(np.arange(n_steps), np.diff(days)), n_steps)
+        self.n_days = int(days[-1])
+        self.pipe = np.zeros((n_steps + 1, S, L, L + 1), dtype=np.int64)  # completions by step
+        self.ret = np.zeros((n_steps + 1, S, L, L + 1), dtype=np.int64)  # returns by step
+        self.t_level = sc.target.level_index
+        self.t_offset = int(self.initial[self.t_level - 1]) if sc.target.count == "new" else 0
+        self.n_decisions = self.n_completions = self.n_failures = self.max_waiting = 0
+
+    # -- dated changes ---------------------------------------------------------------------------
+
+    def _calendar(self) -> dict[int, list[tuple]]:
+        """Policy and shock changes keyed by the index of the edge at which they happen."""
+        sc, edge = self.sc, self.edge_of_day
+
+        def day(d: dt.date) -> int:
+            return max(0, (d - sc.start).days)
+
+        cal: dict[int, list[tuple]] = {}
+        for j, pol in enumerate(sc.policies):
+            begin, finish = day(pol.start), day(pol.end) + 1
+            if finish > begin and begin in edge:
+                cal.setdefault(edge[begin], []).append(("on", j))
+                if finish in edge:
+                    cal.setdefault(edge[finish], []).append(("off", j))
+        for sh in sc.shocks:
+            if day(sh.at) in edge:
+                cal.setdefault(edge[day(sh.at)], []).append(("shock", sh, False))
+            if sh.end is not None and day(sh.end) + 1 in edge:
+                cal.setdefault(edge[day(sh.end) + 1], []).append(("shock", sh, True))
+        for actions in cal.values():  # lifting before applying, as time order would have it
+            actions.sort(key=lambda a: 0 if a[0] == "off" or (a[0] == "shock" and a[2]) else 1)
+        return cal
+
+    def _apply(self, action: tuple) -> None:
+        if action[0] == "on":
+            if self.left[action[1]] > 0:
+                self.active[action[1]] = True
+        elif action[0] == "off":
+            self.active[action[1]] = False
+        else:
+            _, sh, invert = action
+
+            def f(x: float) -> float:
+                return (1.0 / x if x else 0.0) if invert else x
+
+            if sh.resource is not None:
+                self.cap_factor[self.res_names.index(sh.resource)] *= f(sh.capacity_factor)
+            if sh.level is not None:
+                i = LEVELS.index(sh.level)
+                self.p[i] *= f(sh.innovation_factor)
+                self.q[i] *= f(sh.imitation_factor)
+                self.success[i] = min(1.0, self.success[i] * f(sh.success_factor))
+
+    def _multipliers(self) -> None:
+        M = np.ones_like(self.M)
+        for j in np.flatnonzero(self.active):
+            M[self.applies[j]] *= self.mult[j]
+        self.M = M
+
+    # -- projects ----------------------------------------------------------------------------------
+
+    def _capacity(self, t: float) -> np.ndarray:
+        return np.floor(self.cap_base * self.cap_factor * np.exp(self.log_growth * t) + _EPS)
+
+    def _start(self, X: np.ndarray, m: int, spread: bool) -> None:
+        """File the projects X [s, i, c] started in step m under their completion steps."""
+        flat = np.flatnonzero(X)
+        if flat.size == 0:
+            return
+        cell = np.repeat(flat, X.ravel()[flat])
+        n = cell.size
+        if spread:  # decided during this step
+            d0, d1 = self.days[m], self.days[m + 1]
+        else:  # waited for units that completions freed during the previous step
+            d0, d1 = self.days[max(m - 1, 0)], self.days[m]
+        end = d0 + (d1 - d0) * self.rng.random(n)
+        end += np.exp(self.log_median_days[cell] + self.sigma_cell[cell]
+                      * self.rng.standard_normal(n))
+        day = np.minimum(end, self.n_days).astype(np.int64)
+        step = np.maximum(self.step_of_day[day], m)  # the last row collects the overflow
+        np.add.at(self.pipe.reshape(-1), step * X.size + cell, 1)
+        if self.units.size:
+            self.in_use += X.sum(axis=(0, 2)) @ self.units
+
+    def _serve(self, m: int, new: list[tuple[int, np.ndarray]]) -> None:
+        """Start waiting projects, oldest first, then this step's new ones, while units last."""
+        for i, counts in new:
+            total = int(counts.sum())
+            if total:
+                self.queue.append([i, counts, total, m])
+        if not self.queue:
+            return
+        free = self._capacity(self.edges[m]) - self.in_use
+        blocked: set[int] = set()
+        L = N_LEVELS
+        old = np.zeros((self.S, L, L + 1), dtype=np.int64)
+        fresh = np.zeros_like(old)
+        done = []
+        n_res = len(free)
+        for entry in self.queue:
+            i, counts, total, when = entry
+            needs = self.needs[i]
+            if any(r in blocked for r, _ in needs):
+                if len(blocked) == n_res:
+                    break
+                continue
+            possible = min(int(free[r]) // u for r, u in needs)
+            if possible <= 0:
+                blocked.update(r for r, u in needs if free[r] < u)
+                continue
+            if possible >= total:
+                take = counts
+                done.append(entry)
+            else:
+                take = self.rng.multivariate_hypergeometric(counts.ravel(), possible
+                                                            ).reshape(counts.shape)
+                entry[1] = counts - take
+                entry[2] = total - possible
+            n = min(possible, total)
+            for r, u in needs:
+                free[r] -= n * u
+            (fresh if when == m else old)[:, i, :] += take
+            if possible < total:
+                blocked.update(r for r, u in needs if free[r] < u)
+        for entry in done:
+            self.queue.remove(entry)
+        self._start(old, m, spread=False)
+        self._start(fresh, m, spread=True)
+
+    # -- main loop -------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        sc, rng, edges = self.sc, self.rng, self.edges
+        L, S = N_LEVELS, self.S
+        n_steps = len(edges) - 1
+        cal = self._calendar()
+        months = len(self.month_at)
+        curve = np.zeros((months, L), dtype=np.int64)
+        by_segment = np.zeros((months, S, L + 1), dtype=np.int64)
+        deadline_edge = self.edge_of_day[(sc.target.deadline - sc.start).days + 1]
+        mid_days = (0.5 * (edges[:-1] + edges[1:])) * DAYS_PER_YEAR
+        retry_step = [self.step_of_day[np.minimum(mid_days + r * DAYS_PER_YEAR, self.n_days
+                                                  ).astype(np.int64)] for r in self.retry]
+        paying = [(j, self.applies[j][:, None] * self.cost[j][None, :])
+                  for j in range(len(sc.policies)) if self.cost[j].any()]
+        A = self.As.sum(axis=0)
+        count = int(A[self.t_level]) - self.t_offset
+        crossing = 0.0 if count >= sc.target.firms else None
+        count_at_deadline = count if deadline_edge == 0 else -1
+        policy_changed = True
+        w_pop = (1.0 - self.w) * self.inv_E
+        w_own = self.w * self.inv_Es
+        pm = -self.prop
+
+        for m in range(n_steps):
+            for action in cal.get(m, ()):
+                self._apply(action)
+                policy_changed = True
+            if policy_changed:
+                self._multipliers()
+                pm = -self.prop * self.M
+                policy_changed = False
+            t0, dt = edges[m], edges[m + 1] - edges[m]
+
+            # Decisions: binomial per cell with the hazard at the start of the step.
+            As = self.As[:, 1:]
+            phi = As.sum(axis=0) * w_pop + As * w_own
+            prob = -np.expm1(dt * pm * (self.p + self.q * phi))
+            D = rng.binomial(self.idle, prob[:, :, None])
+            self.idle -= D
+            if paying:
+                per = D.sum(axis=2)
+                for j, cost in paying:
+                    if self.active[j]:
+                        paid = min(float((per * cost).sum()), self.left[j])
+                        self.left[j] -= paid
+                        self.spent[j] += paid
+                        if self.left[j] <= 0:
+                            self.active[j] = False
+                            policy_changed = True
+            self.n_decisions += int(D.sum())
+
+            # Starts: levels without needs at once, the others through the queue.
+            if self.queued_levels and not self.queue and (
+                    D.sum(axis=(0, 2)) @ self.units <= self._capacity(t0) - self.in_use).all():
+                self._start(D, m, spread=True)  # nothing waits and every project fits
+            elif self.queued_levels:
+                free_now = D.copy()
+                free_now[:, self.queued_levels, :] = 0
+                self._start(free_now, m, spread=True)
+                self._serve(m, [(i, D[:, i, :].copy()) for i in self.queued_levels])
+                waiting = sum(e[2] for e in self.queue)
+                self.max_waiting = max(self.max_waiting, waiting)
+            else:
+                self._start(D, m, spread=True)
+
+            # Completions in this step.
+            C = self.pipe[m]
+            n_done = int(C.sum())
+            if n_done:
+                self.n_completions += n_done
+                if self.units.size:
+                    self.in_use -= C.sum(axis=(0, 2)) @ self.units
+                G = rng.binomial(C, self.success[None, :, None])
+                F = C - G
+                up = G.sum(axis=2)  # [s, i] firms reaching level i+1
+                self.exact[:, :L] -= up
+                self.exact[:, 1:] += up
+                self.As[:, 1:] += up
+                for i in range(L - 1):
+                    self.idle[:, i + 1, i + 2:] += G[:, i, i + 2:]
+                n_fail = int(F.sum())
+                if n_fail:
+                    self.n_failures += n_fail
+                    for i in range(L):
+                        if self.retry[i] > 0:
+                            back = retry_step[i][m]
+                            if back < n_steps:
+                                self.ret[back, :, i, :] += F[:, i, :]
+                        else:
+                            self.idle[:, i, :] += F[:, i, :]
+            self.idle += self.ret[m]
+
+            # The state at the end of the step.
+            before = count
+            count = int(self.As[:, self.t_level].sum()) - self.t_offset
+            if crossing is None and count >= sc.target.firms:
+                crossing = t0 + dt * (sc.target.firms - before) / max(count - before, 1)
+            if m + 1 == deadline_edge:
+                count_at_deadline = count
+            mi = self.month_at.get(m + 1)
+            if mi is not None:
+                curve[mi] = self.As[:, 1:].sum(axis=0)
+                by_segment[mi] = self.exact
+
+        events = {"decisions": self.n_decisions, "completions": self.n_completions,
+                  "failures": self.n_failures, "max_waiting": self.max_waiting,
+                  "steps": n_steps, "events": self.n_decisions + self.n_completions}
+        return RunResult(
+            at_or_above=curve, by_segment=by_segment, initial=self.initial,
+            count_at_deadline=count_at_deadline, crossing_time=crossing,
+            met=count_at_deadline >= sc.target.firms, events=events,
+            spent=tuple(float(x) for x in self.spent),
+        )
