@@ -95,8 +95,8 @@ def add_parsers(sub) -> None:
     solve.add_argument("--probability", type=_probability, required=True, metavar="P")
     solve.add_argument("--decreasing", action="store_true",
                        help="P(met) falls as the parameter rises: find the largest value")
-    solve.add_argument("--max-replications", type=positive_int, default=800,
-                       help="cap per evaluated value (default 800)")
+    solve.add_argument("--max-replications", type=positive_int, default=400,
+                       help="cap per evaluated value (default 400)")
     solve.add_argument("--tolerance", type=_positive_float,
                        help="stop when the bracket is this narrow (parameter units; default "
                        "1/128 of the range, 1 for whole-number keys)")
@@ -282,7 +282,7 @@ def _sweep_into(plan, out: Path, executor) -> int:
                             "same command again to resume")
     print(_sweep_line(plan, out, rows))
     print(f"results in {out}/ ({time.perf_counter() - started:.1f} s, {len(rows)} runs, "
-          f"{executor.workers} workers)", file=sys.stderr)
+          f"{executor.workers} worker{'s' if executor.workers > 1 else ''})", file=sys.stderr)
     return EXIT_OK
 
 

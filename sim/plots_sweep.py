@@ -223,7 +223,7 @@ def solve_figure(evaluations: Sequence[Mapping], *, parameter: str, probability:
     ax.scatter(x, p, s=12 + 60 * n / max(n.max(), 1), color="#08519c", zorder=3,
                label="evaluations (size ~ replications)")
     if len(fitted_x):
-        ax.step(fitted_x, fitted, where="post", color="#6baed6", lw=1.2, label="monotone fit")
+        ax.plot(fitted_x, fitted, color="#6baed6", lw=1.2, label="monotone fit")
     ax.axhline(probability, color=TARGET, lw=1.4, label=f"required P = {probability:g}")
     if ci95 is not None:
         ax.axvspan(ci95[0], ci95[1], color="#fdd0a2", alpha=0.6, label="95% interval")

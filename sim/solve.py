@@ -113,22 +113,26 @@ class Solver:
                 common_random_numbers=True)
         if ev.replications == 0:
             raise RuntimeError(f"every run at {self.rng.key}={value} failed")
+        self.classify(ev)
         return ev
+
+    def classify(self, ev: Evaluation) -> None:
+        """Above or below P when the Wilson 95% interval excludes P, else undecided."""
+        lo, hi = ev.interval(self.deterministic)
+        if self.deterministic:
+            ev.decision = ABOVE if ev.p_met >= self.probability else BELOW
+        elif lo >= self.probability:
+            ev.decision = ABOVE
+        elif hi < self.probability:
+            ev.decision = BELOW
+        else:
+            ev.decision = UNDECIDED
 
     def decide(self, u: float) -> Evaluation:
         """Add replications (doubling) until P(met) is confidently above or below P."""
         n = self.replications
         while True:
             ev = self.evaluate(u, n)
-            lo, hi = ev.interval(self.deterministic)
-            if self.deterministic:
-                ev.decision = ABOVE if ev.p_met >= self.probability else BELOW
-            elif lo >= self.probability:
-                ev.decision = ABOVE
-            elif hi < self.probability:
-                ev.decision = BELOW
-            else:
-                ev.decision = UNDECIDED
             if ev.decision != UNDECIDED or ev.replications >= self.cap:
                 return ev
             n = min(self.cap, 2 * ev.replications)
@@ -159,25 +163,19 @@ def solve(scenario: Scenario, rng: Range, probability: float, *, engine: str = "
     end, start = s.decide(1.0), s.decide(0.0)
     word = "smallest" if not decreasing else "largest"
     key = rng.key
-    if end.decision == BELOW:
-        return _finish(s, None, None, False,
-                       f"{key}: P(met) >= {probability:g} is not reached within "
-                       f"[{rng.lo:g}, {rng.hi:g}]: at {end.value:g} P(met) = "
-                       f"{end.p_met:.2f} {_ci(end, s)}")
     if start.decision == ABOVE:
         return _finish(s, start.value, (start.value, start.value), True,
                        f"{key}: P(met) >= {probability:g} already at the "
                        f"{'low' if not decreasing else 'high'} end of the range ({start.value:g})")
-    a, b = 0.0, 1.0
-    for u in grid[1:-1]:
-        ev = s.evals[s.value_at(u)]
-        lo, hi = ev.interval(s.deterministic)
-        if hi < probability and u > a:
-            a = u
-        if lo >= probability and u < b:
-            b = u
-    if a > b:
-        a, b = 0.0, 1.0  # the scan contradicts itself (non-monotone): search the whole range
+    # Bracket: the first scanned value above P, and the last one below P before it.
+    above = [u for u in grid if s.evals[s.value_at(u)].decision == ABOVE]
+    if not above:
+        return _finish(s, None, None, False,
+                       f"{key}: P(met) >= {probability:g} is not reached within "
+                       f"[{rng.lo:g}, {rng.hi:g}]: at {end.value:g} P(met) = "
+                       f"{end.p_met:.2f} {_ci(end, s)}")
+    b = above[0]
+    a = max((u for u in grid if u < b and s.evals[s.value_at(u)].decision == BELOW), default=0.0)
     tol = s.tolerance_u(tolerance)
     undecided: Evaluation | None = None
     while b - a > tol:

@@ -42,6 +42,8 @@ BATCH_SECONDS = 0.5
 """Work per batch once run times are known: long enough to hide per-task overhead."""
 RETRIES = 3
 """Times a batch is resubmitted after its worker died before its runs are marked failed."""
+CONNECT_TIMEOUT = "10s"
+"""How long to try to reach a Dask scheduler before giving up."""
 
 
 class SweepError(ValueError):
@@ -73,7 +75,7 @@ class Range:
         else:
             x = self.lo + u * (self.hi - self.lo)
         x = min(max(x, self.lo), self.hi)
-        return int(round(x)) if self.integer else float(x)
+        return int(round(x)) if self.integer else float(f"{x:.12g}")  # no 0.85000000000001
 
     def unit(self, x: float) -> float:
         """Inverse of `value`: where `x` lies in [0, 1]."""
@@ -333,6 +335,8 @@ def _ignore_sigint() -> None:
 class LocalExecutor:
     """`jobs` spawned worker processes (or this process when jobs is 1)."""
 
+    shared_fate = True  # one dead worker breaks the pool and every batch in it
+
     def __init__(self, jobs: int):
         self.workers = jobs
         self._pool: ProcessPoolExecutor | None = None
@@ -386,10 +390,12 @@ class LocalExecutor:
 class DaskExecutor:
     """Batches sent to a running Dask distributed scheduler (imported only here)."""
 
+    shared_fate = False  # the scheduler reschedules a lost worker's other batches itself
+
     def __init__(self, address: str, client: Any = None):
         from distributed import Client
 
-        self.client = client if client is not None else Client(address, timeout="20s")
+        self.client = client if client is not None else Client(address, timeout=CONNECT_TIMEOUT)
         self._own = client is None
         self.workers = max(1, sum(w.get("nthreads", 1) for w in
                                   self.client.scheduler_info()["workers"].values()))
@@ -456,13 +462,17 @@ def execute(executor: Any, runs: Sequence[tuple[int, tuple[Any, ...], int]], *, 
         while in_flight:
             done, _ = executor.wait(set(in_flight), timeout=0.25)
             for fut in done:
+                if fut not in in_flight:
+                    continue  # resubmitted with its broken pool below
                 batch, tries = in_flight.pop(fut)
                 outcome = executor.outcome(fut)
                 if isinstance(outcome, BaseException):
-                    if executor.lost_workers(outcome) and tries + 1 < RETRIES:
-                        resubmit = [(batch, tries + 1)] + [in_flight.pop(f) for f in
-                                                           _broken(executor, in_flight)]
-                        for b, t in resubmit:
+                    if tries + 1 < RETRIES and executor.lost_workers(outcome):
+                        again = [(batch, tries + 1)]
+                        if executor.shared_fate:  # a broken local pool fails every batch
+                            again.extend(in_flight.values())
+                            in_flight.clear()
+                        for b, t in again:
                             in_flight[executor.submit(b)] = (b, t)
                         continue
                     text = f"{type(outcome).__name__}: {outcome}".strip()
@@ -476,13 +486,6 @@ def execute(executor: Any, runs: Sequence[tuple[int, tuple[Any, ...], int]], *, 
     except BaseException:
         executor.close(kill=True)
         raise
-
-
-def _broken(executor: Any, in_flight: Mapping[Any, Any]) -> list[Any]:
-    """Futures of a local pool that broke (they all fail with it): resubmit them too."""
-    if not isinstance(executor, LocalExecutor):
-        return []
-    return [f for f in in_flight if f.done() and isinstance(f.exception(), BrokenProcessPool)]
 
 
 # ---------------------------------------------------------------------------------------------

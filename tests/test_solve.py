@@ -1,0 +1,125 @@
+"""`sim solve`: the noise-aware bisection against a model whose P(met) curve is known, its
+handling of unreachable and non-monotone cases, and the command's files and errors."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from conftest import make
+from test_sweep import tiny_raw
+
+import sim.sweep as sweep_mod
+from sim.cli import main
+from sim.model import RunResult
+from sim.solve import isotonic, solve
+from sim.sweep import LocalExecutor, Range
+
+
+def known_curve(p_of_x):
+    """An engine whose run meets the target with probability p_of_x(line imitation)."""
+
+    def engine(sc, rng):
+        met = bool(rng.random() < p_of_x(sc.levels[1].imitation))
+        months = len(sc.month_ends())
+        return RunResult(at_or_above=np.zeros((months, 4), dtype=np.int64),
+                         by_segment=np.zeros((months, 1, 5), dtype=np.int64),
+                         initial=np.zeros(4, dtype=np.int64),
+                         count_at_deadline=sc.target.firms if met else 0,
+                         crossing_time=None, met=met)
+
+    return engine
+
+
+def logistic(centre: float, scale: float):
+    return lambda x: 1.0 / (1.0 + math.exp(-(x - centre) / scale))
+
+
+IMITATION = Range("levels.line.imitation", 0.2, 1.5)
+
+
+def run_solve(monkeypatch, p_of_x, probability=0.9, **kw):
+    monkeypatch.setattr(sweep_mod, "engines", lambda: {"des": known_curve(p_of_x)})
+    return solve(make(), IMITATION, probability, engine="des", executor=LocalExecutor(1),
+                 **{"replications": 40, "max_replications": 640, **kw})
+
+
+def test_isotonic_pools_adjacent_violators():
+    fit = isotonic(np.array([0.1, 0.5, 0.3, 0.9]), np.array([1.0, 1.0, 3.0, 1.0]))
+    assert fit == pytest.approx([0.1, 0.35, 0.35, 0.9])
+    assert np.all(np.diff(fit) >= 0)
+
+
+def test_finds_the_known_threshold_inside_its_interval(monkeypatch):
+    # P(met)(x) = logistic((x - 0.8) / 0.05) reaches 0.9 at x* = 0.8 + 0.05 ln 9.
+    truth = 0.8 + 0.05 * math.log(9)
+    res = run_solve(monkeypatch, logistic(0.8, 0.05))
+    assert res.reached and res.monotone
+    lo, hi = res.ci95
+    assert lo <= truth <= hi
+    assert lo <= res.value <= hi
+    assert hi - lo < 0.15  # the bisection narrowed the 1.3-wide range
+    # Replications were added where the decision was hard, not everywhere.
+    reps = {round(e.value, 4): e.replications for e in res.evaluations}
+    assert max(reps.values()) > 40 and reps[0.2] == 40
+
+
+def test_decreasing_finds_the_largest_value(monkeypatch):
+    truth = 0.9 - 0.05 * math.log(9)  # 1 - logistic((x - 0.9) / 0.05) = 0.9
+    res = run_solve(monkeypatch, lambda x: 1 - logistic(0.9, 0.05)(x), decreasing=True)
+    assert res.reached and res.ci95[0] <= truth <= res.ci95[1]
+
+
+def test_unreachable_says_so(monkeypatch):
+    res = run_solve(monkeypatch, lambda x: 0.3)
+    assert not res.reached and res.value is None and res.ci95 is None
+    assert "not reached within [0.2, 1.5]" in res.message
+
+
+def test_already_met_at_the_low_end(monkeypatch):
+    res = run_solve(monkeypatch, lambda x: 1.0)
+    assert res.reached and res.value == 0.2 and "already" in res.message
+
+
+def test_non_monotone_curve_is_reported(monkeypatch):
+    # Met only in the middle of the range: the first crossing is found, with a warning.
+    res = run_solve(monkeypatch, lambda x: 1.0 if 0.5 < x < 1.0 else 0.0)
+    assert not res.monotone and "not monotone" in res.message
+    assert res.reached and res.ci95[0] <= 0.5 <= res.ci95[1] + 1e-9
+
+
+def test_solve_command_writes_solve_json_and_figure(write_scenario, tmp_path, capsys):
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    out = tmp_path / "out"
+    assert main(["solve", str(path), "--vary", "levels.line.imitation=0.2:1.5",
+                 "--probability", "0.5", "--replications", "8", "--max-replications", "32",
+                 "--tolerance", "0.1", "--jobs", "1", "--out", str(out)]) == 0
+    doc = json.loads((out / "solve.json").read_text())
+    assert {"parameter", "value", "ci95", "probability", "evaluations"} <= set(doc)
+    assert doc["parameter"] == "levels.line.imitation" and doc["probability"] == 0.5
+    assert doc["reached"] and doc["ci95"][0] <= doc["value"] <= doc["ci95"][1]
+    assert doc["ci95"][1] - doc["ci95"][0] <= 0.1 + 1e-9 or any(
+        e["decision"] == "undecided" for e in doc["evaluations"])
+    assert all({"value", "replications", "p_met", "p_met_lo", "p_met_hi"} <= set(e)
+               for e in doc["evaluations"])
+    assert (out / "solve.png").stat().st_size > 20_000
+    assert capsys.readouterr().out.startswith("smallest levels.line.imitation")
+
+
+@pytest.mark.parametrize("extra, words", [
+    (["--probability", "1.5"], "--probability"),
+    (["--probability", "0.9", "--vary", "levels.line.imitation=0.9:0.2"], "exceeds"),
+    (["--probability", "0.9", "--jobs", "0"], "--jobs"),
+])
+def test_bad_solve_options_exit_2(write_scenario, tmp_path, capsys, extra, words):
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    out = tmp_path / "out"
+    args = ["solve", str(path), "--out", str(out)]
+    if "--vary" not in extra:
+        args += ["--vary", "levels.line.imitation=0.2:1.5"]
+    assert main(args + extra) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and words in err[0]
+    assert not out.exists()
