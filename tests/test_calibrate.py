@@ -1,0 +1,284 @@
+"""`sim calibrate`: exact recovery from closed-form curves, interval coverage on series simulated
+by the project's own model, identification warnings, the output files and the catalogue of
+bad data files (each refused with one line, exit 2, nothing written)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import tomllib
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from sim.calibrate import Series, bass_fraction, fit, years_since
+from sim.cli import main
+from sim.model import simulate
+from sim.runner import replication_rng
+from sim.scenario import validate
+from sim.validation import bass_raw
+
+START = dt.date(2020, 1, 1)
+DATES = (dt.date(2020, 5, 3), dt.date(2021, 2, 1), dt.date(2021, 9, 9), dt.date(2022, 6, 30),
+         dt.date(2023, 1, 1), dt.date(2024, 3, 3), dt.date(2025, 7, 7), dt.date(2026, 2, 2))
+
+
+def closed_form(innovation: float, imitation: float, market: float, kind: str,
+                dates: tuple[dt.date, ...] = DATES) -> Series:
+    cum = market * bass_fraction(years_since(START, dates), innovation, imitation)
+    values = cum if kind == "cumulative" else np.diff(np.concatenate([[0.0], cum]))
+    return Series("closed-form", kind, dates, tuple(float(v) for v in values))
+
+
+@pytest.mark.parametrize("kind", ["cumulative", "new"])
+@pytest.mark.parametrize("truth", [(0.02, 0.8, 30_000), (0.004, 0.6, 90_000),
+                                   (0.1, 0.05, 5_000)])
+def test_noiseless_closed_form_recovered(kind, truth):
+    """Bass curves at irregular dates, no noise: every parameter to 1e-4 relative, including a
+    series that has not bent yet (second case) and one with little imitation (third)."""
+    result = fit(closed_form(*truth, kind), "line", start=START)
+    assert np.allclose(result.params, truth, rtol=1e-4, atol=0), result.params
+    assert result.rmse < 1e-6 * truth[2]
+
+
+def test_fixed_market_recovers_the_rates():
+    truth = (0.004, 0.6, 90_000)
+    result = fit(closed_form(*truth, "cumulative"), "line", start=START, market=90_000)
+    assert np.allclose(result.params[:2], truth[:2], rtol=1e-4, atol=0)
+    assert result.market.fixed and result.market.ci95 == (90_000, 90_000)
+    assert result.dof == len(DATES) - 2
+
+
+def _noisy(truth, sigma: float, seed: int, dates=DATES) -> Series:
+    rng = np.random.default_rng(seed)
+    clean = closed_form(*truth, "cumulative", dates)
+    noisy = np.maximum.accumulate(np.array(clean.values) * np.exp(sigma * rng.standard_normal(
+        len(dates))))
+    return Series("noisy", "cumulative", dates, tuple(noisy))
+
+
+def test_unbent_series_warns_that_the_market_is_weakly_identified():
+    """Before the inflection the market size rests on curvature alone: the fit must say so."""
+    early = tuple(d for d in DATES if d.year <= 2023)
+    result = fit(_noisy((0.004, 0.6, 90_000), 0.05, 3, early), "line", start=START)
+    assert any(w.startswith("market") and "not yet bent" in w for w in result.warnings), \
+        result.warnings
+    lo, hi = result.market.ci95
+    assert hi is None or hi / lo > 4
+
+
+def test_bent_series_has_closed_intervals_and_no_warning():
+    dates = tuple(dt.date(2020 + y // 2, 1 + 6 * (y % 2), 1) for y in range(1, 16))
+    result = fit(_noisy((0.02, 0.8, 30_000), 0.03, 4, dates), "line", start=START)
+    assert result.warnings == ()
+    assert result.intervals == "jacobian"
+    for name, true in zip(("innovation", "imitation", "market"), (0.02, 0.8, 30_000),
+                          strict=True):
+        lo, hi = getattr(result, name).ci95
+        assert lo < getattr(result, name).estimate < hi
+        assert lo <= true <= hi  # one fixed draw; coverage is measured below
+
+
+def test_three_points_fit_exactly_and_say_no_interval_is_possible():
+    result = fit(closed_form(0.02, 0.8, 30_000, "cumulative", DATES[2:5]), "line", start=START)
+    assert result.dof == 0 and result.intervals == "none"
+    assert result.innovation.ci95 is None and result.market.ci95 is None
+    assert any("no interval" in w for w in result.warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Coverage of the stated intervals on series simulated by the project's own model
+#
+# Design: n = 200 seeded trials per series type. A correct 95% interval covers in
+# Binomial(200, 0.95) trials: P(fewer than 180 = 90%) = 0.12%, so a pass is expected; an
+# interval whose true coverage is 85% passes with probability < 5%, so the test has power.
+TRIALS = 200
+REQUIRED = 0.90
+
+
+def test_the_coverage_design_is_meaningful():
+    need = math.ceil(REQUIRED * TRIALS)
+    assert stats.binom.cdf(need - 1, TRIALS, 0.95) < 0.002
+    assert stats.binom.sf(need - 1, TRIALS, 0.85) < 0.05
+
+
+def _simulated(firms: int, seed: int, trial: int, points: int = 10):
+    """One run of the DES reduced to the Bass model (one level, w = 0, instant projects,
+    success 1; so eligible = all firms = the market), read at `points` random month ends."""
+    raw = bass_raw(firms, years=8)
+    raw["start"] = START
+    raw["end"] = dt.date(2027, 12, 31)
+    raw["target"]["deadline"] = dt.date(2027, 12, 31)
+    raw["levels"]["device"] = {"innovation": 0.02, "imitation": 0.8}
+    sc = validate(raw)
+    rng = replication_rng(seed, trial)
+    run = simulate(sc, rng)
+    months = sc.month_ends()
+    idx = np.sort(rng.choice(np.arange(5, len(months)), points, replace=False))
+    return [months[i] for i in idx], run.at_or_above[idx, 0].astype(float), rng
+
+
+def _coverage(results, truth) -> np.ndarray:
+    hits = []
+    for result in results:
+        row = []
+        for name, true in zip(("innovation", "imitation", "market"), truth, strict=True):
+            lo, hi = getattr(result, name).ci95
+            row.append((lo is None or lo <= true) and (hi is None or true <= hi))
+        hits.append(row)
+    return np.mean(hits, axis=0)
+
+
+@pytest.mark.slow
+def test_per_period_intervals_cover_on_simulated_series():
+    """Per-period counts straight from the DES (20,000 firms; no added noise): the intervals
+    must cover p, q and m in at least 90% of 200 trials."""
+    firms, fits = 20_000, []
+    for trial in range(TRIALS):
+        dates, cum, _ = _simulated(firms, 41, trial)
+        new = np.diff(np.concatenate([[0.0], cum]))
+        fits.append(fit(Series("des", "new", tuple(dates), tuple(new)), "device", start=START))
+    coverage = _coverage(fits, (0.02, 0.8, firms))
+    assert np.all(coverage >= REQUIRED), coverage
+
+
+@pytest.mark.slow
+def test_cumulative_intervals_cover_on_simulated_series():
+    """Cumulative counts from the DES (100,000 firms) published with the independent 5%
+    relative reporting error that the log-scale fit assumes (figures like "more than 15,000"
+    are rounded): the intervals must cover in at least 90% of 200 trials."""
+    firms, fits = 100_000, []
+    for trial in range(TRIALS):
+        dates, cum, rng = _simulated(firms, 43, trial)
+        published = np.maximum.accumulate(cum * np.exp(0.05 * rng.standard_normal(len(cum))))
+        fits.append(fit(Series("des", "cumulative", tuple(dates), tuple(published)), "device",
+                        start=START))
+    coverage = _coverage(fits, (0.02, 0.8, firms))
+    assert np.all(coverage >= REQUIRED), coverage
+
+
+# ---------------------------------------------------------------------------------------------
+# The command
+
+
+def _write(tmp_path, text: str, name: str = "series.csv"):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _csv(series: Series) -> str:
+    lines = [f"date,{series.kind},note"]
+    lines += [f"{d},{v:.6f},x" for d, v in zip(series.dates, series.values, strict=True)]
+    return "\n".join(lines) + "\n"
+
+
+def test_calibrate_writes_fit_json_png_and_a_fragment_that_loads(tmp_path, capsys):
+    path = _write(tmp_path, _csv(_noisy((0.02, 0.8, 30_000), 0.03, 5)))
+    out = tmp_path / "out"
+    assert main(["calibrate", str(path), "--level", "line", "--start", "2020-01-01",
+                 "--out", str(out)]) == 0
+    assert capsys.readouterr().out.startswith("line: innovation ")
+    assert sorted(p.name for p in out.iterdir()) == ["fit.json", "fit.png", "fragment.toml"]
+    doc = json.loads((out / "fit.json").read_text())
+    for name in ("innovation", "imitation", "market"):
+        assert set(doc[name]) >= {"estimate", "ci95"}
+        lo, hi = doc[name]["ci95"]
+        assert lo <= doc[name]["estimate"] <= hi
+    assert doc["rmse"] > 0 and "least_squares" in doc["method"]
+    assert (out / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    frag = tomllib.loads((out / "fragment.toml").read_text())
+    assert frag["levels"]["line"]["innovation"] == pytest.approx(doc["innovation"]["estimate"],
+                                                                 rel=1e-3)
+    raw = bass_raw()
+    raw["levels"]["line"] = frag["levels"]["line"]
+    validate(raw)  # the fragment's keys are valid scenario keys
+    # `sim plot` redraws the figure from fit.json alone.
+    (out / "fit.png").unlink()
+    assert main(["plot", str(out)]) == 0
+    assert (out / "fit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_calibrate_where_selects_rows_and_market_is_fixed(tmp_path, capsys):
+    clean = closed_form(0.02, 0.8, 30_000, "cumulative")
+    rows = ["date,tier,cumulative"]
+    for d, v in zip(clean.dates, clean.values, strict=True):
+        rows += [f"{d},basic,{v * 3:.4f}", f"{d},advanced,{v:.4f}"]
+    path = _write(tmp_path, "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    assert main(["calibrate", str(path), "--level", "line", "--where", "tier=advanced",
+                 "--start", "2020-01-01", "--market", "30_000", "--out", str(out)]) == 0
+    doc = json.loads((out / "fit.json").read_text())
+    assert doc["market"] == {"estimate": 30_000, "ci95": [30_000, 30_000], "fixed": True}
+    assert doc["imitation"]["estimate"] == pytest.approx(0.8, rel=1e-4)
+
+
+GOOD = "date,cumulative\n2021-01-01,100\n2022-01-01,300\n2023-01-01,800\n2024-01-01,1500\n"
+
+BAD = {
+    "no date column": ("when,cumulative\n2021-01-01,1\n", "no 'date' column"),
+    "no count column": ("date,total\n2021-01-01,1\n", "no 'cumulative' or 'new' column"),
+    "both count columns": ("date,cumulative,new\n2021-01-01,1,1\n", "both 'cumulative' and"),
+    "not a number": (GOOD.replace("300", "3OO"), "line 3, column cumulative: '3OO' is not a"),
+    "thousands separator": (GOOD.replace("1500", '"1,500"'), "'1,500' is not a number"),
+    "empty value": (GOOD.replace(",800", ","), "line 4, column cumulative: '' is not a number"),
+    "not a date": (GOOD.replace("2022-01-01", "2022/01/01"), "line 3, column date: "
+                   "'2022/01/01' is not a date"),
+    "dates out of order": (GOOD.replace("2023-01-01", "2021-06-01"),
+                           "line 4, column date: 2021-06-01 is not after 2022-01-01"),
+    "repeated date": (GOOD.replace("2023-01-01", "2022-01-01"), "is not after 2022-01-01"),
+    "decreasing cumulative": (GOOD.replace("800", "250"),
+                              "line 4, column cumulative: 250 is below 300 (line 3)"),
+    "negative count": (GOOD.replace("800", "-800"), "'-800': must be a count"),
+    "zero cumulative": (GOOD.replace(",100", ",0"), "'0': must be a count greater than 0"),
+    "infinite count": (GOOD.replace("800", "inf"), "'inf': must be a count"),
+    "two points": ("date,new\n2021-01-01,5\n2022-01-01,7\n", "2 data row(s): at least three"),
+    "empty file": ("", "the file is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_data_files_are_refused_with_one_line(tmp_path, capsys, case):
+    text, expected = BAD[case]
+    path = _write(tmp_path, text)
+    out = tmp_path / "out"
+    assert main(["calibrate", str(path), "--level", "line", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(str(path)) and expected in err[0], err[0]
+    assert not out.exists()
+
+
+BAD_OPTIONS = {
+    "unknown level": (["--level", "plant"], "invalid choice: 'plant'"),
+    "start after the first date": (["--level", "line", "--start", "2021-06-01"],
+                                   "--start 2021-06-01: must be before the first date"),
+    "market below the data": (["--level", "line", "--market", "1000"],
+                              "--market 1000: must be a number at least the largest"),
+    "where: unknown column": (["--level", "line", "--where", "tier=basic"], "no column 'tier'"),
+    "where: no rows": (["--level", "line", "--where", "date=1999-01-01"],
+                       "0 data row(s) matching date=1999-01-01"),
+    "not a date": (["--level", "line", "--start", "soon"], "'soon' is not a date"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_OPTIONS))
+def test_bad_options_are_refused_with_one_line(tmp_path, capsys, case):
+    options, expected = BAD_OPTIONS[case]
+    path = _write(tmp_path, GOOD)
+    out = tmp_path / "out"
+    assert main(["calibrate", str(path), *options, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expected in err[0], err
+    assert not out.exists()
+
+
+def test_unreadable_and_non_utf8_files_are_refused(tmp_path, capsys):
+    assert main(["calibrate", str(tmp_path / "absent.csv"), "--level", "line"]) == 2
+    assert "cannot read the file" in capsys.readouterr().err
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"date,cumulative,note\n2021-01-01,1,caf\xe9\n")
+    assert main(["calibrate", str(path), "--level", "line"]) == 2
+    assert "is not UTF-8" in capsys.readouterr().err
