@@ -24,6 +24,7 @@ from .cliutil import (
     nonnegative_int,
     positive_int,
 )
+from .limits import refusal
 from .runner import DETERMINISTIC, default_jobs, engines, run_replications
 from .scenario import LEVELS, Scenario, ScenarioError, load
 from .target import summary_fields, verdict, verdict_line
@@ -115,6 +116,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BadInput(f"sim run: --engine {args.engine!r}: must be one of "
                        f"{', '.join(engines())}")
     sc = _load(args.scenario, overrides)
+    why = refusal(sc, args.engine)
+    if why:
+        raise BadInput(why)
     out = args.out if args.out is not None else default_out(sc)
     if out.exists() and not out.is_dir():
         raise BadInput(f"sim run: --out {str(out)!r}: exists and is not a folder")

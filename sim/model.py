@@ -1,10 +1,11 @@
 """The exact discrete-event engine: firms as counts per cell, every event at its exact time.
 
-Firms of one segment and level are exchangeable, so the state is a table of counts. The
-calendar (project completions, retries, policy and shock dates, capacity steps, month ends)
-is a simpy `Environment`; decisions, whose rate only changes when something happens, are
-drawn from the total hazard of all cells between calendar events (Gillespie's direct method,
-exact because the decision process is memoryless).
+Firms of one segment and level are exchangeable, so the state is a table of counts. Dated
+processes (policies, shocks, capacity steps, month ends, the deadline) run on a simpy
+`Environment`; project completions and retry returns sit in a heap beside it (one tuple
+each, merged with simpy's calendar by time); decisions, whose rate only changes when
+something happens, are drawn from the total hazard of all cells between events (Gillespie's
+direct method, exact because the decision process is memoryless).
 """
 
 from __future__ import annotations

@@ -16,12 +16,14 @@ import math
 from collections import deque
 
 import numpy as np
+from scipy.special import ndtr
 
 from .model import RunResult
 from .population import N_LEVELS, layout
 from .scenario import DAYS_PER_YEAR, LEVELS, Scenario
 
 _EPS = 1e-9
+_CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
 
 
 def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
@@ -195,15 +197,20 @@ class _Tau:
 
     def _start(self, X: np.ndarray, m: int, spread: bool) -> None:
         """File the projects X [s, i, c] started in step m under their completion steps."""
-        flat = np.flatnonzero(X)
-        if flat.size == 0:
-            return
-        cell = np.repeat(flat, X.ravel()[flat])
-        n = cell.size
         if spread:  # decided during this step
             d0, d1 = self.days[m], self.days[m + 1]
         else:  # waited for units that completions freed during the previous step
             d0, d1 = self.days[max(m - 1, 0)], self.days[m]
+        flat = np.flatnonzero(X)
+        if flat.size == 0:
+            return
+        counts = X.ravel()[flat]
+        if counts.max() > _CROWD:  # memory stays bounded however large the population
+            for cell in flat[counts > _CROWD]:
+                self._file_crowd(int(cell), int(X.ravel()[cell]), d0, d1, m)
+            flat, counts = flat[counts <= _CROWD], counts[counts <= _CROWD]
+        cell = np.repeat(flat, counts)
+        n = cell.size
         end = d0 + (d1 - d0) * self.rng.random(n)
         end += np.exp(self.log_median_days[cell] + self.sigma_cell[cell]
                       * self.rng.standard_normal(n))
@@ -212,6 +219,27 @@ class _Tau:
         np.add.at(self.pipe.reshape(-1), step * X.size + cell, 1)
         if self.units.size:
             self.in_use += X.sum(axis=(0, 2)) @ self.units
+
+    def _file_crowd(self, cell: int, n: int, d0: float, d1: float, m: int) -> None:
+        """File n projects of one cell by a multinomial draw over completion steps, with the
+        probabilities of a start uniform in [d0, d1) plus a lognormal duration (midpoint
+        rule over the start, 16 points): the same law as one draw per project, in O(steps)."""
+        edges = self.days[m + 1:].astype(float)  # upper edges of steps m, m+1, ...
+        u = d0 + (d1 - d0) * (np.arange(16) + 0.5) / 16
+        x = edges[:, None] - u[None, :]
+        mu, sigma = self.log_median_days[cell], self.sigma_cell[cell]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if np.isinf(mu):  # instant projects
+                cdf = (x >= 0).astype(float)
+            elif sigma == 0:
+                cdf = (x >= math.exp(mu)).astype(float)
+            else:
+                cdf = np.where(x > 0, ndtr((np.log(np.maximum(x, 1e-300)) - mu) / sigma), 0.0)
+        cdf = cdf.mean(axis=1)
+        probs = np.diff(cdf, prepend=0.0)
+        probs = np.append(np.clip(probs, 0.0, None), max(0.0, 1.0 - cdf[-1]))
+        drawn = self.rng.multinomial(n, probs / probs.sum())
+        self.pipe.reshape(len(self.pipe), -1)[m:, cell] += drawn
 
     def _serve(self, m: int, new: list[tuple[int, np.ndarray]]) -> None:
         """Start waiting projects, oldest first, then this step's new ones, while units last."""

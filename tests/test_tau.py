@@ -159,3 +159,21 @@ def test_cli_runs_the_tau_engine(tmp_path, write_scenario, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"] == "tau" and summary["replications"] == 4
     assert (out / "adoption.png").stat().st_size > 10_000
+
+
+def test_bulk_filing_of_crowded_cells_has_the_same_law(monkeypatch):
+    """Filing every cell by one multinomial draw (as crowded cells are) against one draw per
+    project: the means at every year end and level agree within 4 standard errors."""
+    import sim.tau as tau
+
+    sc = validate(base_raw())
+    reps = 30
+    ye = np.arange(11, len(sc.month_ends()), 12)
+    each = np.array([simulate_tau(sc, replication_rng(41, i)).at_or_above[ye]
+                     for i in range(reps)], dtype=float)
+    monkeypatch.setattr(tau, "_CROWD", 0)
+    bulk = np.array([simulate_tau(sc, replication_rng(42, i)).at_or_above[ye]
+                     for i in range(reps)], dtype=float)
+    se = np.sqrt(each.var(axis=0, ddof=1) / reps + bulk.var(axis=0, ddof=1) / reps)
+    z = (bulk.mean(axis=0) - each.mean(axis=0)) / np.where(se > 0, se, np.inf)
+    assert np.all(np.abs(z) < 4), f"z per year end x level:\n{np.round(z, 2)}"

@@ -1,0 +1,44 @@
+"""Runs that cannot finish are refused up front with the estimate and the limit."""
+
+from __future__ import annotations
+
+from conftest import base_raw
+
+from sim.cli import main
+from sim.limits import refusal
+from sim.scenario import validate
+
+
+def test_exact_engine_refuses_a_billion_firms(tmp_path, write_scenario, capsys):
+    raw = base_raw()
+    raw["population"]["firms"] = 1_000_000_000
+    path = write_scenario(raw)
+    out = tmp_path / "never"
+    assert main(["run", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "population.firms" in err[0] and "GiB" in err[0]
+    assert "--engine tau" in err[0] and "Traceback" not in err[0]
+    assert not out.exists()
+
+
+def test_count_engines_are_not_limited_by_population():
+    raw = base_raw()
+    raw["population"]["firms"] = 1_000_000_000
+    sc = validate(raw)
+    assert refusal(sc, "tau") is None and refusal(sc, "meanfield") is None
+    assert refusal(validate(base_raw()), "des") is None
+
+
+def test_tau_memory_stays_bounded_with_crowded_cells():
+    """Cells with more projects per step than _CROWD are filed by one multinomial draw;
+    a population of 10^8 runs with arrays whose size does not depend on it."""
+    import sim.tau as tau
+    from sim.runner import replication_rng
+
+    raw = base_raw()
+    raw["population"]["firms"] = 100_000_000
+    raw["resources"] = {"integrators": {"capacity": 3_000_000, "growth": 0.2},
+                        "compute": {"capacity": 300_000}}
+    res = tau.simulate_tau(validate(raw), replication_rng(1, 0))
+    assert res.at_or_above[-1, 0] > res.initial[0] + 1_000_000
+    assert res.by_segment[-1].sum() == 100_000_000
