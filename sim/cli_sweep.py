@@ -189,11 +189,14 @@ def _progress(total: int | None, desc: str):
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .results import default_out
+    from .runner import DETERMINISTIC
     from .sweep import (
+        MAX_POINTS,
         MAX_RUNS,
         SweepError,
         SweepPlan,
         check_points,
+        design_size,
         make_design,
         parse_vary,
         resolve_ranges,
@@ -219,14 +222,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         design_name = args.design or (cfg.design if cfg else "lhs")
         samples = args.samples or (cfg.samples if cfg else 64)
         replications = args.replications or (cfg.replications if cfg else 50)
+        points = design_size(design_name, len(ranges), samples)
+        per_point = (1 if args.engine in DETERMINISTIC else
+                     max(args.max_replications, replications) if args.precision
+                     else replications)
+        if points > MAX_POINTS or points * per_point > MAX_RUNS:
+            raise BadInput(f"sim sweep: {points:,} points x up to {per_point:,} replications = "
+                           f"{points * per_point:,} runs: more than the limits of "
+                           f"{MAX_POINTS:,} points and {MAX_RUNS:,} runs; use fewer samples "
+                           "or replications")
         design = make_design(design_name, ranges, samples, sc.seed)
         plan = SweepPlan(sc, design, args.engine, replications, samples, args.precision,
                          max(args.max_replications, replications))
-        if plan.runs_upper_bound() > MAX_RUNS:
-            raise BadInput(f"sim sweep: {len(design.points):,} points x up to "
-                           f"{plan.runs_upper_bound() // len(design.points):,} replications = "
-                           f"{plan.runs_upper_bound():,} runs: more than the limit of "
-                           f"{MAX_RUNS:,}; use fewer samples or replications")
         check_points(sc.raw, design, str(args.scenario))
     except ValueError as exc:
         lines = exc.lines if isinstance(exc, SweepError) else [str(exc)]

@@ -102,6 +102,11 @@ def reachability_figure(ranges: Sequence[Mapping], values: np.ndarray, p_met: np
     return fig
 
 
+def _bars(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Error-bar lengths below and above, never negative (Wilson bounds round past p)."""
+    return np.clip(np.vstack([p - lo, hi - p]), 0.0, None)
+
+
 def _tick(x: float, _pos: int) -> str:
     if abs(x) >= 1e4:
         return _thousands(x, _pos)
@@ -113,7 +118,7 @@ def _reachability_1d(rng: Mapping, x: np.ndarray, p: np.ndarray, lo: np.ndarray,
     order = np.argsort(x)
     x, p, lo, hi, ok = x[order], p[order], lo[order], hi[order], ok[order]
     fig, ax = plt.subplots(figsize=(8.6, 5.2), constrained_layout=True)
-    ax.errorbar(x[ok], p[ok], yerr=[p[ok] - lo[ok], hi[ok] - p[ok]], fmt="o", color="#08519c",
+    ax.errorbar(x[ok], p[ok], yerr=_bars(p[ok], lo[ok], hi[ok]), fmt="o", color="#08519c",
                 ecolor="0.5", capsize=2, label="P(met), Wilson 95%")
     for level, style in ((0.5, "--"), (0.9, "-")):
         ax.axhline(level, color="black", ls=style, lw=1, label=f"P = {level:g}")
@@ -219,7 +224,7 @@ def solve_figure(evaluations: Sequence[Mapping], *, parameter: str, probability:
     lo = np.array([e["p_met_lo"] for e in evaluations], dtype=float)
     hi = np.array([e["p_met_hi"] for e in evaluations], dtype=float)
     n = np.array([e["replications"] for e in evaluations], dtype=float)
-    ax.errorbar(x, p, yerr=[p - lo, hi - p], fmt="none", ecolor="0.5", capsize=2, zorder=2)
+    ax.errorbar(x, p, yerr=_bars(p, lo, hi), fmt="none", ecolor="0.5", capsize=2, zorder=2)
     ax.scatter(x, p, s=12 + 60 * n / max(n.max(), 1), color="#08519c", zorder=3,
                label="evaluations (size ~ replications)")
     if len(fitted_x):

@@ -36,6 +36,8 @@ CURVE_REPS = 50
 """Replications per point whose monthly curve is kept (for the fan of curves)."""
 MAX_RUNS = 2_000_000
 """Largest sweep accepted: bounds the journal and the memory of the tables."""
+MAX_POINTS = 100_000
+"""Most points in a design (each is validated and listed in the manifest)."""
 DESIGN_STREAM = 2**31 - 1
 """Spawn key of the design's random stream; runs use two-part keys, so it never collides."""
 BATCH_SECONDS = 0.5
@@ -199,6 +201,15 @@ class Design:
         return tuple(r.key for r in self.ranges)
 
 
+def design_size(name: str, d: int, samples: int) -> int:
+    """Points that `make_design` would make, computed without making them."""
+    if name == "grid":
+        return max(2, int(math.floor(samples ** (1.0 / d) + 1e-9))) ** d
+    if name == "sobol":
+        return (1 << max(0, math.ceil(math.log2(max(samples, 1))))) * (d + 2)
+    return samples
+
+
 def make_design(name: str, ranges: Sequence[Range], samples: int, seed: int) -> Design:
     """Grid (about `samples` points, the same number of levels on every axis), Latin
     hypercube (`samples` points) or Sobol (`samples` base rows, rounded up to a power of two,
@@ -209,13 +220,13 @@ def make_design(name: str, ranges: Sequence[Range], samples: int, seed: int) -> 
     rng = replication_rng(seed, DESIGN_STREAM)
     base = 0
     if name == "grid":
-        per_axis = max(2, int(math.floor(samples ** (1.0 / d) + 1e-9)))
+        per_axis = round(design_size(name, d, samples) ** (1.0 / d))
         axes = np.meshgrid(*[np.linspace(0.0, 1.0, per_axis)] * d, indexing="ij")
         unit = np.stack([a.ravel() for a in axes], axis=1)
     elif name == "lhs":
         unit = qmc.LatinHypercube(d=d, rng=rng).random(samples)
     elif name == "sobol":
-        base = 1 << max(0, math.ceil(math.log2(max(samples, 1))))
+        base = design_size(name, d, samples) // (d + 2)
         ab = qmc.Sobol(d=2 * d, scramble=True, rng=rng).random_base2(int(math.log2(base)))
         a, b = ab[:, :d], ab[:, d:]
         blocks = [a, b]

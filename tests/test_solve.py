@@ -123,3 +123,18 @@ def test_bad_solve_options_exit_2(write_scenario, tmp_path, capsys, extra, words
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and words in err[0]
     assert not out.exists()
+
+
+def test_unreachable_solve_still_writes_its_answer_and_figure(write_scenario, tmp_path,
+                                                             capsys):
+    raw = tiny_raw()
+    raw["target"]["firms"] = 2000  # far beyond what 4,000 firms deliver: P(met) = 0
+    path = write_scenario(raw, "tiny.toml")
+    out = tmp_path / "out"
+    assert main(["solve", str(path), "--vary", "levels.line.imitation=0.2:1.5",
+                 "--probability", "0.9", "--replications", "3", "--jobs", "1",
+                 "--out", str(out)]) == 0
+    doc = json.loads((out / "solve.json").read_text())
+    assert doc["value"] is None and doc["ci95"] is None and not doc["reached"]
+    assert "not reached within [0.2, 1.5]" in capsys.readouterr().out
+    assert (out / "solve.png").is_file()

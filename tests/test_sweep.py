@@ -158,7 +158,9 @@ def test_nothing_to_vary_is_bad_input(write_scenario, tmp_path, capsys):
 def test_a_sweep_of_too_many_runs_is_refused_up_front(tiny, tmp_path, capsys):
     assert sweep(tiny, tmp_path / "o", "--samples", "100000", "--replications", "100") == 2
     err = capsys.readouterr().err
-    assert "10,000,000 runs" in err and "limit" in err
+    assert "10,000,000 runs" in err and "limits" in err
+    assert sweep(tiny, tmp_path / "o", "--samples", "10000000", "--replications", "1") == 2
+    assert "10,000,000 points" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
