@@ -77,6 +77,8 @@ def fit_section(name: str, result: Fit, why: str, start_note: str) -> list[str]:
     (FIG / f"calibration-{name}.png").write_bytes(draw(result, until))
     flow = float(result.rate_at([last])[0])
     lo, hi = (float(x[0]) for x in result.band([last], "rate"))
+    obs_last = float(result.series.cumulative()[-1])
+    fit_last = float(result.cumulative_at([last])[0])
     c2028 = float(result.cumulative_at([until])[0])
     b2028 = [float(x[0]) for x in result.band([until])]
     out = [
@@ -93,6 +95,8 @@ def fit_section(name: str, result: Fit, why: str, start_note: str) -> list[str]:
         f"| market m | {ci_text(result.market, ',.0f')} |",
         f"| rmse (counts) | {result.rmse:,.0f} |",
         f"| intervals | {result.intervals} ({result.dof} residual degrees of freedom) |",
+        f"| last observation against the fit | {obs_last:,.0f} against {fit_last:,.0f} "
+        f"({obs_last / fit_last - 1:+.0%}) |",
         f"| fitted flow at the last date ({last}) | {flow:,.0f} a year [{lo:,.0f}, {hi:,.0f}] |",
         f"| projected cumulative at 2028-12-31 | {c2028:,.0f} [{b2028[0]:,.0f}, "
         f"{b2028[1]:,.0f}] |",
@@ -104,6 +108,63 @@ def fit_section(name: str, result: Fit, why: str, start_note: str) -> list[str]:
 
 
 FITS_WHERE = {name: where for name, _f, where, *_ in FITS}
+
+
+def baseline_values() -> dict[str, str]:
+    """The baseline's numbers as the provenance table shows them, read from the file."""
+    sc = load(ROOT / "scenarios" / "baseline.toml")
+    lv = {x.name: x for x in sc.levels}
+    res = {r.name: r for r in sc.resources}
+
+    def join(values) -> str:
+        return " / ".join(f"{v:g}" for v in values)
+
+    return {
+        "firms": f"{sc.firms:,}", "q_line": f"{lv['line'].imitation:g}",
+        "p_line": f"{lv['line'].innovation:g}", "p_device": f"{lv['device'].innovation:g}",
+        "q_device": f"{lv['device'].imitation:g}", "p_factory": f"{lv['factory'].innovation:g}",
+        "p_ecosystem": f"{lv['ecosystem'].innovation:g}",
+        "q_top": join((lv["factory"].imitation, lv["ecosystem"].imitation)),
+        "eligible": join(x.eligible for x in sc.levels),
+        "shares": join(s.share for s in sc.segments),
+        "capacity": " / ".join(f"{r.capacity:,}" for r in res.values()),
+        "growth": join(r.growth for r in res.values()),
+    }
+
+
+def main_reading(main_fit: Fit, default: Fit) -> str:
+    """What the one long series says, with its numbers."""
+    dates = main_fit.series.dates
+    values = main_fit.series.values
+    i24 = dates.index(dt.date(2024, 12, 31))
+    gain = values[-1] - values[i24]
+    years = (dates[-1] - dates[i24]).days / 365.25
+    lo, hi = main_fit.market.ci95
+    baseline_q = load(ROOT / "scenarios" / "baseline.toml").levels[1].imitation
+    both = all(_inside(baseline_q, f.imitation.ci95) for f in (main_fit, default))
+    return f"""**Reading.** The 5G + industrial-internet series is the only one long enough to fit.
+Its imitation rate is well determined (q = {main_fit.imitation.estimate:.2f}, 95%
+[{main_fit.imitation.ci95[0]:.2f}, {main_fit.imitation.ci95[1]:.2f}]); its market is not: the
+interval runs from {lo:,.0f} projects to {"no upper bound" if hi is None else f"{hi:,.0f}"},
+because the series has not clearly bent. The last reports grow slowly ({gain:,.0f} projects
+in {years:.1f} years after end-2024), which a Bass curve can match only by saturating near
+the lower end of that interval, as the facts file's curve_fit on raw counts did (about 25,000);
+on log counts, which treat a 5% misstatement of 1,100 and of 20,000 alike, the early points
+pull the other way, and the last point sits below the fitted curve. Both readings lie inside
+the interval: the data cannot tell a saturating programme from a slow year. The start date
+(when the programme's count was zero) matters: with the default start ({default.start}),
+q = {default.imitation.estimate:.2f}, 95% [{_b(default.imitation.ci95[0])},
+{_b(default.imitation.ci95[1])}]. The baseline's line-level imitation, {baseline_q:.2f}, lies
+{"inside both intervals" if both else "outside one of the intervals"}.
+"""
+
+
+def _inside(x: float, ci) -> bool:
+    return (ci[0] is None or ci[0] <= x) and (ci[1] is None or x <= ci[1])
+
+
+def _b(x: float | None) -> str:
+    return "open" if x is None else f"{x:.2f}"
 
 
 def observed_tiers() -> dict[dt.date, np.ndarray]:
@@ -130,7 +191,7 @@ def at_date(sc, curves: np.ndarray, initial: np.ndarray, date: dt.date) -> np.nd
                      for r in range(full.shape[0])])
 
 
-def hindcast(say) -> None:
+def hindcast(say) -> dict[str, int]:
     sc = load(ROOT / "scenarios" / "hindcast.toml")
     runs = run_replications(sc, range(sc.replications), seed=sc.seed, jobs=1)
     curves = np.stack([runs[i].at_or_above for i in sorted(runs)]).astype(float)
@@ -141,6 +202,7 @@ def hindcast(say) -> None:
     say("| date | level | observed (at or above) | model 5-95% band | model mean field | "
         "verdict |")
     say("|---|---|---|---|---|---|")
+    tally: dict[str, int] = {}
     for date in later:
         vals = at_date(sc, curves, initial, date)
         lo, hi = np.percentile(vals, [5, 95], axis=0)
@@ -151,9 +213,11 @@ def hindcast(say) -> None:
                                                             else "below the band")
             say(f"| {date} | {level} | {o:,.0f} | {lo[k]:,.0f} – {hi[k]:,.0f} | {mfv[k]:,.0f} "
                 f"| {verdict} |")
+            tally[verdict] = tally.get(verdict, 0) + 1
     say("")
     fig = hindcast_figure(sc, curves, initial, obs)
     (FIG / "calibration-hindcast.png").write_bytes(png(fig))
+    return tally
 
 
 def first_years() -> tuple[np.ndarray, np.ndarray]:
@@ -208,6 +272,7 @@ def main() -> int:
         series = read_series(DATA / file, where)
         fits[name] = result = fit(series, level, start=start)
         out.extend(fit_section(name, result, why, note))
+    say(main_reading(fits["5g-industrial-internet"], fits["5g-industrial-internet-default-start"]))
     say("### Series that cannot be fitted")
     say("")
     say("`sim calibrate` refuses these, with the line it prints:")
@@ -224,12 +289,15 @@ def main() -> int:
     say("## 2. Hindcast")
     say("")
     say(HINDCAST_INTRO)
-    hindcast(say)
+    tally = hindcast(say)
     say("![hindcast](figures/calibration-hindcast.png)")
     say("")
     first, second = first_years()
     say(HINDCAST_READING.format(
-        first=first[1], second=second[1], ratio=first[1] / second[1],
+        placed=", ".join(f"{v} {k}" for k, v in sorted(tally.items())),
+        short=(": the model falls short of every observed rise"
+               if set(tally) == {"above the band"} else ""),
+        n=sum(tally.values()), first=first[1], second=second[1], ratio=first[1] / second[1],
         table="\n".join(f"| {lv} | {a:,.0f} | {b:,.0f} |"
                         for lv, a, b in zip(LEVELS, first, second, strict=True))))
     say("## 3. Where each baseline number comes from")
@@ -237,7 +305,11 @@ def main() -> int:
     main_fit = fits["5g-industrial-internet"]
     q_lo, q_hi = main_fit.imitation.ci95
     m_lo = main_fit.market.ci95[0]
-    say(PROVENANCE.format(q=main_fit.imitation.estimate, q_lo=q_lo, q_hi=q_hi,
+    values = baseline_values()
+    q_verdict = ("lies inside its interval"
+                 if _inside(float(values["q_line"]), main_fit.imitation.ci95)
+                 else "lies OUTSIDE its interval")
+    say(PROVENANCE.format(**values, q_verdict=q_verdict, q=main_fit.imitation.estimate, q_lo=q_lo, q_hi=q_hi,
                           m_lo=m_lo if m_lo is not None else float("nan"),
                           m_hi="open" if main_fit.market.ci95[1] is None
                           else f"{main_fit.market.ci95[1]:,.0f}"))
@@ -266,7 +338,7 @@ at a bound, or a singular Jacobian) they are profile-likelihood intervals (the F
 Bates and Watts), which can be open-ended: `null` in `fit.json`, "open" here. A parameter whose
 interval is open or spans more than a factor of 4 is reported as weakly identified; the
 market size gets a specific warning when the series has not reached its inflection point.
-With three points and three parameters the curve passes through every point and there is no
+With three points and three parameters no residual degrees of freedom are left and there is no
 interval at all.
 
 **What the tests check** (`tests/test_calibrate.py`): noiseless Bass curves at irregular dates
@@ -313,9 +385,8 @@ the observation dates; the band is 5-95% of the scenario's 200 runs.
 """
 
 HINDCAST_READING = """\
-**Reading: the hindcast misses, and why.** Observed counts lie far above the model's band at
-every level except where nothing was observed to change. Three reasons, in decreasing
-weight, all outside what the rates can fix without breaking the forward scenarios:
+**Reading: the hindcast misses, and why.** Of the {n} comparisons, {placed}{short}. Three reasons, in decreasing weight, none of which
+the rates can fix without breaking the forward scenarios:
 
 1. **Certification backlogs, not new upgrades.** The advanced and leading tiers were new
    in 2024-25: the jump from 1,200 to 8,200 advanced factories in a year, and the first 15
@@ -352,23 +423,23 @@ not identified by any data here, with the range the sweeps use. Numbers are the 
 
 | baseline number | value | derivation | kind |
 |---|---|---|---|
-| population.firms | 520,000 | 52万 above-size industrial firms, end-May 2025 (cf §2, M); series/above-size-industrial-enterprises.csv | source |
+| population.firms | {firms} | 52万 above-size industrial firms, end-May 2025 (cf §2, M); series/above-size-industrial-enterprises.csv | source |
 | initial stocks | 35,000 / 8,200 / 500 / 15 | MIIT tiers on 2026-01-21 (cf §3, H), read as firms at exactly each level | source (reading: assumption) |
-| segment shares and the split of stocks | 0.03 / 0.20 / 0.77 | large firms ~3% (assumption, 0.02-0.04); specialised SMEs from > 14万 (cf §2, H) | source + assumption |
-| levels.line.imitation | 0.60 | Bass fit of the 5G + industrial-internet projects (section 1): {q:.2f}, 95% [{q_lo:.2f}, {q_hi:.2f}], with start 2019-06-06 | fit |
-| levels.line.innovation | 0.22 | set with the policies so that line completions reach the 2025 steady flow, ~6-7k a year: 5G factories +3,600/yr, 5G+II projects +3,000 (2025) to +9,000 (2024), advanced tier +7,000 (with backlog) | flow from the data (no fit identifies it) |
-| levels.device.innovation, imitation | 0.002, 0.20 | basic-tier gross inflow ~12,000/yr (derived from the tier series); SME programme ~13,000/yr (cf §1, H); the basic-tier series cannot be fitted (section 1) | flow from the data; q: assumption 0.1-0.5 |
-| levels.factory.innovation | 0.10 | excellence batch 274 (2025), high-level 5G factories +560 (2025), demonstration factories 100-210 a year: the three-point fits show these flows, not parameters | flow from the data |
-| levels.ecosystem.innovation | 0.12 | first leading batch of 15 (Nov 2025, cf §3 H) | flow from the data (one point) |
-| imitation at factory and ecosystem | 0.50 | no series identifies it; the peer share there is < 0.3%, so it hardly matters before 2029 | assumption, 0.2-1.0 |
-| eligible (all levels) | 0.95 / 0.80 / 0.45 / 0.30 | the 5G+II market is open-ended above (section 1), so no series bounds eligibility; policy aims ("应转尽转", cf §1) | assumption, ranges in baseline.toml |
+| segment shares and the split of stocks | {shares} | large firms ~3% (assumption, 0.02-0.04); specialised SMEs from > 14万 (cf §2, H) | source + assumption |
+| levels.line.imitation | {q_line} | Bass fit of the 5G + industrial-internet projects (section 1): {q:.2f}, 95% [{q_lo:.2f}, {q_hi:.2f}], with start 2019-06-06 | fit |
+| levels.line.innovation | {p_line} | set with the policies so that line completions reach the 2025 steady flow, ~6-7k a year: 5G factories +3,600/yr, 5G+II projects +3,000 (2025) to +9,000 (2024), advanced tier +7,000 (with backlog) | flow from the data (no fit identifies it) |
+| levels.device.innovation, imitation | {p_device}, {q_device} | basic-tier gross inflow ~12,000/yr (derived from the tier series); SME programme ~13,000/yr (cf §1, H); the basic-tier series cannot be fitted (section 1) | flow from the data; q: assumption 0.1-0.5 |
+| levels.factory.innovation | {p_factory} | excellence batch 274 (2025), high-level 5G factories +560 (2025), demonstration factories 100-210 a year: the three-point fits show these flows, not parameters | flow from the data |
+| levels.ecosystem.innovation | {p_ecosystem} | first leading batch of 15 (Nov 2025, cf §3 H) | flow from the data (one point) |
+| imitation at factory and ecosystem | {q_top} | no series identifies it; the peer share there is < 0.3%, so it hardly matters before 2029 | assumption, 0.2-1.0 |
+| eligible (all levels) | {eligible} | the 5G+II market is open-ended above (section 1), so no series bounds eligibility; policy aims ("应转尽转", cf §1) | assumption, ranges in baseline.toml |
 | implementation, success, retry | by level | international surveys (cf §10, L-M), no Chinese data (cf §13) | assumption, ranges in baseline.toml |
-| integrator and compute capacity | 25,000 / 3,000 | no national count of integrators (cf §10, §13) | assumption, ranges in baseline.toml |
-| capacity growth | 0.10 / 0.30 | platforms 340 -> 450 by 2028; AI core industry 578 bn -> 1 trn yuan (cf §1, §8; derived) | source (derived) |
+| integrator and compute capacity | {capacity} | no national count of integrators (cf §10, §13) | assumption, ranges in baseline.toml |
+| capacity growth | {growth} | platforms 340 -> 450 by 2028; AI core industry 578 bn -> 1 trn yuan (cf §1, §8; derived) | source (derived) |
 | policy multipliers | by policy | no evaluation of past programmes' effect on hazards | assumption, ranges in baseline.toml |
 
 **What the fits change.** The one long series (5G+II projects) identifies imitation well
-(q = {q:.2f}) and confirms the baseline's line-level value; it does not identify its market
+(q = {q:.2f}), and the baseline's line-level value ({q_line}) {q_verdict}; it does not identify its market
 (95% interval [{m_lo:,.0f}, {m_hi}] projects), so the facts file's "saturates near
 25,000" is one end of what the data allow, not an estimate. No series identifies the
 innovation rates of the four-level model, which rest on the observed flows above; the

@@ -495,8 +495,8 @@ class _Problem:
         cis: list[tuple[float | None, float | None] | None] = [None] * self.k
         profile_sets: list[tuple[float, float, float]] = []
         if dof <= 0:
-            warnings.append(f"{self.n} points for {self.k} parameters: the curve passes through "
-                            "every point and no interval can be computed")
+            warnings.append(f"{self.n} points for {self.k} parameters: no residual degrees of "
+                            "freedom are left, so no interval can be computed")
         else:
             jac = self._jacobian(theta)
             cov = _covariance(jac, s2)

@@ -261,6 +261,8 @@ BAD_OPTIONS = {
     "where: no rows": (["--level", "line", "--where", "date=1999-01-01"],
                        "0 data row(s) matching date=1999-01-01"),
     "not a date": (["--level", "line", "--start", "soon"], "'soon' is not a date"),
+    "until before the data end": (["--level", "line", "--until", "2023-06-01"],
+                                  "--until 2023-06-01: must be after the last date"),
 }
 
 
