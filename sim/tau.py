@@ -1,12 +1,13 @@
 """The fast engine (`--engine tau`): the same model advanced in fixed small steps on cell counts.
 
-Each step draws the firms that decide from binomials with the step's hazard (computed at the
-start of the step), starts projects while resources last (FIFO across steps, no overtaking on
-a lacking resource, as in the exact engine), and files every started project under the step
+Each step draws the firms that decide from binomials, in two half steps around the step's
+completions (Strang splitting, so firms finishing mid-step and the peer term are treated
+symmetrically); starts projects while resources last (FIFO across steps, no overtaking on a
+lacking resource, as in the exact engine); and files every started project under the step
 in which it will complete, from its own lognormal duration and a start time spread over the
 step. Completions succeed by binomial draws and failures return after the retry wait. Steps
 fit inside months, so month ends, the deadline and policy and shock dates fall on step edges.
-The bias this costs, against the exact engine, is measured in docs/performance.md.
+docs/model.md lists the rules; docs/performance.md measures the bias against the exact engine.
 """
 
 from __future__ import annotations
@@ -195,12 +196,11 @@ class _Tau:
     def _capacity(self, t: float) -> np.ndarray:
         return np.floor(self.cap_base * self.cap_factor * np.exp(self.log_growth * t) + _EPS)
 
-    def _start(self, X: np.ndarray, m: int, spread: bool) -> None:
+    def _start(self, X: np.ndarray, m: int) -> None:
         """File the projects X [s, i, c] started in step m under their completion steps."""
-        if spread:  # decided during this step
-            d0, d1 = self.days[m], self.days[m + 1]
-        else:  # waited for units that completions freed during the previous step
-            d0, d1 = self.days[max(m - 1, 0)], self.days[m]
+        # Dated uniformly within the step: new decisions happen during it, and the units that
+        # waiting projects take were freed by completions during it (processed mid-step).
+        d0, d1 = self.days[m], self.days[m + 1]
         flat = np.flatnonzero(X)
         if flat.size == 0:
             return
@@ -252,12 +252,11 @@ class _Tau:
         free = self._capacity(self.edges[m]) - self.in_use
         blocked: set[int] = set()
         L = N_LEVELS
-        old = np.zeros((self.S, L, L + 1), dtype=np.int64)
-        fresh = np.zeros_like(old)
+        started = np.zeros((self.S, L, L + 1), dtype=np.int64)
         done = []
         n_res = len(free)
         for entry in self.queue:
-            i, counts, total, when = entry
+            i, counts, total, _ = entry
             needs = self.needs[i]
             if any(r in blocked for r, _ in needs):
                 if len(blocked) == n_res:
@@ -278,18 +277,57 @@ class _Tau:
             n = min(possible, total)
             for r, u in needs:
                 free[r] -= n * u
-            (fresh if when == m else old)[:, i, :] += take
+            started[:, i, :] += take
             if possible < total:
                 blocked.update(r for r, u in needs if free[r] < u)
         for entry in done:
             self.queue.remove(entry)
-        self._start(old, m, spread=False)
-        self._start(fresh, m, spread=True)
+        self._start(started, m)
+
+    def _decide(self, rate_factor: np.ndarray, w_pop: np.ndarray, w_own: np.ndarray
+                ) -> np.ndarray:
+        """Draw the firms of every idle cell that decide within a stretch of time, from the
+        hazard at its start; `rate_factor` is -(stretch) x propensity x policy multiplier."""
+        As = self.As[:, 1:]
+        phi = As.sum(axis=0) * w_pop + As * w_own
+        prob = -np.expm1(rate_factor * (self.p + self.q * phi))
+        D = self.rng.binomial(self.idle, prob[:, :, None])
+        self.idle -= D
+        self.n_decisions += int(D.sum())
+        return D
+
+    def _complete(self, C: np.ndarray, retry_step: list[np.ndarray], m: int) -> None:
+        """Finish the projects C [s, i, c] (emptied in place): release units, climb on
+        success, go back to idle now or after the retry wait on failure."""
+        n_done = int(C.sum())
+        if not n_done:
+            return
+        L = N_LEVELS
+        self.n_completions += n_done
+        if self.units.size:
+            self.in_use -= C.sum(axis=(0, 2)) @ self.units
+        G = self.rng.binomial(C, self.success[None, :, None])
+        F = C - G
+        C[...] = 0
+        up = G.sum(axis=2)  # [s, i] firms reaching level i+1
+        self.exact[:, :L] -= up
+        self.exact[:, 1:] += up
+        self.As[:, 1:] += up
+        for i in range(L - 1):
+            self.idle[:, i + 1, i + 2:] += G[:, i, i + 2:]
+        n_fail = int(F.sum())
+        if n_fail:
+            self.n_failures += n_fail
+            for i in range(L):
+                if self.retry[i] > 0:
+                    self.ret[retry_step[i][m], :, i, :] += F[:, i, :]
+                else:
+                    self.idle[:, i, :] += F[:, i, :]
 
     # -- main loop -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        sc, rng, edges = self.sc, self.rng, self.edges
+        sc, edges = self.sc, self.edges
         L, S = N_LEVELS, self.S
         n_steps = len(edges) - 1
         cal = self._calendar()
@@ -298,8 +336,11 @@ class _Tau:
         by_segment = np.zeros((months, S, L + 1), dtype=np.int64)
         deadline_edge = self.edge_of_day[(sc.target.deadline - sc.start).days + 1]
         mid_days = (0.5 * (edges[:-1] + edges[1:])) * DAYS_PER_YEAR
-        retry_step = [self.step_of_day[np.minimum(mid_days + r * DAYS_PER_YEAR, self.n_days
-                                                  ).astype(np.int64)] for r in self.retry]
+        # Failures return after the retry wait counted from mid-step, at the earliest in the
+        # next step (this step's returns have been taken by then).
+        retry_step = [np.maximum(self.step_of_day[np.minimum(
+            mid_days + r * DAYS_PER_YEAR, self.n_days).astype(np.int64)], np.arange(n_steps) + 1)
+            for r in self.retry]
         paying = [(j, self.applies[j][:, None] * self.cost[j][None, :])
                   for j in range(len(sc.policies)) if self.cost[j].any()]
         A = self.As.sum(axis=0)
@@ -321,12 +362,14 @@ class _Tau:
                 policy_changed = False
             t0, dt = edges[m], edges[m + 1] - edges[m]
 
-            # Decisions: binomial per cell with the hazard at the start of the step.
-            As = self.As[:, 1:]
-            phi = As.sum(axis=0) * w_pop + As * w_own
-            prob = -np.expm1(dt * pm * (self.p + self.q * phi))
-            D = rng.binomial(self.idle, prob[:, :, None])
-            self.idle -= D
+            # Decisions over the first half of the step, completions (and returns) in the
+            # middle, decisions over the second half with the updated peer shares: firms that
+            # complete or return during the step are exposed for half of it, as on average
+            # they are, and the peer term is centred (Strang splitting; bias O(dt^2)).
+            D = self._decide(0.5 * dt * pm, w_pop, w_own)
+            self._complete(self.pipe[m], retry_step, m)
+            self.idle += self.ret[m]
+            D += self._decide(0.5 * dt * pm, w_pop, w_own)
             if paying:
                 per = D.sum(axis=2)
                 for j, cost in paying:
@@ -337,48 +380,22 @@ class _Tau:
                         if self.left[j] <= 0:
                             self.active[j] = False
                             policy_changed = True
-            self.n_decisions += int(D.sum())
 
             # Starts: levels without needs at once, the others through the queue.
             if self.queued_levels and not self.queue and (
                     D.sum(axis=(0, 2)) @ self.units <= self._capacity(t0) - self.in_use).all():
-                self._start(D, m, spread=True)  # nothing waits and every project fits
+                self._start(D, m)  # nothing waits and every project fits
             elif self.queued_levels:
                 free_now = D.copy()
                 free_now[:, self.queued_levels, :] = 0
-                self._start(free_now, m, spread=True)
+                self._start(free_now, m)
                 self._serve(m, [(i, D[:, i, :].copy()) for i in self.queued_levels])
                 waiting = sum(e[2] for e in self.queue)
                 self.max_waiting = max(self.max_waiting, waiting)
             else:
-                self._start(D, m, spread=True)
-
-            # Completions in this step.
-            C = self.pipe[m]
-            n_done = int(C.sum())
-            if n_done:
-                self.n_completions += n_done
-                if self.units.size:
-                    self.in_use -= C.sum(axis=(0, 2)) @ self.units
-                G = rng.binomial(C, self.success[None, :, None])
-                F = C - G
-                up = G.sum(axis=2)  # [s, i] firms reaching level i+1
-                self.exact[:, :L] -= up
-                self.exact[:, 1:] += up
-                self.As[:, 1:] += up
-                for i in range(L - 1):
-                    self.idle[:, i + 1, i + 2:] += G[:, i, i + 2:]
-                n_fail = int(F.sum())
-                if n_fail:
-                    self.n_failures += n_fail
-                    for i in range(L):
-                        if self.retry[i] > 0:
-                            back = retry_step[i][m]
-                            if back < n_steps:
-                                self.ret[back, :, i, :] += F[:, i, :]
-                        else:
-                            self.idle[:, i, :] += F[:, i, :]
-            self.idle += self.ret[m]
+                self._start(D, m)
+            if self.pipe[m].any():  # projects short enough to finish in the step they start
+                self._complete(self.pipe[m], retry_step, m)
 
             # The state at the end of the step.
             before = count

@@ -54,9 +54,9 @@ class _Watched(_Tau):
     worst = -math.inf
     starts = 0
 
-    def _start(self, X, m, spread):
+    def _start(self, X, m):
         demand = X.sum(axis=(0, 2)) @ self.units if self.units.size else 0
-        super()._start(X, m, spread)
+        super()._start(X, m)
         if np.any(demand):
             over = self.in_use - self._capacity(self.edges[m])
             _Watched.worst = max(_Watched.worst, float(over.max()))
