@@ -34,6 +34,11 @@ class Evaluation:
     met: int = 0
     failed: int = 0
     decision: str = UNDECIDED
+    count_total: float = 0.0  # sum of the counted firms at the deadline over the runs
+
+    @property
+    def count_mean(self) -> float:
+        return self.count_total / self.replications if self.replications else math.nan
 
     @property
     def p_met(self) -> float:
@@ -48,7 +53,7 @@ class Evaluation:
         lo, hi = self.interval(deterministic)
         return {"value": self.value, "replications": self.replications, "met": self.met,
                 "failed": self.failed, "p_met": self.p_met, "p_met_lo": lo, "p_met_hi": hi,
-                "decision": self.decision}
+                "count_mean": self.count_mean, "decision": self.decision}
 
 
 @dataclass
@@ -106,6 +111,7 @@ class Solver:
                 else:
                     ev.replications += 1
                     ev.met += bool(row["met"])
+                    ev.count_total += float(row["count_at_deadline"])
             self.on_runs(len(rows))
 
         execute(self.executor, runs, raw=self.sc.raw, source=self.sc.source, engine=self.engine,
@@ -173,7 +179,8 @@ def solve(scenario: Scenario, rng: Range, probability: float, *, engine: str = "
         return _finish(s, None, None, False,
                        f"{key}: P(met) >= {probability:g} is not reached within "
                        f"[{rng.lo:g}, {rng.hi:g}]: at {end.value:g} P(met) = "
-                       f"{end.p_met:.2f} {_ci(end, s)}")
+                       f"{end.p_met:.2f} {_ci(end, s)}, mean count at the deadline "
+                       f"{end.count_mean:,.0f} of {scenario.target.firms:,}")
     b = above[0]
     a = max((u for u in grid if u < b and s.evals[s.value_at(u)].decision == BELOW), default=0.0)
     tol = s.tolerance_u(tolerance)

@@ -137,4 +137,5 @@ def test_unreachable_solve_still_writes_its_answer_and_figure(write_scenario, tm
     doc = json.loads((out / "solve.json").read_text())
     assert doc["value"] is None and doc["ci95"] is None and not doc["reached"]
     assert "not reached within [0.2, 1.5]" in capsys.readouterr().out
+    assert all(0 < e["count_mean"] < 2000 for e in doc["evaluations"])
     assert (out / "solve.png").is_file()
