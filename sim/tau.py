@@ -106,7 +106,7 @@ class _Tau:
         self.cap_factor = np.ones(R)
         self.log_growth = np.array([math.log1p(r.growth) for r in sc.resources])
         self.in_use = np.zeros(R, dtype=np.int64)
-        self.queue: deque[list] = deque()  # [level i, counts [s, c], total, step appended]
+        self.queue: deque[list] = deque()  # per step of decision: [counts [s, i, c], total]
 
         seg_names = [s.name for s in sc.segments]
         self.applies = np.array([[p.segments is None or n in p.segments for n in seg_names]
@@ -241,45 +241,58 @@ class _Tau:
         drawn = self.rng.multinomial(n, probs / probs.sum())
         self.pipe.reshape(len(self.pipe), -1)[m:, cell] += drawn
 
-    def _serve(self, m: int, new: list[tuple[int, np.ndarray]]) -> None:
-        """Start waiting projects, oldest first, then this step's new ones, while units last."""
-        for i, counts in new:
-            total = int(counts.sum())
-            if total:
-                self.queue.append([i, counts, total, m])
+    def _serve(self, m: int, new: np.ndarray) -> None:
+        """Start waiting projects, oldest step first, then this step's new ones `new`
+        [s, i, c], while units last. Within one step the order of decisions is unknown, so
+        a step that can be served only in part starts a uniformly drawn subset of its
+        projects, whatever their level: the levels interleave as their decisions did."""
+        total = int(new.sum())
+        if total:
+            self.queue.append([new, total])
         if not self.queue:
             return
         free = self._capacity(self.edges[m]) - self.in_use
-        blocked: set[int] = set()
-        L = N_LEVELS
-        started = np.zeros((self.S, L, L + 1), dtype=np.int64)
+        blocked = np.zeros(len(free), dtype=bool)
+        started = np.zeros_like(new)
         done = []
-        n_res = len(free)
         for entry in self.queue:
-            i, counts, total, _ = entry
-            needs = self.needs[i]
-            if any(r in blocked for r, _ in needs):
-                if len(blocked) == n_res:
+            counts, total = entry
+            per_level = counts.sum(axis=(0, 2))
+            demand = per_level @ self.units
+            uses = demand > 0
+            if np.any(uses & blocked):  # an earlier project waits for one of these resources
+                if blocked.all():
                     break
-                continue
-            possible = min(int(free[r]) // u for r, u in needs)
-            if possible <= 0:
-                blocked.update(r for r, u in needs if free[r] < u)
-                continue
-            if possible >= total:
+                # Levels that need no blocked resource may still go.
+                ok = ~((self.units > 0) & blocked[None, :]).any(axis=1)
+                counts = counts * ok[None, :, None]
+                per_level = counts.sum(axis=(0, 2))
+                demand = per_level @ self.units
+                uses = demand > 0
+                if not uses.any():
+                    continue
+            n = int(counts.sum())
+            if np.all(demand <= free):
                 take = counts
-                done.append(entry)
             else:
-                take = self.rng.multivariate_hypergeometric(counts.ravel(), possible
-                                                            ).reshape(counts.shape)
-                entry[1] = counts - take
-                entry[2] = total - possible
-            n = min(possible, total)
-            for r, u in needs:
-                free[r] -= n * u
-            started[:, i, :] += take
-            if possible < total:
-                blocked.update(r for r, u in needs if free[r] < u)
+                share = np.min(np.where(uses, np.maximum(free, 0) / np.maximum(demand, 1), 1.0))
+                k = int(share * n)
+                take = np.zeros_like(counts)
+                while k > 0:
+                    take = self.rng.multivariate_hypergeometric(counts.ravel(), k
+                                                                ).reshape(counts.shape)
+                    over = take.sum(axis=(0, 2)) @ self.units - free
+                    if np.all(over <= 0):
+                        break
+                    k -= int(over.max())
+                    take = np.zeros_like(counts)
+                blocked |= uses & (demand - take.sum(axis=(0, 2)) @ self.units > 0)
+            free -= take.sum(axis=(0, 2)) @ self.units
+            started += take
+            entry[0] = entry[0] - take
+            entry[1] = int(entry[0].sum())
+            if entry[1] == 0:
+                done.append(entry)
         for entry in done:
             self.queue.remove(entry)
         self._start(started, m)
@@ -389,8 +402,10 @@ class _Tau:
                 free_now = D.copy()
                 free_now[:, self.queued_levels, :] = 0
                 self._start(free_now, m)
-                self._serve(m, [(i, D[:, i, :].copy()) for i in self.queued_levels])
-                waiting = sum(e[2] for e in self.queue)
+                queued = D.copy()
+                queued[:, self.free_levels, :] = 0
+                self._serve(m, queued)
+                waiting = sum(e[1] for e in self.queue)
                 self.max_waiting = max(self.max_waiting, waiting)
             else:
                 self._start(D, m)
