@@ -211,7 +211,7 @@ class _Tau:
             flat, counts = flat[counts <= _CROWD], counts[counts <= _CROWD]
         cell = np.repeat(flat, counts)
         n = cell.size
-        end = d0 + (d1 - d0) * self.rng.random(n)
+        end = self.rng.uniform(d0, d1, n)
         end += np.exp(self.log_median_days[cell] + self.sigma_cell[cell]
                       * self.rng.standard_normal(n))
         day = np.minimum(end, self.n_days).astype(np.int64)
@@ -297,25 +297,24 @@ class _Tau:
             self.queue.remove(entry)
         self._start(started, m)
 
-    def _decide(self, rate_factor: np.ndarray, w_pop: np.ndarray, w_own: np.ndarray
+    def _decide(self, rp: np.ndarray, rq: np.ndarray, w_pop: np.ndarray, w_own: np.ndarray
                 ) -> np.ndarray:
         """Draw the firms of every idle cell that decide within a stretch of time, from the
-        hazard at its start; `rate_factor` is -(stretch) x propensity x policy multiplier."""
+        hazard at its start; `rp`, `rq` are -(stretch) x propensity x multiplier x p, q."""
         As = self.As[:, 1:]
-        phi = As.sum(axis=0) * w_pop + As * w_own
-        prob = -np.expm1(rate_factor * (self.p + self.q * phi))
+        prob = -np.expm1(rp + rq * (As.sum(axis=0) * w_pop + As * w_own))
         D = self.rng.binomial(self.idle, prob[:, :, None])
         self.idle -= D
         self.n_decisions += int(D.sum())
         return D
 
-    def _complete(self, C: np.ndarray, retry_step: list[np.ndarray], m: int) -> None:
+    def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [s, i, c] (emptied in place): release units, climb on
-        success, go back to idle now or after the retry wait on failure."""
+        success, go back to idle now or after the retry wait on failure (`back`: where in
+        the flattened returns table each cell's failures go)."""
         n_done = int(C.sum())
         if not n_done:
             return
-        L = N_LEVELS
         self.n_completions += n_done
         if self.units.size:
             self.in_use -= C.sum(axis=(0, 2)) @ self.units
@@ -323,19 +322,16 @@ class _Tau:
         F = C - G
         C[...] = 0
         up = G.sum(axis=2)  # [s, i] firms reaching level i+1
-        self.exact[:, :L] -= up
+        self.exact[:, :-1] -= up
         self.exact[:, 1:] += up
         self.As[:, 1:] += up
-        for i in range(L - 1):
-            self.idle[:, i + 1, i + 2:] += G[:, i, i + 2:]
+        self.idle[:, 1:, :] += G[:, :-1, :] * self.goes_on  # those eligible for the next level
         n_fail = int(F.sum())
         if n_fail:
             self.n_failures += n_fail
-            for i in range(L):
-                if self.retry[i] > 0:
-                    self.ret[retry_step[i][m], :, i, :] += F[:, i, :]
-                else:
-                    self.idle[:, i, :] += F[:, i, :]
+            self.ret.reshape(-1)[back] += F.ravel()  # cells distinct: plain += is exact
+            if self.retry_now is not None:
+                self.idle += F * self.retry_now
 
     # -- main loop -------------------------------------------------------------------------------
 
@@ -350,10 +346,21 @@ class _Tau:
         deadline_edge = self.edge_of_day[(sc.target.deadline - sc.start).days + 1]
         mid_days = (0.5 * (edges[:-1] + edges[1:])) * DAYS_PER_YEAR
         # Failures return after the retry wait counted from mid-step, at the earliest in the
-        # next step (this step's returns have been taken by then).
-        retry_step = [np.maximum(self.step_of_day[np.minimum(
-            mid_days + r * DAYS_PER_YEAR, self.n_days).astype(np.int64)], np.arange(n_steps) + 1)
-            for r in self.retry]
+        # next step (this step's returns have been taken by then); with no wait, at once
+        # (their row is then the unread last one).
+        size = S * L * (L + 1)
+        level = (np.arange(size) // (L + 1)) % L
+        back = np.empty((n_steps, size), dtype=np.int64)
+        for i, r in enumerate(self.retry):
+            row = np.maximum(self.step_of_day[np.minimum(mid_days + r * DAYS_PER_YEAR,
+                                                         self.n_days).astype(np.int64)],
+                             np.arange(n_steps) + 1) if r > 0 else np.full(n_steps, n_steps)
+            back[:, level == i] = row[:, None] * size + np.flatnonzero(level == i)[None, :]
+        now = (self.retry <= 0)[None, :, None]
+        self.retry_now = now.astype(np.int64) if now.any() else None
+        self.goes_on = np.array([[c > i + 1 for c in range(L + 1)] for i in range(L - 1)],
+                                dtype=np.int64)
+        rates: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         paying = [(j, self.applies[j][:, None] * self.cost[j][None, :])
                   for j in range(len(sc.policies)) if self.cost[j].any()]
         A = self.As.sum(axis=0)
@@ -372,17 +379,21 @@ class _Tau:
             if policy_changed:
                 self._multipliers()
                 pm = -self.prop * self.M
+                rates.clear()
                 policy_changed = False
             t0, dt = edges[m], edges[m + 1] - edges[m]
+            if dt not in rates:
+                rates[dt] = (0.5 * dt * pm * self.p, 0.5 * dt * pm * self.q)
+            rp, rq = rates[dt]
 
             # Decisions over the first half of the step, completions (and returns) in the
             # middle, decisions over the second half with the updated peer shares: firms that
             # complete or return during the step are exposed for half of it, as on average
             # they are, and the peer term is centred (Strang splitting; bias O(dt^2)).
-            D = self._decide(0.5 * dt * pm, w_pop, w_own)
-            self._complete(self.pipe[m], retry_step, m)
+            D = self._decide(rp, rq, w_pop, w_own)
+            self._complete(self.pipe[m], back[m])
             self.idle += self.ret[m]
-            D += self._decide(0.5 * dt * pm, w_pop, w_own)
+            D += self._decide(rp, rq, w_pop, w_own)
             if paying:
                 per = D.sum(axis=2)
                 for j, cost in paying:
@@ -410,7 +421,7 @@ class _Tau:
             else:
                 self._start(D, m)
             if self.pipe[m].any():  # projects short enough to finish in the step they start
-                self._complete(self.pipe[m], retry_step, m)
+                self._complete(self.pipe[m], back[m])
 
             # The state at the end of the step.
             before = count
