@@ -26,7 +26,8 @@ MEDIAN = "#08519c"
 TARGET = "#d62728"
 
 
-def _thousands(x: float, _pos: int) -> str:
+def thousands(x: float, _pos: int = 0) -> str:
+    """Axis label for a count: 12.3M, 45k or 1,234."""
     if abs(x) >= 1e6:
         return f"{x / 1e6:.1f}M"
     if abs(x) >= 1e4:
@@ -73,7 +74,7 @@ def adoption_figure(
         else:
             ax.set_ylim(0, max(float(hi[:, k].max()), 1.0) * 1.12)
         ax.set_title(LEVEL_TITLES.get(level, level), fontsize=10, loc="left")
-        ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))

@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .plots import BAND, MEDIAN, TARGET, _thousands, plt
+from .plots import BAND, MEDIAN, TARGET, plt, thousands
 
 DATA = "#222222"
 
@@ -44,7 +44,7 @@ def fit_figure(
         ax.plot(np.array(curve_dates)[~inside], values[~inside], color=MEDIAN, lw=2, ls="--",
                 label="projection beyond the data")
         ax.axvline(last, color="0.5", lw=0.8, ls=":")
-        ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
         ax.grid(alpha=0.3)
