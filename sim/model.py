@@ -2,10 +2,10 @@
 
 Firms of one segment and level are exchangeable, so the state is a table of counts. Dated
 processes (policies, shocks, capacity steps, month ends, the deadline) run on a simpy
-`Environment`; project completions and retry returns sit in a heap beside it (one tuple
-each, merged with simpy's calendar by time); decisions, whose rate only changes when
-something happens, are drawn from the total hazard of all cells between events (Gillespie's
-direct method, exact because the decision process is memoryless).
+`Environment`; project completions and retry returns sit in a calendar of day buckets beside
+it (one tuple each, merged with simpy's calendar by time); decisions, whose rate only
+changes when something happens, are drawn from the total hazard of all cells between
+events (Gillespie's direct method, exact because the decision process is memoryless).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 
 import numpy as np
 import simpy
@@ -62,6 +62,55 @@ class _Stream:
         if not self._norm:
             self._norm = self.rng.standard_normal(_BLOCK).tolist()
         return self._norm.pop()
+
+
+class _Calendar:
+    """Pending completions and retry returns, `(time, seq, ...)` tuples popped in time order.
+
+    A heap per day instead of one heap: a bucket is heapified when its day comes, so pushes
+    into later days are list appends and pops work on a small heap (one big heap cost a
+    sixth of the run at 2 million firms). Order is exactly that of one heap.
+    """
+
+    __slots__ = ("cur", "day", "later", "n_later", "scale")
+
+    def __init__(self, horizon: float):
+        self.scale = 365.25  # buckets per year: one a day
+        self.later: list[list | None] = [None] * (int(horizon * self.scale) + 2)
+        self.cur: list[tuple] = []  # heap of the current bucket (and anything due before it)
+        self.day = 0
+        self.n_later = 0
+
+    def push(self, item: tuple) -> None:
+        b = int(item[0] * self.scale)
+        if b <= self.day:
+            heappush(self.cur, item)
+        elif not self.cur and not self.n_later:
+            self.day = b
+            self.cur.append(item)
+        elif b < len(self.later):
+            bucket = self.later[b]
+            if bucket is None:
+                self.later[b] = [item]
+            else:
+                bucket.append(item)
+            self.n_later += 1
+        # else: due after the horizon, never needed
+
+    def first(self) -> float:
+        """Time of the next item (inf if none); brings its day's bucket forward."""
+        if not self.cur:
+            if not self.n_later:
+                return math.inf
+            later, b = self.later, self.day + 1
+            while later[b] is None:
+                b += 1
+            bucket = later[b]
+            later[b] = None
+            self.n_later -= len(bucket)
+            heapify(bucket)
+            self.cur, self.day = bucket, b
+        return self.cur[0][0]
 
 
 def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = False) -> RunResult:
@@ -133,10 +182,9 @@ class _Engine:
         self.cap_until = [-math.inf] * len(sc.resources)
         self.seq = 0
         self.n_waiting = 0
-        # Project completions and retry returns: (time, seq, s, +k or -k, c). One heap of
-        # tuples beside simpy's calendar, because a simpy Event per project costs ~4 us of
-        # object creation and dispatch, a third of the run; dated processes stay on simpy.
-        self.heap: list[tuple[float, int, int, int, int]] = []
+        # Project completions and retry returns: (time, seq, s, +k or -k, c), beside simpy's
+        # calendar, because a simpy Event per project costs ~4 us of creation and dispatch.
+        self.calendar = _Calendar(sc.horizon)
         self.ticked = False  # a capacity tick joined simpy's calendar since the last look
         self.hseq = 0
 
@@ -228,7 +276,7 @@ class _Engine:
         mu = self.mu[k]
         duration = 0.0 if mu == -math.inf else math.exp(mu + self.sigma[k] * self.draw.normal())
         self.hseq += 1
-        heappush(self.heap, (t + duration, self.hseq, s, k, c))
+        self.calendar.push((t + duration, self.hseq, s, k, c))
         self.n_starts += 1
 
     def _serve_queues(self, t: float) -> None:
@@ -367,7 +415,7 @@ class _Engine:
             self.n_failures += 1
             if self.retry[k] > 0:
                 self.hseq += 1
-                heappush(self.heap, (t + self.retry[k], self.hseq, s, -k, c))  # k < 0: a return
+                self.calendar.push((t + self.retry[k], self.hseq, s, -k, c))  # k < 0: a return
             else:
                 self._back_to_idle(s, k, c)
         if self.n_waiting and self.needs[k]:
@@ -470,12 +518,11 @@ class _Engine:
         decide = self._decide
         rate = self.rate
         n_cells = len(rate)
-        heap = self.heap
+        calendar = self.calendar
         now = 0.0
         while True:
-            nxt = min(env.peek(), horizon)
-            if heap and heap[0][0] < nxt:
-                nxt = heap[0][0]
+            nxt = min(env.peek(), horizon, calendar.first())
+            cur = calendar.cur
             t = now
             # Decisions until the next calendar event (memoryless: redraw after each event).
             while self.R > 1e-300:
@@ -491,15 +538,17 @@ class _Engine:
                 if self.idle_total[i] == 0:  # rounding put u past the last non-empty cell
                     i = max(range(n_cells), key=lambda x: rate[x])
                 decide(i, t)
-                if heap and heap[0][0] < nxt:
-                    nxt = heap[0][0]  # a zero-length project completes before the next draw
+                if cur is not calendar.cur:
+                    cur = calendar.cur  # a push started the calendar anew
+                if cur and cur[0][0] < nxt:
+                    nxt = cur[0][0]  # a zero-length project completes before the next draw
                 if self.ticked:
                     self.ticked = False
                     nxt = min(nxt, env.peek())  # a capacity tick was scheduled
             if nxt >= horizon:
                 break
-            if heap and heap[0][0] <= env.peek():
-                now, _, s, k, c = heappop(heap)
+            if calendar.first() <= env.peek():
+                now, _, s, k, c = heappop(calendar.cur)
                 if k > 0:
                     self._complete(now, s, k, c)
                 else:
