@@ -16,7 +16,7 @@ from matplotlib.colors import BoundaryNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from .plots import TARGET, _thousands  # noqa: E402
+from .plots import TARGET, thousands  # noqa: E402
 
 CMAP = "RdYlGn"
 LEVELS_P = np.linspace(0.0, 1.0, 11)
@@ -109,7 +109,7 @@ def _bars(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def _tick(x: float, _pos: int) -> str:
     if abs(x) >= 1e4:
-        return _thousands(x, _pos)
+        return thousands(x, _pos)
     return f"{x:g}"
 
 
@@ -145,7 +145,7 @@ def fan_figure(dates: Sequence[dt.date], medians: Mapping[int, np.ndarray],
     ax.text(deadline, 0.98, f" deadline {deadline:%Y-%m-%d}", fontsize=8.5, color="0.25",
             va="top", transform=ax.get_xaxis_transform())
     ax.set_ylim(0, top * 1.08)
-    ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.xaxis.set_major_locator(mdates.YearLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
     ax.set_ylabel(ylabel)

@@ -569,8 +569,8 @@ def _proc_start(pid: int) -> str | None:
 
 
 def _alive(holder: Mapping[str, Any]) -> bool:
-    if holder.get("young"):
-        return True
+    if "young" in holder:  # unreadable: being written now, or torn by a crash long ago
+        return bool(holder["young"])
     if holder.get("host") != socket.gethostname():
         return True  # another machine's process: we cannot tell, so we do not take it over
     pid = holder.get("pid")

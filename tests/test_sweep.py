@@ -294,6 +294,10 @@ def test_lock_refuses_a_live_sweep_and_takes_over_a_dead_ones(tiny, tmp_path, ca
     assert sweep(tiny, out) == 2
     assert "another sweep is running" in capsys.readouterr().err
     assert not (out / "runs.jsonl").exists()
+    lock.write_text('{"pid": 12')  # torn by a crash while it was written, long ago
+    old = time.time() - 60
+    os.utime(lock, (old, old))
+    assert sweep(tiny, out) == 0
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
