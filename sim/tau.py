@@ -253,24 +253,20 @@ class _Tau:
             return
         free = self._capacity(self.edges[m]) - self.in_use
         blocked = np.zeros(len(free), dtype=bool)
+        allowed = np.ones(len(self.units), dtype=bool)  # levels needing no blocked resource
         started = np.zeros_like(new)
         done = []
         for entry in self.queue:
+            if not allowed[self.queued_levels].any():
+                break  # every waiting project lacks a resource an earlier one lacks
             counts, total = entry
+            if not allowed.all():
+                counts = counts * allowed[None, :, None]
             per_level = counts.sum(axis=(0, 2))
             demand = per_level @ self.units
             uses = demand > 0
-            if np.any(uses & blocked):  # an earlier project waits for one of these resources
-                if blocked.all():
-                    break
-                # Levels that need no blocked resource may still go.
-                ok = ~((self.units > 0) & blocked[None, :]).any(axis=1)
-                counts = counts * ok[None, :, None]
-                per_level = counts.sum(axis=(0, 2))
-                demand = per_level @ self.units
-                uses = demand > 0
-                if not uses.any():
-                    continue
+            if not uses.any():
+                continue
             n = int(counts.sum())
             if np.all(demand <= free):
                 take = counts
@@ -287,6 +283,7 @@ class _Tau:
                     k -= int(over.max())
                     take = np.zeros_like(counts)
                 blocked |= uses & (demand - take.sum(axis=(0, 2)) @ self.units > 0)
+                allowed = ~((self.units > 0) & blocked[None, :]).any(axis=1)
             free -= take.sum(axis=(0, 2)) @ self.units
             started += take
             entry[0] = entry[0] - take
