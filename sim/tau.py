@@ -123,6 +123,7 @@ class _Tau:
         self.edge_of_day = {int(d): i for i, d in enumerate(days)}
         self.days = days
         self.edges = days / DAYS_PER_YEAR  # model years
+        self.cap_steps = self._capacities()
         # Per cell [s, i, c]: log median implementation time in days (-inf: instant), sigma.
         shape = (S, L, L + 1)
         med_days = np.array([x.implementation_median for x in lv]) * DAYS_PER_YEAR / 12.0
@@ -179,6 +180,7 @@ class _Tau:
 
             if sh.resource is not None:
                 self.cap_factor[self.res_names.index(sh.resource)] *= f(sh.capacity_factor)
+                self.cap_steps = self._capacities()
             if sh.level is not None:
                 i = LEVELS.index(sh.level)
                 self.p[i] *= f(sh.innovation_factor)
@@ -195,6 +197,12 @@ class _Tau:
 
     def _capacity(self, t: float) -> np.ndarray:
         return np.floor(self.cap_base * self.cap_factor * np.exp(self.log_growth * t) + _EPS)
+
+    def _capacities(self) -> np.ndarray:
+        """Capacity of every resource at the start of every step (rows), for the present
+        shock factors; recomputed when a shock changes them."""
+        grown = self.cap_base * np.exp(self.log_growth * self.edges[:, None])
+        return np.floor(grown * self.cap_factor + _EPS)
 
     def _start(self, X: np.ndarray, m: int) -> None:
         """File the projects X [s, i, c] started in step m under their completion steps."""
@@ -251,7 +259,7 @@ class _Tau:
             self.queue.append([new, total])
         if not self.queue:
             return
-        free = self._capacity(self.edges[m]) - self.in_use
+        free = self.cap_steps[m] - self.in_use
         blocked = np.zeros(len(free), dtype=bool)
         allowed = np.ones(len(self.units), dtype=bool)  # levels needing no blocked resource
         started = np.zeros_like(new)
@@ -404,7 +412,7 @@ class _Tau:
 
             # Starts: levels without needs at once, the others through the queue.
             if self.queued_levels and not self.queue and (
-                    D.sum(axis=(0, 2)) @ self.units <= self._capacity(t0) - self.in_use).all():
+                    D.sum(axis=(0, 2)) @ self.units <= self.cap_steps[m] - self.in_use).all():
                 self._start(D, m)  # nothing waits and every project fits
             elif self.queued_levels:
                 free_now = D.copy()
