@@ -358,11 +358,14 @@ def _sweep_line(plan, out: Path, rows: dict) -> str:
             f"{len(stats)} {plan.design.name} points")
     if not ok.any():
         return f"{head}: every run failed"
-    best = int(np.nanargmax(p))
+    counts = np.array([s["count_mean"] for s in stats], dtype=float)
+    # The best point: highest P(met), then the highest mean count (P is often 0 everywhere).
+    best = max(np.flatnonzero(ok), key=lambda j: (p[j], np.nan_to_num(counts[j], nan=-1)))
     where = ", ".join(f"{k}={v:g}" for k, v in zip(plan.design.keys, plan.design.points[best],
                                                   strict=True))
     line = (f"{head}: P(met) >= 0.9 at {int(np.sum(p[ok] >= 0.9))}, >= 0.5 at "
-            f"{int(np.sum(p[ok] >= 0.5))}; highest {p[best]:.0%} at {where}")
+            f"{int(np.sum(p[ok] >= 0.5))}; best {p[best]:.0%} (mean count {counts[best]:,.0f}) "
+            f"at {where}")
     if failed:
         line += f"; {failed} runs failed (see the error column of runs.csv)"
     return line

@@ -26,6 +26,7 @@ DESIGNS = ("grid", "lhs", "sobol")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DAYS_PER_YEAR = 365.25
 MAX_FIRMS = 10**9
+TAU_STEP_DAYS = 10.0  # default step of the fast engine: bias measured in docs/performance.md
 
 
 class ScenarioError(ValueError):
@@ -142,7 +143,7 @@ class Scenario:
     policies: tuple[Policy, ...] = ()
     shocks: tuple[Shock, ...] = ()
     sweep: Sweep | None = None
-    tau_step: float = 7.0  # days; step of the fast engine (`[engine] tau_step`)
+    tau_step: float = TAU_STEP_DAYS  # days; step of the fast engine (`[engine] tau_step`)
     source: str = "<scenario>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -531,11 +532,12 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     policies = _policies(c, raw, start, end, {s.name for s in segments})
     shocks = _shocks(c, raw, start, end, resource_names)
     sweep = _sweep(c, raw)
-    tau_step = 7.0
+    tau_step = TAU_STEP_DAYS
     eng = c.table(raw, "engine", "")
     c.unknown(eng, ("tau_step",), "engine")
     if "tau_step" in eng:
-        tau_step = c.number(eng, "tau_step", "engine", 7.0, lo=1, hi=92, what="days") or 7.0
+        tau_step = (c.number(eng, "tau_step", "engine", TAU_STEP_DAYS, lo=1, hi=92,
+                             what="days") or TAU_STEP_DAYS)
 
     if c.problems:
         raise ScenarioError(c.problems)
