@@ -30,7 +30,7 @@ def test_steps_fit_months_and_dated_changes():
     days, month_at = step_edges(sc)
     assert days[0] == 0 and days[-1] == (sc.end - sc.start).days + 1
     steps = np.diff(days)
-    assert steps.min() >= 1 and steps.max() <= 8  # ~7 days, whole days, inside months
+    assert steps.min() >= 1 and steps.max() <= 1.5 * sc.tau_step  # whole days, inside months
     ends = [(d - sc.start).days + 1 for d in sc.month_ends()]
     assert [int(days[i]) for i in sorted(month_at)] == ends
     for d in ((sc.policies[0].start - sc.start).days, (sc.shocks[0].at - sc.start).days):
