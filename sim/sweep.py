@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -338,9 +339,18 @@ def failed_row(point: int, rep: int, error: str) -> dict[str, Any]:
 # Executors: local processes or a Dask cluster behind the same two calls
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C reaches the whole process group; only the coordinator decides what to do.
+def _worker_init(coordinator: int) -> None:
+    """Set up a local worker: Ctrl-C reaches the whole process group, but only the
+    coordinator decides what to do; and a worker whose coordinator was killed (SIGKILL
+    leaves no chance to stop it) exits instead of lingering."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == coordinator:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
 
 
 class LocalExecutor:
@@ -362,7 +372,8 @@ class LocalExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                             initializer=_ignore_sigint)
+                                             initializer=_worker_init,
+                                             initargs=(os.getpid(),))
         return self._pool.submit(run_batch, batch)
 
     def wait(self, futures: set, timeout: float) -> tuple[set, set]:

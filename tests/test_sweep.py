@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -382,14 +383,12 @@ def test_same_rows_for_one_or_two_local_workers(tiny, tmp_path):
         assert (one / name).read_bytes() == (two / name).read_bytes(), name
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_stops_within_seconds_keeps_runs_and_resumes(write_scenario, tmp_path, signum,
-                                                            code):
+def sweep_in_a_process(write_scenario, tmp_path):
+    """Start `sim sweep` (400 runs, 2 workers) as a process; return once runs are on disk."""
     raw = tiny_raw()
     raw["sweep"]["samples"] = 40
     raw["sweep"]["replications"] = 10
-    path = write_scenario(raw, "signal.toml")
+    path = write_scenario(raw, "long.toml")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "sim", "sweep", str(path), "--out", str(out), "--jobs", "2"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -399,6 +398,15 @@ def test_signal_stops_within_seconds_keeps_runs_and_resumes(write_scenario, tmp_
     while time.monotonic() < deadline and (not journal.is_file() or
                                            journal.stat().st_size < 2000):
         time.sleep(0.05)
+    return path, out, cmd, proc
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_within_seconds_keeps_runs_and_resumes(write_scenario, tmp_path, signum,
+                                                            code):
+    path, out, cmd, proc = sweep_in_a_process(write_scenario, tmp_path)
+    journal = out / "runs.jsonl"
     sent = time.monotonic()
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=30)
@@ -413,3 +421,23 @@ def test_signal_stops_within_seconds_keeps_runs_and_resumes(write_scenario, tmp_
     assert main(["sweep", str(path), "--out", str(whole), "--jobs", "1"]) == 0
     assert (out / "runs.csv").read_bytes() == (whole / "runs.csv").read_bytes()
     assert math.isclose(len(pd.read_csv(out / "runs.csv")), 400)
+
+
+@pytest.mark.slow
+def test_sigkill_leaves_a_resumable_folder_and_no_stray_workers(write_scenario, tmp_path):
+    path, out, cmd, proc = sweep_in_a_process(write_scenario, tmp_path)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    proc.kill()
+    proc.communicate(timeout=30)
+    assert (out / ".lock").exists()  # no chance to release it: the next sweep takes it over
+    gone = time.monotonic() + 10
+    alive = children
+    while alive and time.monotonic() < gone:
+        alive = [c for c in children if Path(f"/proc/{c}").exists()
+                 and Path(f"/proc/{c}/stat").read_text().split()[2] != "Z"]
+        time.sleep(0.2)
+    assert not alive, f"workers outlived their killed coordinator: {alive}"
+    assert subprocess.run(cmd, cwd=ROOT, capture_output=True).returncode == 0
+    whole = tmp_path / "whole"
+    assert main(["sweep", str(path), "--out", str(whole), "--jobs", "1"]) == 0
+    assert (out / "runs.csv").read_bytes() == (whole / "runs.csv").read_bytes()
