@@ -68,7 +68,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="run on a Dask distributed cluster (e.g. tcp://127.0.0.1:8786) "
                    "instead of local processes")
     p.add_argument("--engine", default="des", help="simulation engine (see `sim run --help`)")
-    p.add_argument("--out", type=Path, help="results folder")
+    p.add_argument("--out", type=Path, help="results folder (default: results/<name>-sweep/ "
+                   "or results/<name>-solve/)")
 
 
 def add_parsers(sub) -> None:
