@@ -1,19 +1,23 @@
 """The `sim` command: argument parsing, progress, exit codes. No modelling happens here.
 
 Exit status: 0 success; 2 bad input (scenario, options, data file); 1 anything else;
-130 interrupted.
+130 interrupted (Ctrl-C), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from . import __version__, cli_calibrate, cli_sweep
+from .cli_sweep import EXIT_TERMINATED, Terminated, _interrupted, _signals
 from .cliutil import (
     EXIT_BAD_INPUT,
     EXIT_ERROR,
@@ -78,9 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in lines:
             print(line, file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("sim: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_ERROR
 
@@ -125,20 +129,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs()
 
     started = time.perf_counter()
-    results = _run_with_progress(sc, args.engine, jobs)
-    elapsed = time.perf_counter() - started
-
-    counts = [results[i].count_at_deadline for i in sorted(results)]
-    crossings = [results[i].crossing_time for i in sorted(results)]
-    v = verdict(sc, counts, crossings, deterministic=args.engine in DETERMINISTIC)
-    line = verdict_line(sc, v)
-    summary = build_summary(sc, args.engine, results, v, line, elapsed)
-    fig = draw_adoption(sc, results, line)
-    write_run(out, sc, results, summary, [("adoption.png", png(fig))])
+    published = False
+    with _signals():  # SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated, in this thread
+        try:
+            results = _run_with_progress(sc, args.engine, jobs)
+            elapsed = time.perf_counter() - started
+            counts = [results[i].count_at_deadline for i in sorted(results)]
+            crossings = [results[i].crossing_time for i in sorted(results)]
+            v = verdict(sc, counts, crossings, deterministic=args.engine in DETERMINISTIC)
+            line = verdict_line(sc, v)
+            summary = build_summary(sc, args.engine, results, v, line, elapsed)
+            fig = draw_adoption(sc, results, line)
+            with _signals_held():
+                write_run(out, sc, results, summary, [("adoption.png", png(fig))])
+                published = True
+        except KeyboardInterrupt as exc:
+            return _interrupted("run", exc, _kept(out, published))
+        except BrokenProcessPool:
+            print("sim run: a worker process died (killed from outside, or out of memory); "
+                  "nothing was written", file=sys.stderr)
+            return EXIT_ERROR
     print(line)
     print(f"results in {out}/ ({elapsed:.1f} s, {len(results)} runs, {jobs} jobs)",
           file=sys.stderr)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM while a finished run is published (well under a second), then
+    act on them, so that a signal never stops the renames half-way."""
+    caught: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    old = {s: signal.getsignal(s) for s in held}
+    for s in held:
+        signal.signal(s, lambda signum, _frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+    if caught:
+        signal.raise_signal(caught[0])
+
+
+def _kept(out: Path, published: bool) -> str:
+    """What an interrupted `sim run` leaves behind, for its last line."""
+    if published:
+        return f"the results were already complete in {out}/"
+    if (out / "summary.json").is_file():
+        return (f"nothing was written ({out}/ still holds the previous results); run the same "
+                "command again to start over")
+    return "nothing was written; run the same command again to start over"
 
 
 def _run_with_progress(sc: Scenario, engine: str, jobs: int) -> dict:

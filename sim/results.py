@@ -1,6 +1,7 @@
-"""The only code that writes results folders. Every file is written to a temporary name in
-the same folder and renamed, so a reader (or a killed run) never sees a torn file; the
-summary is written last, so a summary always has its curves beside it."""
+"""The only code that writes results folders. Every file is written to a temporary name and
+renamed, so a reader (or a killed run) never sees a torn file. A run's folder is published
+as a whole (see `publish`): killed at any moment, it holds the previous complete results or
+none, never a summary beside curves that are not its own."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ def _umask() -> int:
 
 
 FILE_MODE = 0o666 & ~_umask()  # what open() would have given; mkstemp makes files 0600
+DIR_MODE = 0o777 & ~_umask()  # what mkdir() would have given; mkdtemp makes folders 0700
+STAGING = ".partial-"  # `.<folder>.partial-<pid>-<random>`: a folder being built beside its place
 
 
 def default_out(scenario: Scenario, suffix: str = "") -> Path:
@@ -86,19 +90,74 @@ def _expected(x: float) -> str:
     return f"{x:.3f}"
 
 
+def json_text(obj: Any) -> str:
+    """Indented JSON; NaN and infinities are refused, so every reader can load it."""
+    return json.dumps(obj, indent=2, allow_nan=False) + "\n"
+
+
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write(path, json.dumps(obj, indent=2, allow_nan=False) + "\n")
+    atomic_write(path, json_text(obj))
 
 
 def write_run(out: Path, scenario: Scenario, results: Mapping[int, RunResult],
               summary: Mapping[str, Any], figures: Iterable[tuple[str, bytes]]) -> None:
-    """Write a finished run: scenario, curves, figures, then the summary that vouches for them."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "scenario.toml", scenario_text(scenario))
-    atomic_write(out / "curves.csv", curves_csv(scenario, results))
-    for name, png in figures:
-        atomic_write(out / name, png)
-    write_json(out / "summary.json", dict(summary))
+    """Publish a finished run: scenario, curves, figures, and last the summary that vouches
+    for them."""
+    publish(out, [("scenario.toml", scenario_text(scenario)),
+                  ("curves.csv", curves_csv(scenario, results)), *figures,
+                  ("summary.json", json_text(dict(summary)))])
+
+
+def publish(out: Path, files: Sequence[tuple[str, bytes | str]]) -> None:
+    """Put a complete set of files into the folder `out`; the last file vouches for the rest.
+
+    The set is built in a staging folder beside `out`. A new `out` is that folder renamed
+    into place in one step. An existing one (which may hold files of the user's, so it is
+    never replaced wholesale) first loses its last file, so that it stops claiming to hold
+    finished results, then takes the new files by rename, the vouching one last. Killed at
+    any moment, `out` holds the previous complete set or no complete set, never a mix; a
+    staging folder left by a killed process is removed by the next publish to `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_staging(out)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}{STAGING}{os.getpid()}-"))
+    try:
+        os.chmod(staging, DIR_MODE)
+        for name, data in files:
+            with open(staging / name, "wb") as fh:
+                fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        try:
+            os.rename(staging, out)  # atomic; refused when `out` exists and is not empty
+            return
+        except OSError:
+            if not out.is_dir():
+                raise
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(out / files[-1][0])
+        for name, _ in files:
+            os.replace(staging / name, out / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Remove staging folders of `out` whose process is gone (killed while publishing)."""
+    prefix = f".{out.name}{STAGING}"
+    for entry in out.parent.iterdir():
+        pid = entry.name[len(prefix):].split("-", 1)[0]
+        if entry.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def read_curves(path: Path) -> tuple[list[str], dict[int, np.ndarray]]:

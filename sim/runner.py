@@ -7,8 +7,12 @@ are identical whatever the number of workers or the order in which they finish.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
@@ -45,6 +49,31 @@ def run_one(scenario: Scenario, engine: str, seed: int, index: int) -> RunResult
 def _run_chunk(scenario: Scenario, engine: str, seed: int, indices: Sequence[int]
                ) -> list[tuple[int, RunResult]]:
     return [(i, run_one(scenario, engine, seed, i)) for i in indices]
+
+
+def worker_init(parent: int) -> None:
+    """Workers leave Ctrl-C (sent to the whole process group) to the parent, which stops
+    them, and die with the parent even when it is killed with SIGKILL (Linux)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if not sys.platform.startswith("linux"):  # pragma: no cover
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: drop queued work and kill the running workers instead of waiting
+    for their chunks to finish (an interrupted run keeps nothing of them, and a worker
+    holds nothing that needs cleaning up)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        with contextlib.suppress(OSError, ValueError):  # already gone, or already closed
+            proc.kill()
+            proc.join(timeout=5)
 
 
 def default_jobs() -> int:
@@ -85,16 +114,17 @@ def run_replications(
     n_chunks = min(len(indices), jobs * 8)
     chunks = [indices[c::n_chunks] for c in range(n_chunks)]
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=worker_init,
+                               initargs=(os.getpid(),))
+    try:
         pending = {pool.submit(_run_chunk, scenario, engine, seed, chunk) for chunk in chunks}
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    for i, res in fut.result():
-                        take(i, res)
-        except BaseException:
-            for fut in pending:
-                fut.cancel()
-            raise
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                for i, res in fut.result():
+                    take(i, res)
+    except BaseException:  # Ctrl-C, SIGTERM, a lost worker: stop now, keep nothing half-done
+        stop_pool(pool)
+        raise
+    pool.shutdown(wait=True)
     return results

@@ -27,6 +27,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DAYS_PER_YEAR = 365.25
 MAX_FIRMS = 10**9
 TAU_STEP_DAYS = 10.0  # default step of the fast engine: bias measured in docs/performance.md
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+MAX_HORIZON_YEARS = 100  # a planning horizon; months, curves and figures grow with it
 
 
 class ScenarioError(ValueError):
@@ -201,28 +203,68 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        shown = _show(data.split(b"\n")[line - 1].decode("utf-8", errors="replace"))
         raise ScenarioError(
-            [f"{src}: byte {exc.start} is not UTF-8: a scenario file must be UTF-8 text"]
+            [f"{src}: line {line}: {shown}: byte {exc.start} is not UTF-8: a scenario file "
+             "must be UTF-8 text"]
         ) from None
     if not text.strip():
         raise ScenarioError([f"{src}: the file is empty: a scenario needs at least name, start, "
                              "end, [target] and [population]"])
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([f"{src}: not valid TOML: {exc}"]) from None
     except RecursionError:
-        raise ScenarioError([f"{src}: not valid TOML: nested too deeply"]) from None
+        raise ScenarioError([f"{src}: {_toml_line(text, None)}not valid TOML: nested too "
+                             "deeply"]) from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise ScenarioError([f"{src}: {_toml_line(text, exc)}not valid TOML: "
+                             f"{_toml_reason(exc)}"]) from None
+
+
+_AT_LINE = re.compile(r" \(at line (\d+), column \d+\)| \(at end of document\)")
+
+
+def _toml_reason(exc: ValueError) -> str:
+    if isinstance(exc, tomllib.TOMLDecodeError):
+        return _AT_LINE.sub("", str(exc))
+    return "a whole number with more than 4300 digits"
+
+
+def _toml_line(text: str, exc: ValueError | None) -> str:
+    """'line N: <the line>: ' for a TOML error, so that the message shows the key at fault.
+
+    tomllib names the line of a syntax error; an over-long integer or too deep nesting it
+    does not, so the line with the longest run of digits or the most brackets is named."""
+    lines = text.splitlines()
+    found = _AT_LINE.search(str(exc)) if exc is not None else None
+    if found and found.group(1):
+        n = int(found.group(1))
+    else:
+        def weight(line: str) -> int:
+            if exc is None:
+                return line.count("[") + line.count("{")
+            return max((len(m) for m in re.findall(r"\d+", line)), default=0)
+
+        n = 1 + max(range(len(lines)), key=lambda i: weight(lines[i])) if lines else 0
+    if not 1 <= n <= len(lines):
+        return ""
+    return f"line {n}: {_show(lines[n - 1].strip())}: "
 
 
 def parse_value(text: str) -> Any:
     """A `--set` value in TOML value syntax; a bare word that is not TOML is taken as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
+    except RecursionError:
+        raise ValueError("the value is nested too deeply") from None
     except tomllib.TOMLDecodeError:
         if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text.strip()):
             return text.strip()
-        raise ValueError(f"{text!r} is not a TOML value (quote strings, e.g. '\"line\"')") from None
+        raise ValueError(f"{_show(text)} is not a TOML value (quote strings, e.g. "
+                         "'\"line\"')") from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise ValueError(f"not a usable TOML value: {_toml_reason(exc)}") from None
 
 
 def split_key(key: str) -> list[str]:
@@ -301,7 +343,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], *, source: st
     problems = []
     for item in overrides:
         if "=" not in item:
-            problems.append(f"{source}: --set {item!r}: expected dotted.key=value")
+            problems.append(f"{source}: --set {_show(item)}: expected dotted.key=value")
             continue
         key, text = item.split("=", 1)
         try:
@@ -309,7 +351,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str], *, source: st
             set_key(raw, key.strip(), value)
         except (ValueError, KeyError) as exc:
             msg = exc.args[0] if exc.args else str(exc)
-            problems.append(f"{source}: --set {item!r}: {msg}")
+            problems.append(f"{source}: --set {_show(item)}: {msg}")
     if problems:
         raise ScenarioError(problems)
 
@@ -337,7 +379,7 @@ class _Checker:
             if key not in allowed:
                 guess = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
                 hint = f"; did you mean {guess[0]!r}?" if guess else ""
-                where = f"{prefix}.{key}" if prefix else key
+                where = f"{prefix}.{_key(key)}" if prefix else _key(key)
                 self.note(where, f"unknown key (allowed: {', '.join(allowed)}){hint}")
 
     def table(self, parent: Mapping[str, Any], key: str, prefix: str, *, required: bool = False
@@ -373,11 +415,10 @@ class _Checker:
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(where, value, allowed)
             return default
-        whole = isinstance(value, int) or (math.isfinite(value) and value == int(value))
-        if integer and not whole:
-            self.fail(where, value, allowed)
-            return default
-        if not math.isfinite(value):
+        # Compared as they are: math.isfinite and float() overflow on integers past 1e308.
+        finite = isinstance(value, int) or math.isfinite(value)
+        whole = isinstance(value, int) or (finite and value == int(value))
+        if not finite or (integer and not whole):
             self.fail(where, value, allowed)
             return default
         if value < lo or value > hi or (lo_open and value == lo):
@@ -395,6 +436,9 @@ class _Checker:
         value = table[key]
         if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
             self.fail(where, value, "must be a TOML date such as 2026-01-01 (no quotes, no time)")
+            return None
+        if not FIRST_DATE <= value <= LAST_DATE:
+            self.fail(where, value, f"must lie between {FIRST_DATE} and {LAST_DATE}")
             return None
         return value
 
@@ -483,6 +527,8 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     end = c.date(raw, "end", "")
     if start and end and end <= start:
         c.fail("end", end, f"must be after start ({start})")
+    elif start and end and (end - start).days > MAX_HORIZON_YEARS * DAYS_PER_YEAR:
+        c.fail("end", end, f"must be at most {MAX_HORIZON_YEARS} years after start ({start})")
     replications = c.number(raw, "replications", "", 100, lo=1, hi=1_000_000, integer=True)
     seed = c.number(raw, "seed", "", 0, lo=0, hi=2**63 - 1, integer=True)
 
@@ -565,7 +611,7 @@ def _segments(c: _Checker, pop: Mapping[str, Any]) -> list[Segment]:
         c.unknown(item, ("name", "share", "propensity", "initial"), where)
         seg_name = c.string(item, "name", where, None)
         if seg_name is not None:
-            where = f"population.segment.{seg_name}"
+            where = f"population.segment.{_key(seg_name)}"
             if seg_name in names:
                 c.fail(f"{where}.name", seg_name, "must be unique among segments")
             names.add(seg_name)
@@ -603,7 +649,7 @@ def _level(c: _Checker, levels: Mapping[str, Any], name: str, resources: Sequenc
             guess = difflib.get_close_matches(res, resources, n=1, cutoff=0.6)
             hint = f"; did you mean {guess[0]!r}?" if guess else ""
             known = ", ".join(resources) or "none are defined"
-            c.note(f"{where}.needs.{res}", f"unknown resource (defined under [resources]: "
+            c.note(f"{where}.needs.{_key(res)}", f"unknown resource (defined under [resources]: "
                    f"{known}){hint}")
             continue
         n = c.check_number(units, f"{where}.needs.{res}", 0, lo=0, hi=1e9, integer=True)
@@ -628,7 +674,7 @@ def _resources(c: _Checker, raw: Mapping[str, Any]) -> tuple[Resource, ...]:
     tbl = c.table(raw, "resources", "")
     out = []
     for name, spec in tbl.items():
-        where = f"resources.{name}"
+        where = f"resources.{_key(name)}"
         if not isinstance(spec, dict):
             c.fail(where, spec, "must be a table with capacity and growth")
             continue
@@ -726,12 +772,13 @@ def _sweep(c: _Checker, raw: Mapping[str, Any]) -> Sweep | None:
     reps = c.number(tbl, "replications", "sweep", 50, lo=1, hi=10**6, integer=True) or 50
     vary = []
     for key, rng in c.table(tbl, "vary", "sweep").items():
-        where = f'sweep.vary."{key}"'
+        where = f"sweep.vary.{_key(key)}"
         ok = (isinstance(rng, list) and len(rng) == 2
               and all(isinstance(x, int | float) and not isinstance(x, bool)
-                      and math.isfinite(x) for x in rng))
+                      and abs(x) <= 1e300 for x in rng))
         if not ok:
-            c.fail(where, rng, "must be [low, high] with two finite numbers")
+            c.fail(where, rng, "must be [low, high] with two finite numbers "
+                   "(at most 1e300 in size)")
             continue
         if rng[0] > rng[1]:
             c.fail(where, rng, "low must not exceed high")
@@ -770,8 +817,20 @@ def dumps(raw: Mapping[str, Any]) -> str:
     return "\n".join(lines).strip() + "\n"
 
 
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f",
+            "\r": "\\r"}
+
+
+def _quote(text: str) -> str:
+    """A TOML basic string: every control character escaped, so the text stays on one line
+    and reads back as it was."""
+    return '"' + "".join(_ESCAPES.get(ch) or (f"\\u{ord(ch):04x}" if ord(ch) < 0x20 or
+                                              ord(ch) == 0x7F else ch) for ch in text) + '"'
+
+
 def _key(k: str) -> str:
-    return k if _BARE.fullmatch(k) else '"' + k.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A key as TOML writes it (and as messages show it): bare if it can be, else quoted."""
+    return k if _BARE.fullmatch(k) else _quote(k)
 
 
 def _value(v: Any) -> str:
@@ -786,9 +845,7 @@ def _value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        escaped = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-                   .replace("\t", "\\t"))
-        return f'"{escaped}"'
+        return _quote(v)
     if isinstance(v, dt.datetime | dt.date | dt.time):
         return v.isoformat()
     if isinstance(v, dict):
