@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import tempfile
 import time
@@ -35,16 +36,26 @@ VARY = [("levels.line.imitation", 0.2, 1.0, False),
         ("resources.integrators.capacity", 12_000, 40_000, False)]
 
 
-def timed_sweep(plan: SweepPlan, jobs: int) -> tuple[float, str]:
-    """Seconds for the whole sweep with `jobs` workers, and its runs table."""
+def _cpu() -> float:
+    """CPU seconds used so far by this process and its finished children."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed_sweep(plan: SweepPlan, jobs: int) -> tuple[float, float, str]:
+    """Wall seconds for the whole sweep with `jobs` workers, the cores it got on average
+    (CPU seconds / wall seconds: below `jobs` when other work held the machine), and its
+    runs table."""
     with tempfile.TemporaryDirectory() as tmp:
         executor = LocalExecutor(jobs)
-        started = time.perf_counter()
+        cpu, started = _cpu(), time.perf_counter()
         try:
             rows = run_sweep(plan, Path(tmp), executor)
         finally:
             executor.close()
-        return time.perf_counter() - started, runs_csv(plan.design, rows)
+        wall = time.perf_counter() - started
+        return wall, (_cpu() - cpu) / wall, runs_csv(plan.design, rows)
 
 
 def main() -> int:
@@ -63,19 +74,20 @@ def main() -> int:
     plan = SweepPlan(sc, design, args.engine, args.replications, args.points)
     runs = len(design.points) * args.replications
     load_avg = os.getloadavg()[0]
-    times: dict[int, list[float]] = {1: [], 2: []}
+    times: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
     rows: dict[int, str] = {}
     for _ in range(args.repeat):
         for jobs in (1, 2):
-            seconds, rows[jobs] = timed_sweep(plan, jobs)
-            times[jobs].append(seconds)
-    one, two = min(times[1]), min(times[2])
+            seconds, cores, rows[jobs] = timed_sweep(plan, jobs)
+            times[jobs].append((seconds, cores))
+    (one, cores_one), (two, cores_two) = min(times[1]), min(times[2])
     speedup = one / two
     rows_one, rows_two = rows[1], rows[2]
     print(f"{sc.name}, {args.engine} engine, {runs} runs, best of {args.repeat}: 1 worker "
           f"{one:.1f} s ({one / runs:.3f} s/run), 2 workers {two:.1f} s: speed-up "
           f"{speedup:.2f}x (required {args.require:.2f}x); rows identical: "
-          f"{rows_one == rows_two}; load average at start {load_avg:.2f} on {os.cpu_count()} cores")
+          f"{rows_one == rows_two}; cores obtained {cores_one:.2f} and {cores_two:.2f} "
+          f"(load average at start {load_avg:.2f} on {os.cpu_count()} cores)")
     return 0 if speedup >= args.require and rows_one == rows_two else 1
 
 
