@@ -23,9 +23,10 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, stats
 
-from .scenario import DAYS_PER_YEAR, LEVELS, ScenarioError
+from .scenario import DAYS_PER_YEAR, FIRST_DATE, LAST_DATE, LEVELS, MAX_FIRMS, ScenarioError
 
 KINDS = ("cumulative", "new")
+MAX_COUNT = float(MAX_FIRMS)  # no series counts more firms than a scenario may hold
 PARAMETERS = ("innovation", "imitation", "market")
 WALD_MAX_LOG_SE = 0.25
 """Above this standard error of a log parameter (intervals wider than about x1.6 each way)
@@ -83,7 +84,11 @@ def read_series(path: str | Path, where: Sequence[str] = ()) -> Series:
 def parse_series(text: str, source: str, where: Sequence[str] = ()) -> Series:
     """Check CSV text: a `date` column and exactly one of `cumulative` or `new`; every fault
     is one line naming the file, line, column and value and what is allowed."""
-    rows = list(csv.reader(io.StringIO(text)))
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:  # an over-long field, a stray carriage return inside a field
+        raise SeriesError([f"{source}: not a readable CSV file ({exc}): expected a header "
+                           "'date,cumulative' or 'date,new' and one row per date"]) from None
     while rows and not any(cell.strip() for cell in rows[-1]):
         rows.pop()
     if not rows:
@@ -112,6 +117,8 @@ def parse_series(text: str, source: str, where: Sequence[str] = ()) -> Series:
             values.append(value)
             lines.append(n)
     _order_problems(dates, values, lines, kind, source, problems)
+    if not problems and dates and not any(values):
+        problems.append(f"{source}: every count is 0: a Bass curve needs some adopters")
     if not problems and len(dates) < 3:
         chosen = f" matching {', '.join(where)}" if where else ""
         problems.append(f"{source}: {len(dates)} data row(s){chosen}: at least three are needed "
@@ -121,15 +128,20 @@ def parse_series(text: str, source: str, where: Sequence[str] = ()) -> Series:
     return Series(source, kind, tuple(dates), tuple(values))
 
 
+def _columns(header: list[str]) -> str:
+    """The header's cells for a one-line message (line breaks inside a cell escaped)."""
+    return ", ".join(h.replace("\r", "\\r").replace("\n", "\\n") for h in header)
+
+
 def _header_problems(header: list[str], source: str) -> list[str]:
     have = [k for k in KINDS if k in header]
     out = []
     if "date" not in header:
-        out.append(f"{source}: line 1: no 'date' column (columns: {', '.join(header)}); "
+        out.append(f"{source}: line 1: no 'date' column (columns: {_columns(header)}); "
                    "expected 'date,cumulative' or 'date,new'")
     if not have:
         out.append(f"{source}: line 1: no 'cumulative' or 'new' column (columns: "
-                   f"{', '.join(header)}); expected 'date,cumulative' or 'date,new'")
+                   f"{_columns(header)}); expected 'date,cumulative' or 'date,new'")
     elif len(have) == 2:
         out.append(f"{source}: line 1: both 'cumulative' and 'new' columns: keep one, so it is "
                    "clear which the counts are")
@@ -157,11 +169,16 @@ def _filters(where: Sequence[str], header: list[str], source: str, problems: lis
 
 def _date(cell: str, source: str, line: int, problems: list[str]) -> dt.date | None:
     try:
-        return dt.date.fromisoformat(cell)
+        date = dt.date.fromisoformat(cell)
     except ValueError:
         problems.append(f"{source}: line {line}, column date: {cell!r} is not a date: use "
                         "YYYY-MM-DD, e.g. 2025-11-20")
         return None
+    if not FIRST_DATE <= date <= LAST_DATE:
+        problems.append(f"{source}: line {line}, column date: {cell!r}: must lie between "
+                        f"{FIRST_DATE} and {LAST_DATE}")
+        return None
+    return date
 
 
 def _count(cell: str, kind: str, source: str, line: int, problems: list[str]) -> float | None:
@@ -174,8 +191,10 @@ def _count(cell: str, kind: str, source: str, line: int, problems: list[str]) ->
         problems.append(f"{source}: line {line}, column {kind}: {cell!r} is not a number: "
                         f"must be {allowed}, digits only (no thousands separators)")
         return None
-    if not math.isfinite(value) or value < 0 or (kind == "cumulative" and value == 0):
-        problems.append(f"{source}: line {line}, column {kind}: {cell!r}: must be {allowed}")
+    if (not math.isfinite(value) or value < 0 or value > MAX_COUNT
+            or (kind == "cumulative" and value == 0)):
+        problems.append(f"{source}: line {line}, column {kind}: {cell!r}: must be {allowed}, "
+                        f"at most {MAX_COUNT:.0e}")
         return None
     return value
 
@@ -583,7 +602,10 @@ class _Problem:
             for step in _steps(reach):
                 v = theta[i] + direction * step
                 if excess(v) > 0:
-                    found = optimize.brentq(excess, min(prev, v), max(prev, v), xtol=1e-6)
+                    try:
+                        found = optimize.brentq(excess, min(prev, v), max(prev, v), xtol=1e-6)
+                    except ValueError:  # the warm-started refits disagree: leave it open
+                        found = None
                     break
                 prev = v
             bounds.append(None if found is None else math.exp(found))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import Fit, Series, SeriesError, fit, fragment, read_series
+from .calibrate import MAX_COUNT, Fit, Series, SeriesError, fit, fragment, read_series
 from .cliutil import EXIT_OK, BadInput
 from .scenario import LEVELS
 
@@ -50,8 +50,9 @@ def _positive(text: str) -> float:
         value = float(text.replace("_", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} must be a positive number of firms")
+    if not 0 < value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number of firms in "
+                                          f"(0, {MAX_COUNT:.0e}]")
     return value
 
 
@@ -62,7 +63,7 @@ def is_fit_folder(folder: Path) -> bool:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit, then write the three files; nothing is written when the data are refused."""
-    from .results import RESULTS_ROOT, atomic_write, write_json
+    from .results import RESULTS_ROOT, json_text, publish
 
     try:
         series = read_series(args.series, args.where)
@@ -80,10 +81,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     doc = result.as_json()
     doc["until"] = until.isoformat()
     doc["where"] = list(args.where)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / "fragment.toml", fragment(result))
-    atomic_write(out / "fit.png", fig)
-    write_json(out / "fit.json", doc)
+    # One set: killed at any moment, the folder holds the previous fit or this one, and
+    # fit.json (which `sim plot` reads) comes last.
+    publish(out, [("fragment.toml", fragment(result)), ("fit.png", fig),
+                  ("fit.json", json_text(doc))])
     print(summary_line(result))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
