@@ -31,6 +31,8 @@ def test_wilson_edges():
     assert lo == 0 and 0 < hi < 0.2
     lo, hi = wilson(20, 20)
     assert hi == 1 and 0.8 < lo < 1
+    for n in (1, 7, 50, 100, 999):  # exactly 0 and 1, not rounding dust (50 gave 5.6e-17)
+        assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0
 
 
 def test_censored_crossings_and_line():
