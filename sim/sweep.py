@@ -466,6 +466,15 @@ def execute(executor: Any, runs: Sequence[tuple[int, tuple[Any, ...], int]], *, 
     workers = max(1, executor.workers)
     in_flight: dict[Any, tuple[Batch, int]] = {}
     timing = [0.0, 0]  # seconds, runs
+    delivered: set[tuple[int, int]] = set()
+
+    def deliver(rows: list[dict[str, Any]]) -> None:
+        # A batch can come back twice (a worker judged lost that finished after all, or
+        # rescheduled by Dask as well as by us): each run is passed on once, the first time.
+        fresh = [row for row in rows if (row["point"], row["replication"]) not in delivered]
+        delivered.update((row["point"], row["replication"]) for row in fresh)
+        if fresh:
+            on_rows(fresh)
 
     def next_batch() -> Batch:
         per_run = timing[0] / timing[1] if timing[1] else math.inf
@@ -498,12 +507,12 @@ def execute(executor: Any, runs: Sequence[tuple[int, tuple[Any, ...], int]], *, 
                             in_flight[executor.submit(b)] = (b, t)
                         continue
                     text = f"{type(outcome).__name__}: {outcome}".strip()
-                    on_rows([failed_row(p, r, f"worker lost: {text}") for p, _, r in batch.runs])
+                    deliver([failed_row(p, r, f"worker lost: {text}") for p, _, r in batch.runs])
                     continue
                 rows, seconds = outcome
                 timing[0] += seconds
                 timing[1] += len(rows)
-                on_rows(rows)
+                deliver(rows)
             fill()
     except BaseException:
         executor.close(kill=True)
