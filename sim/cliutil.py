@@ -21,21 +21,19 @@ class Parser(argparse.ArgumentParser):
                        if " " in self.prog else f"sim: {message} (see 'sim --help')")
 
 
-def positive_int(text: str) -> int:
+def _whole(text: str, lo: int, rule: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    if value < lo:
+        raise argparse.ArgumentTypeError(f"{text} {rule}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return _whole(text, 1, "must be at least 1")
 
 
 def nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
+    return _whole(text, 0, "must be >= 0")

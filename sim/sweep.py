@@ -16,9 +16,7 @@ import json
 import math
 import multiprocessing
 import os
-import signal
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -29,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .runner import DETERMINISTIC, engines, replication_rng
+from .runner import DETERMINISTIC, engines, replication_rng, stop_pool, worker_init
 from .scenario import Scenario, ScenarioError, get_key, set_key, validate
 from .target import wilson
 
@@ -339,20 +337,6 @@ def failed_row(point: int, rep: int, error: str) -> dict[str, Any]:
 # Executors: local processes or a Dask cluster behind the same two calls
 
 
-def _worker_init(coordinator: int) -> None:
-    """Set up a local worker: Ctrl-C reaches the whole process group, but only the
-    coordinator decides what to do; and a worker whose coordinator was killed (SIGKILL
-    leaves no chance to stop it) exits instead of lingering."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        while os.getppid() == coordinator:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="coordinator-watch", daemon=True).start()
-
-
 class LocalExecutor:
     """`jobs` spawned worker processes (or this process when jobs is 1)."""
 
@@ -372,7 +356,7 @@ class LocalExecutor:
         if self._pool is None:
             ctx = multiprocessing.get_context("spawn")
             self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                             initializer=_worker_init,
+                                             initializer=worker_init,
                                              initargs=(os.getpid(),))
         return self._pool.submit(run_batch, batch)
 
@@ -397,14 +381,7 @@ class LocalExecutor:
         if pool is None:
             return
         if kill:
-            procs = list(getattr(pool, "_processes", {}).values())
-            pool.shutdown(wait=False, cancel_futures=True)
-            for proc in procs:
-                with contextlib.suppress(Exception):
-                    proc.terminate()
-            for proc in procs:
-                with contextlib.suppress(Exception):
-                    proc.join(timeout=5)
+            stop_pool(pool)
         else:
             pool.shutdown(wait=True)
 
