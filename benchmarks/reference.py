@@ -14,7 +14,7 @@ import math
 import numpy as np
 import simpy
 
-from sim.population import N_LEVELS, layout
+from sim.engines.population import N_LEVELS, layout
 from sim.scenario import Scenario
 
 

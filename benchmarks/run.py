@@ -48,7 +48,7 @@ def scaled(workload: str, firms: int):
 def measure(engine: str, workload: str, firms: int, reps: int) -> dict:
     """Run in this process: warm up once, then time `reps` replications."""
     sys.path.insert(0, str(HERE))
-    from sim.runner import engines, replication_rng
+    from sim.execution.runner import engines, replication_rng
 
     sc = scaled(workload, firms)
     if engine == "reference":

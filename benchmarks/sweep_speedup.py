@@ -22,8 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.scenario import load  # noqa: E402
-from sim.sweep import (  # noqa: E402
+from sim.explore.sweep import (  # noqa: E402
     LocalExecutor,
     SweepPlan,
     make_design,
@@ -31,6 +30,7 @@ from sim.sweep import (  # noqa: E402
     run_sweep,
     runs_csv,
 )
+from sim.scenario import load  # noqa: E402
 
 VARY = [("levels.line.imitation", 0.2, 1.0, False),
         ("resources.integrators.capacity", 12_000, 40_000, False)]

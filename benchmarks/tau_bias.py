@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.results import scenario_sha256
-from sim.runner import run_replications
+from sim.analysis.verdict import wilson
+from sim.execution.runner import run_replications
 from sim.scenario import load
-from sim.target import wilson
+from sim.store.files import scenario_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 

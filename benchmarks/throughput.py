@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from sim.runner import run_replications
+from sim.execution.runner import run_replications
 from sim.scenario import load
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -22,11 +22,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from sim.calibrate import Fit, SeriesError, fit, read_series  # noqa: E402
-from sim.cli_calibrate import draw  # noqa: E402
-from sim.meanfield import solve  # noqa: E402
-from sim.plots import png  # noqa: E402
-from sim.runner import run_replications  # noqa: E402
+from sim.analysis.calibrate import Fit, SeriesError, fit, read_series  # noqa: E402
+from sim.cli.calibrate import draw  # noqa: E402
+from sim.engines.meanfield import solve  # noqa: E402
+from sim.execution.runner import run_replications  # noqa: E402
+from sim.plots.adoption import png  # noqa: E402
 from sim.scenario import LEVELS, load  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent

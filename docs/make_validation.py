@@ -15,16 +15,17 @@ from pathlib import Path
 
 import matplotlib
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the shared cases
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from cases import bass_raw, bass_share, binding_raw, four_level_raw  # noqa: E402
 
-from sim.meanfield import solve  # noqa: E402
-from sim.model import simulate  # noqa: E402
-from sim.plots import png  # noqa: E402
-from sim.runner import replication_rng  # noqa: E402
+from sim.engines.des import simulate  # noqa: E402
+from sim.engines.meanfield import solve  # noqa: E402
+from sim.execution.runner import replication_rng  # noqa: E402
+from sim.plots.adoption import png  # noqa: E402
 from sim.scenario import LEVELS, load, validate  # noqa: E402
-from sim.validation import bass_raw, bass_share, binding_raw, four_level_raw  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent

@@ -11,14 +11,14 @@ import tomllib
 
 import numpy as np
 import pytest
+from cases import bass_raw
 from scipy import stats
 
-from sim.calibrate import Series, bass_fraction, fit, years_since
-from sim.cli import main
-from sim.model import simulate
-from sim.runner import replication_rng
+from sim.analysis.calibrate import Series, bass_fraction, fit, years_since
+from sim.cli.main import main
+from sim.engines.des import simulate
+from sim.execution.runner import replication_rng
 from sim.scenario import validate
-from sim.validation import bass_raw
 
 START = dt.date(2020, 1, 1)
 DATES = (dt.date(2020, 5, 3), dt.date(2021, 2, 1), dt.date(2021, 9, 9), dt.date(2022, 6, 30),

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import ROOT, SCENARIOS, base_raw
 
-from sim.cli import main
+from sim.cli.main import main
 
 SUMMARY_KEYS = {"scenario", "scenario_sha256", "version", "engine", "seed", "replications",
                 "target", "p_met", "p_met_ci95", "count_at_deadline", "crossing_date",

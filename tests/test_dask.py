@@ -11,9 +11,9 @@ import pytest
 from conftest import make
 from test_sweep import tiny_raw
 
-import sim.sweep as sweep_mod
-from sim.cli import main
-from sim.sweep import DaskExecutor, execute, make_design, resolve_ranges
+import sim.explore.sweep as sweep_mod
+from sim.cli.main import main
+from sim.explore.sweep import DaskExecutor, execute, make_design, resolve_ranges
 
 distributed = pytest.importorskip("distributed")
 

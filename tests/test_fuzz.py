@@ -35,9 +35,8 @@ from conftest import ROOT, base_raw
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sim.calibrate import Series, SeriesError, fit
-from sim.cli import main
-from sim.results import RESULTS_ROOT, default_out
+from sim.analysis.calibrate import Series, SeriesError, fit
+from sim.cli.main import main
 from sim.scenario import (
     LEVELS,
     ScenarioError,
@@ -48,6 +47,7 @@ from sim.scenario import (
     set_key,
     validate,
 )
+from sim.store.files import RESULTS_ROOT, default_out
 
 
 def fuzz(examples: int) -> settings:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from sim.population import layout
-from sim.runner import run_replications
+from sim.engines.population import layout
+from sim.execution.runner import run_replications
 from sim.scenario import LEVELS, load
 
 SERIES = ROOT.parent / "shared" / "data" / "series" / "smart-factories-by-tier.csv"

@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 from conftest import ROOT, base_raw
 
-from sim.cli import main
+from sim.cli.main import main
 from sim.scenario import dumps
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -179,7 +179,7 @@ def test_a_signal_while_publishing_waits_for_the_renames(tmp_path, write_scenari
                                                          capsys):
     """SIGTERM arriving in the middle of publishing is held until the folder is complete:
     the run then stops with 143 and says that the results are complete."""
-    import sim.results as results
+    import sim.store.files as results
 
     real = results.publish
 
@@ -321,7 +321,7 @@ FS_STEPS = ("mkdir", "chmod", "fsync", "rename", "replace", "unlink", "rmdir")
 def _publish_steps(folder: Path) -> None:
     """Count the file-system steps of publishing a run, then, for each step k, fork a
     `sim run` that kills itself just before step k; print a JSON report on the last line."""
-    import sim.results as results
+    import sim.store.files as results
 
     scenario = _write_scenario_file(folder)
     run = ["run", str(scenario), "--replications", "2", "--jobs", "1"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from conftest import base_raw
 
-from sim.cli import main
-from sim.limits import refusal
+from sim.cli.main import main
+from sim.engines.limits import refusal
 from sim.scenario import validate
 
 
@@ -32,8 +32,8 @@ def test_count_engines_are_not_limited_by_population():
 def test_tau_memory_stays_bounded_with_crowded_cells():
     """Cells with more projects per step than _CROWD are filed by one multinomial draw;
     a population of 10^8 runs with arrays whose size does not depend on it."""
-    import sim.tau as tau
-    from sim.runner import replication_rng
+    import sim.engines.tau as tau
+    from sim.execution.runner import replication_rng
 
     raw = base_raw()
     raw["population"]["firms"] = 100_000_000

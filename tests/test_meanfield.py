@@ -12,14 +12,14 @@ import math
 
 import numpy as np
 import pytest
+from cases import bass_raw, bass_share, binding_raw, four_level_raw
 from conftest import base_raw
 from scipy import stats
 
-from sim.meanfield import erlang_stages, solve
-from sim.model import simulate
-from sim.runner import replication_rng
+from sim.engines.des import simulate
+from sim.engines.meanfield import erlang_stages, solve
+from sim.execution.runner import replication_rng
 from sim.scenario import validate
-from sim.validation import bass_raw, bass_share, binding_raw, four_level_raw
 
 
 def _year_ends(sc) -> np.ndarray:
@@ -127,7 +127,7 @@ def test_des_and_mean_field_agree_with_binding_resources_and_lognormal_times():
 
 
 def test_mean_field_run_writes_the_same_files(tmp_path, write_scenario, capsys):
-    from sim.cli import main
+    from sim.cli.main import main
 
     path = write_scenario(base_raw())
     out = tmp_path / "mf"

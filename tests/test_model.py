@@ -7,13 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from cases import bass_raw, bass_share
 from conftest import make
 
-from sim.model import simulate
-from sim.population import layout
-from sim.runner import replication_rng
+from sim.engines.des import simulate
+from sim.engines.population import layout
+from sim.execution.runner import replication_rng
 from sim.scenario import validate
-from sim.validation import bass_raw, bass_share
 
 
 @pytest.mark.slow

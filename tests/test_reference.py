@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from sim.model import simulate
-from sim.runner import replication_rng
+from sim.engines.des import simulate
+from sim.execution.runner import replication_rng
 from sim.scenario import load
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

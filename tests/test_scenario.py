@@ -11,7 +11,7 @@ import tomllib
 import pytest
 from conftest import SCENARIOS, base_raw, make
 
-from sim.cli import main
+from sim.cli.main import main
 from sim.scenario import ScenarioError, dumps, load, parse_value, set_key, validate
 
 

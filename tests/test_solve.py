@@ -11,11 +11,11 @@ import pytest
 from conftest import make
 from test_sweep import tiny_raw
 
-import sim.sweep as sweep_mod
-from sim.cli import main
-from sim.model import RunResult
-from sim.solve import isotonic, solve
-from sim.sweep import LocalExecutor, Range
+import sim.explore.sweep as sweep_mod
+from sim.cli.main import main
+from sim.engines.des import RunResult
+from sim.explore.solve import isotonic, solve
+from sim.explore.sweep import LocalExecutor, Range
 
 
 def known_curve(p_of_x):

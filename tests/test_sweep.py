@@ -18,10 +18,11 @@ import pandas as pd
 import pytest
 from conftest import ROOT, base_raw, make
 
-import sim.sweep as sweep_mod
-from sim.cli import main
-from sim.runner import engines
-from sim.sweep import (
+import sim.explore.sweep as sweep_mod
+from sim.analysis.verdict import wilson
+from sim.cli.main import main
+from sim.execution.runner import engines
+from sim.explore.sweep import (
     Journal,
     LocalExecutor,
     Range,
@@ -31,7 +32,6 @@ from sim.sweep import (
     parse_vary,
     resolve_ranges,
 )
-from sim.target import wilson
 
 VARY = ["--vary", "levels.line.imitation=0.2:1.5", "--vary",
         "resources.integrators.capacity=100:400"]

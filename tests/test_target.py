@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import make
 
-from sim.target import verdict, verdict_line, wilson
+from sim.analysis.verdict import verdict, verdict_line, wilson
 
 
 @pytest.mark.parametrize(("p", "n"), [(0.3, 50), (0.05, 200), (0.9, 30)])

@@ -13,16 +13,16 @@ import math
 
 import numpy as np
 import pytest
+from cases import bass_raw, bass_share
 from conftest import ROOT, base_raw
 
-from sim.meanfield import solve
-from sim.model import simulate
-from sim.population import layout
-from sim.runner import replication_rng
+from sim.analysis.verdict import wilson
+from sim.engines.des import simulate
+from sim.engines.meanfield import solve
+from sim.engines.population import layout
+from sim.engines.tau import _Tau, simulate_tau, step_edges
+from sim.execution.runner import replication_rng
 from sim.scenario import read_toml, validate
-from sim.target import wilson
-from sim.tau import _Tau, simulate_tau, step_edges
-from sim.validation import bass_raw, bass_share
 
 
 def test_steps_fit_months_and_dated_changes():
@@ -151,7 +151,7 @@ def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
 def test_cli_runs_the_tau_engine(tmp_path, write_scenario, capsys):
     import json
 
-    from sim.cli import main
+    from sim.cli.main import main
 
     path = write_scenario(base_raw())
     out = tmp_path / "tau"
@@ -164,7 +164,7 @@ def test_cli_runs_the_tau_engine(tmp_path, write_scenario, capsys):
 def test_bulk_filing_of_crowded_cells_has_the_same_law(monkeypatch):
     """Filing every cell by one multinomial draw (as crowded cells are) against one draw per
     project: the means at every year end and level agree within 4 standard errors."""
-    import sim.tau as tau
+    import sim.engines.tau as tau
 
     sc = validate(base_raw())
     reps = 30

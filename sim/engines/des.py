@@ -18,8 +18,8 @@ from heapq import heapify, heappop, heappush
 import numpy as np
 import simpy
 
-from .population import N_LEVELS, layout
-from .scenario import LEVELS, Scenario
+from sim.engines.population import N_LEVELS, layout
+from sim.scenario import LEVELS, Scenario
 
 _BLOCK = 8192  # random numbers drawn per refill
 

@@ -19,9 +19,9 @@ from collections import deque
 import numpy as np
 from scipy.special import ndtr
 
-from .model import RunResult
-from .population import N_LEVELS, layout
-from .scenario import DAYS_PER_YEAR, LEVELS, Scenario
+from sim.engines.des import RunResult
+from sim.engines.population import N_LEVELS, layout
+from sim.scenario import DAYS_PER_YEAR, LEVELS, Scenario
 
 _EPS = 1e-9
 _CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from .runner import DETERMINISTIC
-from .scenario import Scenario
-from .sweep import Range, execute
-from .target import wilson
+from sim.analysis.verdict import wilson
+from sim.execution.runner import DETERMINISTIC
+from sim.explore.sweep import Range, execute
+from sim.scenario import Scenario
 
 ABOVE, BELOW, UNDECIDED = "above", "below", "undecided"
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import RunResult
-from .scenario import LEVELS, Scenario, dumps
+from sim.engines.des import RunResult
+from sim.scenario import LEVELS, Scenario, dumps
 
 RESULTS_ROOT = Path("results")
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenario import Scenario
+from sim.scenario import Scenario
 
 Z95 = 1.959963984540054
 

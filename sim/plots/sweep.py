@@ -16,7 +16,7 @@ from matplotlib.colors import BoundaryNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from .plots import TARGET, thousands  # noqa: E402
+from sim.plots.adoption import TARGET, thousands  # noqa: E402
 
 CMAP = "RdYlGn"
 LEVELS_P = np.linspace(0.0, 1.0, 11)

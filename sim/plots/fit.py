@@ -11,7 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
-from .plots import BAND, MEDIAN, TARGET, plt, thousands
+from sim.plots.adoption import BAND, MEDIAN, TARGET, plt, thousands
 
 DATA = "#222222"
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .calibrate import MAX_COUNT, Fit, Series, SeriesError, fit, fragment, read_series
-from .cliutil import EXIT_OK, BadInput
-from .scenario import LEVELS
+from sim.analysis.calibrate import MAX_COUNT, Fit, Series, SeriesError, fit, fragment, read_series
+from sim.cli.common import EXIT_OK, BadInput
+from sim.scenario import LEVELS
 
 
 def add_parser(sub) -> None:
@@ -63,7 +63,7 @@ def is_fit_folder(folder: Path) -> bool:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit, then write the three files; nothing is written when the data are refused."""
-    from .results import RESULTS_ROOT, json_text, publish
+    from sim.store.files import RESULTS_ROOT, json_text, publish
 
     try:
         series = read_series(args.series, args.where)
@@ -115,8 +115,8 @@ def _default_until(series: Series) -> dt.date:
 
 def draw(result: Fit, until: dt.date) -> bytes:
     """fit.png: the data, the fitted curve and its band, and the implied yearly flow."""
-    from .plots import png
-    from .plots_fit import fit_figure
+    from sim.plots.adoption import png
+    from sim.plots.fit import fit_figure
 
     days = (until - result.start).days
     grid = [result.start + dt.timedelta(days=int(d)) for d in np.linspace(0, days, 240)]
@@ -145,7 +145,7 @@ def draw(result: Fit, until: dt.date) -> bytes:
 
 def cmd_plot_fit(folder: Path) -> int:
     """Redraw fit.png: refit the data stored in fit.json (the fit is deterministic)."""
-    from .results import atomic_write
+    from sim.store.files import atomic_write
 
     path = folder / "fit.json"
     try:

@@ -18,8 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import numpy as np
 
-from .model import RunResult, simulate
-from .scenario import Scenario
+from sim.engines.des import RunResult, simulate
+from sim.scenario import Scenario
 
 Engine = Callable[[Scenario, np.random.Generator], RunResult]
 
@@ -30,8 +30,8 @@ DETERMINISTIC = frozenset({"meanfield"})
 
 def engines() -> dict[str, Engine]:
     """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit."""
-    from .meanfield import solve
-    from .tau import simulate_tau
+    from sim.engines.meanfield import solve
+    from sim.engines.tau import simulate_tau
 
     return {"des": simulate, "tau": simulate_tau, "meanfield": solve}
 

@@ -16,9 +16,11 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from . import __version__, cli_calibrate, cli_sweep
-from .cli_sweep import EXIT_TERMINATED, Terminated, _interrupted, _signals
-from .cliutil import (
+from sim import __version__
+from sim.analysis.verdict import summary_fields, verdict, verdict_line
+from sim.cli import calibrate as cli_calibrate
+from sim.cli import sweep as cli_sweep
+from sim.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
@@ -28,10 +30,10 @@ from .cliutil import (
     nonnegative_int,
     positive_int,
 )
-from .limits import refusal
-from .runner import DETERMINISTIC, default_jobs, engines, run_replications
-from .scenario import LEVELS, Scenario, ScenarioError, load
-from .target import summary_fields, verdict, verdict_line
+from sim.cli.sweep import EXIT_TERMINATED, Terminated, _interrupted, _signals
+from sim.engines.limits import refusal
+from sim.execution.runner import DETERMINISTIC, default_jobs, engines, run_replications
+from sim.scenario import LEVELS, Scenario, ScenarioError, load
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,8 +110,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .plots import png
-    from .results import default_out, write_run
+    from sim.plots.adoption import png
+    from sim.store.files import default_out, write_run
 
     overrides = list(args.overrides)
     if args.replications is not None:
@@ -195,7 +197,7 @@ def _run_with_progress(sc: Scenario, engine: str, jobs: int) -> dict:
 
 def build_summary(sc: Scenario, engine: str, results: dict, v, line: str, elapsed: float
                   ) -> dict:
-    from .results import scenario_sha256
+    from sim.store.files import scenario_sha256
 
     first = results[min(results)]
     events = [r.events.get("events", 0) for r in results.values()]
@@ -228,7 +230,7 @@ def draw_adoption(sc: Scenario, results: dict, line: str):
 
 
 def _adoption(sc: Scenario, curves, initial, line: str):
-    from .plots import adoption_figure
+    from sim.plots.adoption import adoption_figure
 
     k = sc.target.level_index - 1
     if sc.target.count == "new":
@@ -250,9 +252,9 @@ def _adoption(sc: Scenario, curves, initial, line: str):
 def cmd_plot(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .plots import png
-    from .results import atomic_write, read_curves
-    from .scenario import read_toml, validate
+    from sim.plots.adoption import png
+    from sim.scenario import read_toml, validate
+    from sim.store.files import atomic_write, read_curves
 
     folder: Path = args.results
     if cli_sweep.is_sweep_folder(folder):

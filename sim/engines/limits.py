@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from .scenario import Scenario
+from sim.scenario import Scenario
 
 EVENTS_PER_FIRM_YEAR = 0.2  # accelerated.toml: 524k events / 520k firms / 5 years
 SECONDS_PER_EVENT = 3e-6  # exact engine, measured on the baseline (benchmarks/run.py)

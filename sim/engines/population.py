@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scenario import LEVELS, Scenario
+from sim.scenario import LEVELS, Scenario
 
 N_LEVELS = len(LEVELS)
 

@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from .runner import DETERMINISTIC, engines, replication_rng, stop_pool, worker_init
-from .scenario import Scenario, ScenarioError, get_key, set_key, validate
-from .target import wilson
+from sim.analysis.verdict import wilson
+from sim.execution.runner import DETERMINISTIC, engines, replication_rng, stop_pool, worker_init
+from sim.scenario import Scenario, ScenarioError, get_key, set_key, validate
 
 CURVE_REPS = 50
 """Replications per point whose monthly curve is kept (for the fan of curves)."""

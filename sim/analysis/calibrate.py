@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize, stats
 
-from .scenario import DAYS_PER_YEAR, FIRST_DATE, LAST_DATE, LEVELS, MAX_FIRMS, ScenarioError
+from sim.scenario import DAYS_PER_YEAR, FIRST_DATE, LAST_DATE, LEVELS, MAX_FIRMS, ScenarioError
 
 KINDS = ("cumulative", "new")
 MAX_COUNT = float(MAX_FIRMS)  # no series counts more firms than a scenario may hold

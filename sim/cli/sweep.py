@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .cliutil import EXIT_INTERRUPTED, EXIT_OK, BadInput, nonnegative_int, positive_int
-from .scenario import DESIGNS, Scenario, load
+from sim import __version__
+from sim.cli.common import EXIT_INTERRUPTED, EXIT_OK, BadInput, nonnegative_int, positive_int
+from sim.scenario import DESIGNS, Scenario, load
 
 EXIT_TERMINATED = 143
 
@@ -120,7 +120,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 
 def _check_engine(command: str, engine: str) -> None:
-    from .runner import engines
+    from sim.execution.runner import engines
 
     if engine not in engines():
         raise BadInput(f"sim {command}: --engine {engine!r}: must be one of "
@@ -133,8 +133,8 @@ def _check_out(command: str, out: Path) -> None:
 
 
 def _executor(args: argparse.Namespace):
-    from .runner import default_jobs
-    from .sweep import DaskExecutor, LocalExecutor
+    from sim.execution.runner import default_jobs
+    from sim.explore.sweep import DaskExecutor, LocalExecutor
 
     if args.scheduler:
         if args.jobs is not None:
@@ -189,9 +189,8 @@ def _progress(total: int | None, desc: str):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .results import default_out
-    from .runner import DETERMINISTIC
-    from .sweep import (
+    from sim.execution.runner import DETERMINISTIC
+    from sim.explore.sweep import (
         MAX_POINTS,
         MAX_RUNS,
         SweepError,
@@ -202,6 +201,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         parse_vary,
         resolve_ranges,
     )
+    from sim.store.files import default_out
 
     _check_engine("sweep", args.engine)
     sc = _scenario(args)
@@ -250,8 +250,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _sweep_into(plan, out: Path, executor) -> int:
-    from .results import atomic_write, scenario_sha256, scenario_text, write_json
-    from .sweep import FolderLock, SweepError, check_manifest, run_sweep
+    from sim.explore.sweep import FolderLock, SweepError, check_manifest, run_sweep
+    from sim.store.files import atomic_write, scenario_sha256, scenario_text, write_json
 
     identity = plan.identity(__version__, scenario_sha256(plan.scenario))
     started = time.perf_counter()
@@ -283,7 +283,7 @@ def _sweep_into(plan, out: Path, executor) -> int:
     except SweepError as exc:
         raise BadInput(*exc.lines) from None
     except KeyboardInterrupt as exc:
-        from .sweep import Journal
+        from sim.explore.sweep import Journal
 
         kept = len(Journal(out / "runs.jsonl").read())
         return _interrupted("sweep", exc, f"{kept} finished runs are kept in {out}/; run the "
@@ -295,8 +295,8 @@ def _sweep_into(plan, out: Path, executor) -> int:
 
 
 def _write_tables(plan, out: Path, rows: dict) -> None:
-    from .results import atomic_write
-    from .sweep import curves_csv, point_curves, point_stats, points_csv, runs_csv
+    from sim.explore.sweep import curves_csv, point_curves, point_stats, points_csv, runs_csv
+    from sim.store.files import atomic_write
 
     design = plan.design
     by_point: dict[int, list] = {j: [] for j in range(len(design.points))}
@@ -312,8 +312,8 @@ def _write_tables(plan, out: Path, rows: dict) -> None:
 
 
 def _write_sensitivity(plan, out: Path, stats: list[dict]) -> None:
-    from .results import atomic_write
-    from .sensitivity import analyse, point_noise
+    from sim.explore.sensitivity import analyse, point_noise
+    from sim.store.files import atomic_write
 
     design = plan.design
     n = np.array([s["replications"] for s in stats], dtype=float)
@@ -384,9 +384,9 @@ def _read_points(folder: Path) -> list[dict[str, float]]:
 
 def draw_sweep(folder: Path) -> list[str]:
     """Draw reachability.png, fan.png and sensitivity.png from a sweep folder's tables."""
-    from .plots import png
-    from .plots_sweep import fan_figure, reachability_figure, sensitivity_figure
-    from .results import atomic_write
+    from sim.plots.adoption import png
+    from sim.plots.sweep import fan_figure, reachability_figure, sensitivity_figure
+    from sim.store.files import atomic_write
 
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     ranges = manifest["ranges"]
@@ -468,8 +468,8 @@ def cmd_plot_sweep(folder: Path) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from .results import default_out
-    from .sweep import SweepError, parse_vary, resolve_ranges
+    from sim.explore.sweep import SweepError, parse_vary, resolve_ranges
+    from sim.store.files import default_out
 
     _check_engine("solve", args.engine)
     sc = _scenario(args)
@@ -492,11 +492,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _solve_into(args, sc: Scenario, rng, replications: int, out: Path, executor) -> int:
-    from .plots import png
-    from .plots_sweep import solve_figure
-    from .results import atomic_write, scenario_sha256, scenario_text, write_json
-    from .runner import DETERMINISTIC
-    from .solve import fitted_curve, result_json, solve
+    from sim.execution.runner import DETERMINISTIC
+    from sim.explore.solve import fitted_curve, result_json, solve
+    from sim.plots.adoption import png
+    from sim.plots.sweep import solve_figure
+    from sim.store.files import atomic_write, scenario_sha256, scenario_text, write_json
 
     started = time.perf_counter()
     bar = _progress(None, f"{sc.name} solve")  # the number of runs is not known ahead

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .model import RunResult
-from .population import N_LEVELS, layout
-from .scenario import LEVELS, Scenario
+from sim.engines.des import RunResult
+from sim.engines.population import N_LEVELS, layout
+from sim.scenario import LEVELS, Scenario
 
 RETRY_STAGES = 8
 MAX_STAGES = 24
