@@ -48,7 +48,8 @@ def scaled(workload: str, firms: int):
 def measure(engine: str, workload: str, firms: int, reps: int) -> dict:
     """Run in this process: warm up once, then time `reps` replications."""
     sys.path.insert(0, str(HERE))
-    from sim.execution.runner import engines, replication_rng
+    from sim.engines import engines
+    from sim.execution.runner import replication_rng
 
     sc = scaled(workload, firms)
     if engine == "reference":

@@ -13,7 +13,7 @@ from test_sweep import tiny_raw
 
 import sim.explore.sweep as sweep_mod
 from sim.cli.main import main
-from sim.engines.des import RunResult
+from sim.engines import RunResult
 from sim.explore.solve import isotonic, solve
 from sim.explore.sweep import LocalExecutor, Range
 

@@ -21,7 +21,7 @@ from conftest import ROOT, base_raw, make
 import sim.explore.sweep as sweep_mod
 from sim.analysis.verdict import wilson
 from sim.cli.main import main
-from sim.execution.runner import engines
+from sim.engines import engines
 from sim.explore.sweep import (
     Journal,
     LocalExecutor,

@@ -31,8 +31,8 @@ from sim.cli.common import (
     positive_int,
 )
 from sim.cli.sweep import EXIT_TERMINATED, Terminated, _interrupted, _signals
-from sim.engines.limits import refusal
-from sim.execution.runner import DETERMINISTIC, default_jobs, engines, run_replications
+from sim.engines import DETERMINISTIC, engines, refusal
+from sim.execution.runner import default_jobs, run_replications
 from sim.scenario import LEVELS, Scenario, ScenarioError, load
 
 

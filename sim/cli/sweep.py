@@ -120,7 +120,7 @@ def _scenario(args: argparse.Namespace) -> Scenario:
 
 
 def _check_engine(command: str, engine: str) -> None:
-    from sim.execution.runner import engines
+    from sim.engines import engines
 
     if engine not in engines():
         raise BadInput(f"sim {command}: --engine {engine!r}: must be one of "
@@ -189,7 +189,7 @@ def _progress(total: int | None, desc: str):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from sim.execution.runner import DETERMINISTIC
+    from sim.engines import DETERMINISTIC
     from sim.explore.sweep import (
         MAX_POINTS,
         MAX_RUNS,
@@ -492,7 +492,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _solve_into(args, sc: Scenario, rng, replications: int, out: Path, executor) -> int:
-    from sim.execution.runner import DETERMINISTIC
+    from sim.engines import DETERMINISTIC
     from sim.explore.solve import fitted_curve, result_json, solve
     from sim.plots.adoption import png
     from sim.plots.sweep import solve_figure

@@ -12,31 +12,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
 from heapq import heapify, heappop, heappush
 
 import numpy as np
 import simpy
 
 from sim.engines.population import N_LEVELS, layout
+from sim.engines.result import RunResult
 from sim.scenario import LEVELS, Scenario
 
 _BLOCK = 8192  # random numbers drawn per refill
-
-
-@dataclass
-class RunResult:
-    """What one replication produced; arrays are indexed by month end, level 1..4."""
-
-    at_or_above: np.ndarray  # (months, 4) firms at or above each level at each month end
-    by_segment: np.ndarray  # (months, segments, 5) firms at exactly each level 0..4
-    initial: np.ndarray  # (4,) firms at or above each level at the start
-    count_at_deadline: int
-    crossing_time: float | None  # years from start; None if never within the horizon
-    met: bool
-    events: dict[str, int] = field(default_factory=dict)
-    spent: tuple[float, ...] = ()  # subsidy paid per policy, yuan
-    trace: list[tuple] | None = None
 
 
 class _Stream:

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from sim.engines.des import RunResult
 from sim.engines.population import N_LEVELS, layout
+from sim.engines.result import RunResult
 from sim.scenario import LEVELS, Scenario
 
 RETRY_STAGES = 8

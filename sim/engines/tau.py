@@ -19,8 +19,8 @@ from collections import deque
 import numpy as np
 from scipy.special import ndtr
 
-from sim.engines.des import RunResult
 from sim.engines.population import N_LEVELS, layout
+from sim.engines.result import RunResult
 from sim.scenario import DAYS_PER_YEAR, LEVELS, Scenario
 
 _EPS = 1e-9

@@ -18,22 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
 import numpy as np
 
-from sim.engines.des import RunResult, simulate
+from sim.engines import RunResult, engines
 from sim.scenario import Scenario
-
-Engine = Callable[[Scenario, np.random.Generator], RunResult]
-
-
-DETERMINISTIC = frozenset({"meanfield"})
-"""Engines whose result does not depend on the seed: one replication says everything."""
-
-
-def engines() -> dict[str, Engine]:
-    """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit."""
-    from sim.engines.meanfield import solve
-    from sim.engines.tau import simulate_tau
-
-    return {"des": simulate, "tau": simulate_tau, "meanfield": solve}
 
 
 def replication_rng(seed: int, *key: int) -> np.random.Generator:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from sim.analysis.verdict import wilson
-from sim.execution.runner import DETERMINISTIC
+from sim.engines import DETERMINISTIC
 from sim.explore.sweep import Range, execute
 from sim.scenario import Scenario
 

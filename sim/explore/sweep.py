@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from sim.analysis.verdict import wilson
-from sim.execution.runner import DETERMINISTIC, engines, replication_rng, stop_pool, worker_init
+from sim.engines import DETERMINISTIC, engines
+from sim.execution.runner import replication_rng, stop_pool, worker_init
 from sim.scenario import Scenario, ScenarioError, get_key, set_key, validate
 
 CURVE_REPS = 50

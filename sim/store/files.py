@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.engines.des import RunResult
+from sim.engines import RunResult
 from sim.scenario import LEVELS, Scenario, dumps
 
 RESULTS_ROOT = Path("results")
