@@ -1,23 +1,29 @@
 """The only gate from TOML to the model: read, override and validate a scenario file.
 
-Everything downstream reads the typed, frozen `Scenario`, never the raw dictionary.
+Everything downstream reads the typed, frozen `Scenario`, never the raw dictionary; every
+problem found is reported at once as a ScenarioError, one line each.
 """
 
 from __future__ import annotations
 
-from sim.scenario.validation import (
+from collections.abc import Sequence
+from pathlib import Path
+
+from sim.scenario.keys import apply_overrides, get_key, parse_value, set_key, split_key
+from sim.scenario.show import _key
+from sim.scenario.tables import LEVEL_KEYS
+from sim.scenario.tomlio import _value, dumps, read_toml
+from sim.scenario.types import (
     COUNTS,
     DAYS_PER_YEAR,
     DESIGNS,
     FIRST_DATE,
     LAST_DATE,
-    LEVEL_KEYS,
     LEVELS,
     MAX_FIRMS,
     MAX_HORIZON_YEARS,
     NAME_PATTERN,
     TAU_STEP_DAYS,
-    TOP_KEYS,
     Level,
     Policy,
     Resource,
@@ -27,18 +33,17 @@ from sim.scenario.validation import (
     Shock,
     Sweep,
     Target,
-    _key,
-    _value,
-    apply_overrides,
-    dumps,
-    get_key,
-    load,
-    parse_value,
-    read_toml,
-    set_key,
-    split_key,
-    validate,
 )
+from sim.scenario.validation import TOP_KEYS, validate
+
+
+def load(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
+    """Read, override and validate a scenario file; raise ScenarioError listing every problem."""
+    path = Path(path)
+    raw = read_toml(path)
+    apply_overrides(raw, overrides, source=str(path))
+    return validate(raw, source=str(path))
+
 
 __all__ = [
     "COUNTS", "DAYS_PER_YEAR", "DESIGNS", "FIRST_DATE", "LAST_DATE", "LEVELS", "LEVEL_KEYS",
