@@ -12,90 +12,16 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from heapq import heapify, heappop, heappush
+from heapq import heappop
 
 import numpy as np
 import simpy
 
-from sim.engines.population import N_LEVELS, layout
+from sim.engines import rules
+from sim.engines.calendar import Calendar, Stream
+from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
-from sim.scenario import LEVELS, Scenario
-
-_BLOCK = 8192  # random numbers drawn per refill
-
-
-class _Stream:
-    """Block-buffered draws from one Generator, so the hot loop pays a list index per draw."""
-
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
-        self._exp: list[float] = []
-        self._uni: list[float] = []
-        self._norm: list[float] = []
-
-    def exponential(self) -> float:
-        if not self._exp:
-            self._exp = self.rng.standard_exponential(_BLOCK).tolist()
-        return self._exp.pop()
-
-    def uniform(self) -> float:
-        if not self._uni:
-            self._uni = self.rng.random(_BLOCK).tolist()
-        return self._uni.pop()
-
-    def normal(self) -> float:
-        if not self._norm:
-            self._norm = self.rng.standard_normal(_BLOCK).tolist()
-        return self._norm.pop()
-
-
-class _Calendar:
-    """Pending completions and retry returns, `(time, seq, ...)` tuples popped in time order.
-
-    A heap per day instead of one heap: a bucket is heapified when its day comes, so pushes
-    into later days are list appends and pops work on a small heap (one big heap cost a
-    sixth of the run at 2 million firms). Order is exactly that of one heap.
-    """
-
-    __slots__ = ("cur", "day", "later", "n_later", "scale")
-
-    def __init__(self, horizon: float):
-        self.scale = 365.25  # buckets per year: one a day
-        self.later: list[list | None] = [None] * (int(horizon * self.scale) + 2)
-        self.cur: list[tuple] = []  # heap of the current bucket (and anything due before it)
-        self.day = 0
-        self.n_later = 0
-
-    def push(self, item: tuple) -> None:
-        b = int(item[0] * self.scale)
-        if b <= self.day:
-            heappush(self.cur, item)
-        elif not self.cur and not self.n_later:
-            self.day = b
-            self.cur.append(item)
-        elif b < len(self.later):
-            bucket = self.later[b]
-            if bucket is None:
-                self.later[b] = [item]
-            else:
-                bucket.append(item)
-            self.n_later += 1
-        # else: due after the horizon, never needed
-
-    def first(self) -> float:
-        """Time of the next item (inf if none); brings its day's bucket forward."""
-        if not self.cur:
-            if not self.n_later:
-                return math.inf
-            later, b = self.later, self.day + 1
-            while later[b] is None:
-                b += 1
-            bucket = later[b]
-            later[b] = None
-            self.n_later -= len(bucket)
-            heapify(bucket)
-            self.cur, self.day = bucket, b
-        return self.cur[0][0]
+from sim.scenario import DAYS_PER_YEAR, Scenario
 
 
 def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = False) -> RunResult:
@@ -108,10 +34,11 @@ class _Engine:
 
     def __init__(self, sc: Scenario, rng: np.random.Generator, trace: bool):
         self.sc = sc
-        self.draw = _Stream(rng)
+        self.draw = Stream(rng)
         self.env = simpy.Environment()
         self.trace: list[tuple] | None = [] if trace else None
-        lay = layout(sc)
+        self.params = par = rules.Parameters(sc)
+        lay = par.layout
         self.n_seg = n_seg = len(sc.segments)
         L = N_LEVELS
 
@@ -135,29 +62,21 @@ class _Engine:
                 self.As[s][k] = sum(self.exact[s][k:])
                 self.A[k] += self.As[s][k]
         self.initial = np.array(self.A[1:])
-        self.E = lay.eligible
-        self.Es = lay.eligible_by_segment
+        self.inv_E = par.inv_eligible.tolist()
+        self.inv_Es = par.inv_eligible_by_segment.tolist()
 
-        # Level parameters (mutable copies: level shocks change them).
-        lv = sc.levels
-        self.p = [0.0] + [x.innovation for x in lv]
-        self.q = [0.0] + [x.imitation for x in lv]
-        self.success = [1.0] + [x.success for x in lv]
-        self.retry = [0.0] + [x.retry / 12.0 for x in lv]
-        self.mu = [0.0] + [math.log(x.implementation_median / 12.0)
-                           if x.implementation_median > 0 else -math.inf for x in lv]
-        self.sigma = [0.0] + [x.implementation_sigma for x in lv]
-        self.prop = [[1.0] + list(seg.propensity) for seg in sc.segments]
+        # Level parameters as plain lists (the hot loop indexes them); shocks refresh them.
+        self._levels()
+        self.retry = par.retry_years.tolist()
+        self.mu = [math.log(m) if m > 0 else -math.inf for m in par.median_years.tolist()]
+        self.sigma = par.sigma.tolist()
         self.w = sc.peer_weight
 
         # Resources.
-        self.res_names = [r.name for r in sc.resources]
-        rix = {name: i for i, name in enumerate(self.res_names)}
-        self.cap_base = [float(r.capacity) for r in sc.resources]
-        self.cap_factor = [1.0] * len(sc.resources)
-        self.log_growth = [math.log1p(r.growth) for r in sc.resources]
+        self.cap_base = par.capacity_base.tolist()
+        self.log_growth = par.log_growth.tolist()
         self.in_use = [0] * len(sc.resources)
-        self.needs = [()] + [tuple((rix[n], u) for n, u in x.needs) for x in lv]
+        self.needs = par.needs
         self.levels_with_needs = [k for k in range(1, L + 1) if self.needs[k]]
         self.queues: list[deque] = [deque() for _ in range(L + 1)]  # waiting projects per level
         self.blocked: set[int] = set()  # resources an earlier waiting project lacks
@@ -169,24 +88,19 @@ class _Engine:
         self.n_waiting = 0
         # Project completions and retry returns: (time, seq, s, +k or -k, c), beside simpy's
         # calendar, because a simpy Event per project costs ~4 us of creation and dispatch.
-        self.calendar = _Calendar(sc.horizon)
+        self.calendar = Calendar(sc.horizon)
         self.ticked = False  # a capacity tick joined simpy's calendar since the last look
         self.hseq = 0
 
         # Policies.
         self.policy_active = [False] * len(sc.policies)
-        self.policy_left = [p.budget if p.budget is not None else math.inf for p in sc.policies]
-        self.spent = [0.0] * len(sc.policies)
-        seg_names = [s.name for s in sc.segments]
-        self.policy_applies = [
-            [p.segments is None or seg_names[s] in p.segments for s in range(n_seg)]
-            for p in sc.policies
-        ]
-        self.M = [[1.0] * (L + 1) for _ in range(n_seg)]
+        self.budgets = rules.Budgets(par)
+        self.cost = par.policy_cost.tolist()
+        self.gain = par.gain(self.policy_active).tolist()  # a(s, k) * M(s, k)
         # Policies that pay for a decision in cell i (segment in scope, a cost for the level).
         self.paying = [
-            [j for j, p in enumerate(sc.policies)
-             if self.policy_applies[j][i // L] and p.cost[i % L] > 0]
+            [j for j in par.paying()
+             if par.policy_applies[j][i // L] and self.cost[j][i % L + 1] > 0]
             for i in range(n_seg * L)
         ]
 
@@ -199,8 +113,9 @@ class _Engine:
         self._total()
 
         # Target.
-        self.t_level = sc.target.level_index
-        self.t_offset = self.A[self.t_level] if sc.target.count == "new" else 0
+        self.target = rules.TargetCount.of(sc, self.A[1:])
+        self.t_level = self.target.level
+        self.t_offset = self.target.offset
         self.t_firms = sc.target.firms
         self.crossing: float | None = None
         self._check_target(0.0)
@@ -214,18 +129,22 @@ class _Engine:
 
     # -- rates ---------------------------------------------------------------------------------
 
+    def _levels(self) -> None:
+        """Take the level parameters in force (after shocks) from the rules."""
+        par = self.params
+        self.p = par.innovation.tolist()
+        self.q = par.imitation.tolist()
+        self.success = par.success.tolist()
+
     def _hazards(self, k: int) -> None:
         """Recompute the per-firm decision hazard of level k in every segment."""
         L = N_LEVELS
         p, q, w = self.p[k], self.q[k], self.w
-        Ek = self.E[k]
-        pop = self.A[k] / Ek if Ek else 0.0
+        pop = self.A[k] * self.inv_E[k]
+        hazard = rules.hazard
         for s in range(self.n_seg):
             i = s * L + k - 1
-            Esk = self.Es[s][k]
-            own = self.As[s][k] / Esk if Esk else 0.0
-            phi = (1.0 - w) * pop + w * own
-            h = self.prop[s][k] * self.M[s][k] * (p + q * phi)
+            h = hazard(self.gain[s][k], p, q, w, pop, self.As[s][k] * self.inv_Es[s][k])
             self.h[i] = h
             self.rate[i] = h * self.idle_total[i]
 
@@ -235,13 +154,14 @@ class _Engine:
     # -- resources -----------------------------------------------------------------------------
 
     def _capacity(self, r: int, t: float) -> int:
-        """Units of resource r at time t: floor(base * shock factors * (1 + growth)^t), cached
-        until the next whole unit is gained or lost."""
+        """Units of resource r at time t (the rules' capacity), cached until the next whole
+        unit is gained or lost."""
         if self.cap_from[r] <= t < self.cap_until[r]:
             return self.cap_now[r]
-        base = self.cap_base[r] * self.cap_factor[r]
+        factor = float(self.params.capacity_factor[r])
         g = self.log_growth[r]
-        cap = int(base * math.exp(g * t) + 1e-9)
+        cap = rules.capacity_units(self.cap_base[r], factor, g, t)
+        base = self.cap_base[r] * factor
         self.cap_now[r] = cap
         self.cap_from[r] = t
         if g > 0 and base > 0:
@@ -343,12 +263,8 @@ class _Engine:
         self.n_decisions += 1
 
         for j in self.paying[i]:
-            if self.policy_active[j]:
-                paid = min(self.sc.policies[j].cost[k - 1], self.policy_left[j])
-                self.policy_left[j] -= paid
-                self.spent[j] += paid
-                if self.policy_left[j] <= 0:
-                    self._set_policy(j, False)
+            if self.policy_active[j] and self.budgets.pay(j, self.cost[j][k]):
+                self._set_policy(j, False)
 
         needs = self.needs[k]
         if needs:
@@ -426,14 +342,7 @@ class _Engine:
         if self.policy_active[j] == active:
             return
         self.policy_active[j] = active
-        mult = [[1.0] * (N_LEVELS + 1) for _ in range(self.n_seg)]
-        for pj, pol in enumerate(self.sc.policies):
-            if self.policy_active[pj]:
-                for s in range(self.n_seg):
-                    if self.policy_applies[pj][s]:
-                        for k in range(1, N_LEVELS + 1):
-                            mult[s][k] *= pol.multiplier[k - 1]
-        self.M = mult
+        self.gain = self.params.gain(self.policy_active).tolist()
         for k in range(1, N_LEVELS + 1):
             self._hazards(k)
         self._total()
@@ -442,37 +351,37 @@ class _Engine:
 
     def _policy_process(self, j: int):
         pol = self.sc.policies[j]
-        begin = self.sc.years(pol.start)
-        finish = self.sc.years(pol.end, end_of_day=True)
+        span = rules.window(self.sc, pol.start, pol.end)
+        if span is None:
+            return
+        begin, finish = (d / DAYS_PER_YEAR for d in span)
         if begin > self.env.now:
             yield self.env.timeout(begin - self.env.now)
-        if self.policy_left[j] > 0 and finish > self.env.now:
+        if self.budgets.has_money(j):
             self._set_policy(j, True)
             yield self.env.timeout(finish - self.env.now)
             self._set_policy(j, False)
 
-    def _shock_process(self, shock):
-        at = max(0.0, self.sc.years(shock.at))
-        if at > self.env.now:
-            yield self.env.timeout(at - self.env.now)
-        self._apply_shock(shock, invert=False)
+    def _shock_process(self, i: int):
+        shock = self.sc.shocks[i]
+        span = rules.window(self.sc, shock.at, shock.end)
+        if span is None:
+            return
+        begin, finish = (d / DAYS_PER_YEAR for d in span)
+        if begin > self.env.now:
+            yield self.env.timeout(begin - self.env.now)
+        self._set_shock(i, True)
         if shock.end is not None:
-            yield self.env.timeout(self.sc.years(shock.end, end_of_day=True) - self.env.now)
-            self._apply_shock(shock, invert=True)
+            yield self.env.timeout(finish - self.env.now)
+            self._set_shock(i, False)
 
-    def _apply_shock(self, shock, *, invert: bool) -> None:
-        def f(x: float) -> float:
-            return (1.0 / x if x else 0.0) if invert else x
-
-        if shock.resource is not None:
-            r = self.res_names.index(shock.resource)
-            self.cap_factor[r] *= f(shock.capacity_factor)
+    def _set_shock(self, i: int, on: bool) -> None:
+        self.params.set_shock(i, on)
+        r, k = self.params.shock_targets(i)
+        if r is not None:
             self.cap_until[r] = -math.inf  # recompute from the new factor
-        if shock.level is not None:
-            k = LEVELS.index(shock.level) + 1
-            self.p[k] *= f(shock.innovation_factor)
-            self.q[k] *= f(shock.imitation_factor)
-            self.success[k] = min(1.0, self.success[k] * f(shock.success_factor))
+        if k is not None:
+            self._levels()
             self._hazards(k)
         if self.n_waiting:
             self._serve_queues(self.env.now)
@@ -494,8 +403,8 @@ class _Engine:
         env = self.env
         for j in range(len(self.sc.policies)):
             env.process(self._policy_process(j))
-        for shock in self.sc.shocks:
-            env.process(self._shock_process(shock))
+        for i in range(len(self.sc.shocks)):
+            env.process(self._shock_process(i))
         env.process(self._month_process())
         env.process(self._deadline_process())
         horizon = self.sc.horizon + 1e-9
@@ -553,6 +462,6 @@ class _Engine:
             crossing_time=self.crossing,
             met=self.count_at_deadline >= self.t_firms,
             events=events,
-            spent=tuple(self.spent),
+            spent=tuple(float(x) for x in self.budgets.spent),
             trace=self.trace,
         )

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from sim.engines.population import N_LEVELS, layout
+from sim.engines import rules
+from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
-from sim.scenario import LEVELS, Scenario
+from sim.scenario import Scenario
 
 RETRY_STAGES = 8
 MAX_STAGES = 24
@@ -80,12 +81,11 @@ def _lanes(n_seg: int) -> _Lanes:
 class _MeanField:
     def __init__(self, sc: Scenario):
         self.sc = sc
-        lay = layout(sc)
+        self.params = par = rules.Parameters(sc)
+        lay = par.layout
         self.n_seg = S = len(sc.segments)
         self.lanes = ln = _lanes(S)
         n_lanes = len(ln.seg)
-        self.E = np.array(lay.eligible, dtype=float)
-        self.Es = np.array(lay.eligible_by_segment, dtype=float)  # (S, 5)
         exact = np.array([[sum(cs) for cs in seg] for seg in lay.cells], dtype=float)  # (S, 5)
         self.As0 = np.array([[exact[s, k:].sum() for k in range(N_LEVELS + 1)]
                              for s in range(S)])  # (S, 5): at or above k
@@ -99,9 +99,8 @@ class _MeanField:
         self.stage_skip = [0.0] + [f[2] for f in fits]
         self.retry_rate = [0.0] + [RETRY_STAGES / (x.retry / 12.0) if x.retry > 0 else 0.0
                                    for x in lv]
-        self.res_names = [r.name for r in sc.resources]
-        rix = {n: i for i, n in enumerate(self.res_names)}
-        self.needs = [()] + [tuple((rix[n], u) for n, u in x.needs) for x in lv]
+        self.res_names = par.resource_names
+        self.needs = par.needs
 
         # State layout: idle | waiting | running stages per level | cooling stages | Y | spent
         off = 0
@@ -129,39 +128,24 @@ class _MeanField:
             y0[self.o_idle + i] = lay.cells[s][k - 1][c]
         self.y0 = y0
 
-        # Time-varying parameters, set by _configure at each restart.
-        self.p = np.array([0.0] + [x.innovation for x in lv])
-        self.q = np.array([0.0] + [x.imitation for x in lv])
-        self.success = np.array([1.0] + [x.success for x in lv])
-        self.cap_factor = np.ones(len(sc.resources))
+        # Time-varying: policies switch at dated restarts, budgets run out at events.
         self.policy_on = np.zeros(len(sc.policies), dtype=bool)
         self.policy_spent_out = np.zeros(len(sc.policies), dtype=bool)
-        self.prop = np.array([[1.0, *seg.propensity] for seg in sc.segments])  # (S, 5)
-        seg_names = [s.name for s in sc.segments]
-        self.applies = np.array([[p.segments is None or seg_names[s] in p.segments
-                                  for s in range(S)] for p in sc.policies], dtype=bool
-                                ).reshape(len(sc.policies), S)
-        self.M = np.ones((S, N_LEVELS + 1))
-        self.cost = np.array([[0.0, *p.cost] for p in sc.policies]).reshape(-1, N_LEVELS + 1)
-        self.budget = np.array([p.budget if p.budget is not None else math.inf
-                                for p in sc.policies])
-        self.cap_base = np.array([r.capacity for r in sc.resources], dtype=float)
-        self.log_growth = np.array([math.log1p(r.growth) for r in sc.resources])
-        with np.errstate(divide="ignore"):
-            self.inv_E = np.where(self.E > 0, 1.0 / self.E, 0.0)
-            self.inv_Es = np.where(self.Es > 0, 1.0 / self.Es, 0.0)
+        self.applies = par.policy_applies
+        self.cost = par.policy_cost
+        self.budget = par.budget
+        self.inv_E = par.inv_eligible
+        self.inv_Es = par.inv_eligible_by_segment
+        self._set_multipliers()
 
     # -- parameters between breakpoints ------------------------------------------------------
 
     def _set_multipliers(self) -> None:
-        M = np.ones((self.n_seg, N_LEVELS + 1))
-        for j, pol in enumerate(self.sc.policies):
-            if self.policy_on[j] and not self.policy_spent_out[j]:
-                M[self.applies[j]] *= np.array([1.0, *pol.multiplier])
-        self.M = M
+        self.gain = self.params.gain(self.policy_on & ~self.policy_spent_out)  # a * M, (S, 5)
 
     def _capacity(self, t: float) -> np.ndarray:
-        return self.cap_base * self.cap_factor * np.exp(self.log_growth * t)
+        par = self.params
+        return rules.capacity_fluid(par.capacity_base, par.capacity_factor, par.log_growth, t)
 
     def _build(self) -> None:
         """The linear part B and the routing of decision and start flows, for the current
@@ -174,7 +158,7 @@ class _MeanField:
         for l_ in range(n):
             s, k = int(ln.seg[l_]), int(ln.lvl[l_])
             route = np.zeros(size)  # where a completed project of this lane goes
-            succ = self.success[k]
+            succ = self.params.success[k]
             route[self.o_y + s * N_LEVELS + k - 1] += succ
             if ln.nxt[l_] >= 0:
                 route[self.o_idle + ln.nxt[l_]] += succ
@@ -242,11 +226,12 @@ class _MeanField:
         As = self.As0.copy()
         As[:, 1:] += Y
         A = As.sum(axis=0)
-        w = self.sc.peer_weight
-        phi = (1 - w) * A * self.inv_E[None, :] + w * As * self.inv_Es
-        gain = self.prop * self.M  # (S, 5)
-        h = gain * (self.p[None, :] + self.q[None, :] * phi)
-        return h[ln.seg, ln.lvl], (gain * self.q[None, :])[ln.seg, ln.lvl]
+        par = self.params
+        h = rules.hazard(self.gain, par.innovation[None, :], par.imitation[None, :],
+                         self.sc.peer_weight, A * self.inv_E[None, :], As * self.inv_Es)
+        slope_pop, slope_own = rules.hazard_peer_slope(self.gain, par.imitation[None, :],
+                                                       self.sc.peer_weight)
+        return h[ln.seg, ln.lvl], slope_pop[ln.seg, ln.lvl], slope_own[ln.seg, ln.lvl]
 
     def _gates(self, t: float, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cap = self._capacity(t)
@@ -266,7 +251,7 @@ class _MeanField:
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
         ln, n = self.lanes, len(self.lanes.seg)
-        h, _ = self._hazard(y)
+        h, _, _ = self._hazard(y)
         decide = h * y[self.o_idle:self.o_idle + n]
         gate, _, _ = self._gates(t, y)
         starts = self._theta(gate)[ln.lvl] * y[self.o_wait:self.o_wait + n]
@@ -276,15 +261,15 @@ class _MeanField:
         ln, n, S = self.lanes, len(self.lanes.seg), self.n_seg
         idle = y[self.o_idle:self.o_idle + n]
         wait = y[self.o_wait:self.o_wait + n]
-        h, qgain = self._hazard(y)
+        h, slope_pop, slope_own = self._hazard(y)
         # d decide / dy: h on the idle diagonal; adopters of the lane's level through Phi.
         Jd = np.zeros((n, self.size))
         Jd[np.arange(n), self.o_idle + np.arange(n)] = h
-        w = self.sc.peer_weight
         for s2 in range(S):
             col = self.o_y + s2 * N_LEVELS + (ln.lvl - 1)
-            dphi = (1 - w) * self.inv_E[ln.lvl] + w * (ln.seg == s2) * self.inv_Es[ln.seg, ln.lvl]
-            Jd[np.arange(n), col] += idle * qgain * dphi
+            dh = (slope_pop * self.inv_E[ln.lvl]
+                  + slope_own * (ln.seg == s2) * self.inv_Es[ln.seg, ln.lvl])
+            Jd[np.arange(n), col] += idle * dh
         # d starts / dy: theta on the waiting diagonal; running states through the gates.
         gate, dgate, _ = self._gates(t, y)
         theta = self._theta(gate)
@@ -313,16 +298,8 @@ class _MeanField:
         sc = self.sc
         months = np.array([sc.years(d, end_of_day=True) for d in sc.month_ends()])
         horizon = sc.horizon
-        # Dated breakpoints: (time, action). Actions are applied in list order at equal times.
-        actions: list[tuple[float, int, tuple]] = []
-        for j, pol in enumerate(sc.policies):
-            actions.append((max(0.0, sc.years(pol.start)), 0, ("policy", j, True)))
-            actions.append((sc.years(pol.end, end_of_day=True), 0, ("policy", j, False)))
-        for i, shock in enumerate(sc.shocks):
-            actions.append((max(0.0, sc.years(shock.at)), 1, ("shock", i, False)))
-            if shock.end is not None:
-                actions.append((sc.years(shock.end, end_of_day=True), 1, ("shock", i, True)))
-        actions.sort(key=lambda a: (a[0], a[1]))
+        # Dated breakpoints from the rules, applied in their order at equal times.
+        actions = [(c.years, c) for c in rules.changes(sc)]
 
         k_t = sc.target.level_index - 1
         offset = self.initial[k_t] if sc.target.count == "new" else 0.0
@@ -341,7 +318,7 @@ class _MeanField:
         self._set_multipliers()
         while t < horizon:
             while ai < len(actions) and actions[ai][0] <= t + 1e-12:
-                self._apply(actions[ai][2])
+                self._apply(actions[ai][1])
                 ai += 1
             t_next = min(actions[ai][0] if ai < len(actions) else horizon, horizon)
             events = []
@@ -395,24 +372,12 @@ class _MeanField:
             spent=spent,
         )
 
-    def _apply(self, action: tuple) -> None:
-        kind, i, flag = action
-        if kind == "policy":
-            self.policy_on[i] = flag
+    def _apply(self, change: rules.Change) -> None:
+        if change.kind == "policy":
+            self.policy_on[change.index] = change.on
             self._set_multipliers()
-            return
-        shock = self.sc.shocks[i]
-
-        def f(x: float) -> float:
-            return (1.0 / x if x else 0.0) if flag else x
-
-        if shock.resource is not None:
-            self.cap_factor[self.res_names.index(shock.resource)] *= f(shock.capacity_factor)
-        if shock.level is not None:
-            k = LEVELS.index(shock.level) + 1
-            self.p[k] *= f(shock.innovation_factor)
-            self.q[k] *= f(shock.imitation_factor)
-            self.success[k] = min(1.0, self.success[k] * f(shock.success_factor))
+        else:
+            self.params.set_shock(change.index, change.on)
 
 
 def solve(scenario: Scenario, rng: np.random.Generator | None = None) -> RunResult:

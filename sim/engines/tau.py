@@ -12,18 +12,17 @@ docs/model.md lists the rules; docs/performance.md measures the bias against the
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from collections import deque
 
 import numpy as np
 from scipy.special import ndtr
 
-from sim.engines.population import N_LEVELS, layout
+from sim.engines import rules
+from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
-from sim.scenario import DAYS_PER_YEAR, LEVELS, Scenario
+from sim.scenario import DAYS_PER_YEAR, Scenario
 
-_EPS = 1e-9
 _CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
 
 
@@ -42,14 +41,9 @@ def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
         prev = end
     horizon = (sc.end - sc.start).days + 1
     days.add(horizon)
-    extra = [sc.target.deadline + dt.timedelta(days=1)]
-    for pol in sc.policies:
-        extra += [pol.start, pol.end + dt.timedelta(days=1)]
-    for sh in sc.shocks:
-        extra.append(sh.at)
-        if sh.end is not None:
-            extra.append(sh.end + dt.timedelta(days=1))
-    days.update(d for d in ((x - sc.start).days for x in extra) if 0 < d < horizon)
+    deadline = (sc.target.deadline - sc.start).days + 1
+    extra = [deadline, *(c.day for c in rules.changes(sc))]
+    days.update(d for d in extra if 0 < d < horizon)
     edges = np.array(sorted(days), dtype=np.int64)
     index = {int(d): i for i, d in enumerate(edges)}
     return edges, {index[end]: m for m, end in enumerate(ends)}
@@ -66,7 +60,8 @@ class _Tau:
     def __init__(self, sc: Scenario, rng: np.random.Generator):
         self.sc, self.rng = sc, rng
         L = N_LEVELS
-        lay = layout(sc)
+        self.params = par = rules.Parameters(sc)
+        lay = par.layout
         S = self.S = len(sc.segments)
         cells = np.array(lay.cells, dtype=np.int64)  # [s, j, c]
         self.exact = cells.sum(axis=2)  # [s, j] firms at exactly level j
@@ -77,47 +72,28 @@ class _Tau:
         for k in range(1, L + 1):
             self.As[:, k] = self.exact[:, k:].sum(axis=1)
         self.initial = self.As[:, 1:].sum(axis=0)
-        E = np.array(lay.eligible, dtype=float)
-        Es = np.array(lay.eligible_by_segment, dtype=float)
-        self.inv_E = np.divide(1.0, E[1:], out=np.zeros(L), where=E[1:] > 0)
-        self.inv_Es = np.divide(1.0, Es[:, 1:], out=np.zeros((S, L)), where=Es[:, 1:] > 0)
-
-        lv = sc.levels
-        self.p = np.array([x.innovation for x in lv])
-        self.q = np.array([x.imitation for x in lv])
-        self.success = np.array([x.success for x in lv])
-        self.retry = np.array([x.retry / 12.0 for x in lv])
-        self.sigma = np.array([x.implementation_sigma for x in lv])
-        self.prop = np.array([seg.propensity for seg in sc.segments], dtype=float)  # [s, i]
+        # Arrays below are indexed by the level being decided, i = k - 1 (columns 1..4 of the
+        # rules' arrays).
+        self.inv_E = par.inv_eligible[1:]
+        self.inv_Es = par.inv_eligible_by_segment[:, 1:]
+        self._levels()
+        self.retry = par.retry_years[1:]
+        self.sigma = par.sigma[1:]
         self.w = sc.peer_weight
 
-        self.res_names = [r.name for r in sc.resources]
-        rix = {n: r for r, n in enumerate(self.res_names)}
         R = len(sc.resources)
-        self.units = np.zeros((L, R), dtype=np.int64)
-        for i, x in enumerate(lv):
-            for n, u in x.needs:
-                self.units[i, rix[n]] = u
-        self.needs = [[(r, int(self.units[i, r])) for r in range(R) if self.units[i, r]]
-                      for i in range(L)]
+        self.units = par.units[1:]
+        self.needs = par.needs[1:]
         self.queued_levels = [i for i in range(L) if self.needs[i]]
         self.free_levels = [i for i in range(L) if not self.needs[i]]
-        self.cap_base = np.array([float(r.capacity) for r in sc.resources])
-        self.cap_factor = np.ones(R)
-        self.log_growth = np.array([math.log1p(r.growth) for r in sc.resources])
         self.in_use = np.zeros(R, dtype=np.int64)
         self.queue: deque[list] = deque()  # per step of decision: [counts [s, i, c], total]
 
-        seg_names = [s.name for s in sc.segments]
-        self.applies = np.array([[p.segments is None or n in p.segments for n in seg_names]
-                                 for p in sc.policies], dtype=bool).reshape(len(sc.policies), S)
-        self.mult = np.array([p.multiplier for p in sc.policies]).reshape(len(sc.policies), L)
-        self.cost = np.array([p.cost for p in sc.policies]).reshape(len(sc.policies), L)
+        self.cost = par.policy_cost[:, 1:]
+        self.applies = par.policy_applies
         self.active = np.zeros(len(sc.policies), dtype=bool)
-        self.left = np.array([p.budget if p.budget is not None else math.inf
-                              for p in sc.policies])
-        self.spent = np.zeros(len(sc.policies))
-        self.M = np.ones((S, L))
+        self.budgets = rules.Budgets(par)
+        self.gain = par.gain(self.active)[:, 1:]  # a(s, k) * M(s, k)
 
         days, self.month_at = step_edges(sc)
         self.edge_of_day = {int(d): i for i, d in enumerate(days)}
@@ -126,7 +102,7 @@ class _Tau:
         self.cap_steps = self._capacities()
         # Per cell [s, i, c]: log median implementation time in days (-inf: instant), sigma.
         shape = (S, L, L + 1)
-        med_days = np.array([x.implementation_median for x in lv]) * DAYS_PER_YEAR / 12.0
+        med_days = par.median_years[1:] * DAYS_PER_YEAR
         with np.errstate(divide="ignore"):
             self.log_median_days = np.broadcast_to(np.log(med_days)[None, :, None], shape
                                                    ).ravel().copy()
@@ -137,72 +113,46 @@ class _Tau:
         self.n_days = int(days[-1])
         self.pipe = np.zeros((n_steps + 1, S, L, L + 1), dtype=np.int64)  # completions by step
         self.ret = np.zeros((n_steps + 1, S, L, L + 1), dtype=np.int64)  # returns by step
-        self.t_level = sc.target.level_index
-        self.t_offset = int(self.initial[self.t_level - 1]) if sc.target.count == "new" else 0
+        self.target = rules.TargetCount.of(sc, [int(x) for x in self.initial])
+        self.t_level, self.t_offset = self.target.level, self.target.offset
         self.n_decisions = self.n_completions = self.n_failures = self.max_waiting = 0
 
     # -- dated changes ---------------------------------------------------------------------------
 
-    def _calendar(self) -> dict[int, list[tuple]]:
-        """Policy and shock changes keyed by the index of the edge at which they happen."""
-        sc, edge = self.sc, self.edge_of_day
-
-        def day(d: dt.date) -> int:
-            return max(0, (d - sc.start).days)
-
-        cal: dict[int, list[tuple]] = {}
-        for j, pol in enumerate(sc.policies):
-            begin, finish = day(pol.start), day(pol.end) + 1
-            if finish > begin and begin in edge:
-                cal.setdefault(edge[begin], []).append(("on", j))
-                if finish in edge:
-                    cal.setdefault(edge[finish], []).append(("off", j))
-        for sh in sc.shocks:
-            if day(sh.at) in edge:
-                cal.setdefault(edge[day(sh.at)], []).append(("shock", sh, False))
-            if sh.end is not None and day(sh.end) + 1 in edge:
-                cal.setdefault(edge[day(sh.end) + 1], []).append(("shock", sh, True))
-        for actions in cal.values():  # lifting before applying, as time order would have it
-            actions.sort(key=lambda a: 0 if a[0] == "off" or (a[0] == "shock" and a[2]) else 1)
+    def _calendar(self) -> dict[int, list[rules.Change]]:
+        """The rules' dated changes keyed by the index of the edge at which they happen."""
+        cal: dict[int, list[rules.Change]] = {}
+        for change in rules.changes(self.sc):
+            cal.setdefault(self.edge_of_day[change.day], []).append(change)
         return cal
 
-    def _apply(self, action: tuple) -> None:
-        if action[0] == "on":
-            if self.left[action[1]] > 0:
-                self.active[action[1]] = True
-        elif action[0] == "off":
-            self.active[action[1]] = False
-        else:
-            _, sh, invert = action
+    def _levels(self) -> None:
+        """Take the level parameters in force (after shocks) from the rules."""
+        par = self.params
+        self.p, self.q, self.success = par.innovation[1:], par.imitation[1:], par.success[1:]
 
-            def f(x: float) -> float:
-                return (1.0 / x if x else 0.0) if invert else x
-
-            if sh.resource is not None:
-                self.cap_factor[self.res_names.index(sh.resource)] *= f(sh.capacity_factor)
-                self.cap_steps = self._capacities()
-            if sh.level is not None:
-                i = LEVELS.index(sh.level)
-                self.p[i] *= f(sh.innovation_factor)
-                self.q[i] *= f(sh.imitation_factor)
-                self.success[i] = min(1.0, self.success[i] * f(sh.success_factor))
-
-    def _multipliers(self) -> None:
-        M = np.ones_like(self.M)
-        for j in np.flatnonzero(self.active):
-            M[self.applies[j]] *= self.mult[j]
-        self.M = M
+    def _apply(self, change: rules.Change) -> None:
+        if change.kind == "policy":
+            self.active[change.index] = change.on and self.budgets.has_money(change.index)
+            return
+        self.params.set_shock(change.index, change.on)
+        r, k = self.params.shock_targets(change.index)
+        if r is not None:
+            self.cap_steps = self._capacities()
+        if k is not None:
+            self._levels()
 
     # -- projects ----------------------------------------------------------------------------------
 
     def _capacity(self, t: float) -> np.ndarray:
-        return np.floor(self.cap_base * self.cap_factor * np.exp(self.log_growth * t) + _EPS)
+        par = self.params
+        return np.floor(rules.capacity_fluid(par.capacity_base, par.capacity_factor,
+                                             par.log_growth, t) + rules.CAPACITY_EPS)
 
     def _capacities(self) -> np.ndarray:
         """Capacity of every resource at the start of every step (rows), for the present
         shock factors; recomputed when a shock changes them."""
-        grown = self.cap_base * np.exp(self.log_growth * self.edges[:, None])
-        return np.floor(grown * self.cap_factor + _EPS)
+        return self._capacity(self.edges[:, None])
 
     def _start(self, X: np.ndarray, m: int) -> None:
         """File the projects X [s, i, c] started in step m under their completion steps."""
@@ -302,12 +252,13 @@ class _Tau:
             self.queue.remove(entry)
         self._start(started, m)
 
-    def _decide(self, rp: np.ndarray, rq: np.ndarray, w_pop: np.ndarray, w_own: np.ndarray
-                ) -> np.ndarray:
-        """Draw the firms of every idle cell that decide within a stretch of time, from the
-        hazard at its start; `rp`, `rq` are -(stretch) x propensity x multiplier x p, q."""
+    def _decide(self, stretch: float) -> np.ndarray:
+        """Draw the firms of every idle cell that decide within `stretch` years, from the
+        rules' hazard at its start."""
         As = self.As[:, 1:]
-        prob = -np.expm1(rp + rq * (As.sum(axis=0) * w_pop + As * w_own))
+        h = rules.hazard(self.gain, self.p, self.q, self.w, As.sum(axis=0) * self.inv_E,
+                         As * self.inv_Es)
+        prob = -np.expm1(-stretch * h)
         D = self.rng.binomial(self.idle, prob[:, :, None])
         self.idle -= D
         self.n_decisions += int(D.sum())
@@ -365,50 +316,37 @@ class _Tau:
         self.retry_now = now.astype(np.int64) if now.any() else None
         self.goes_on = np.array([[c > i + 1 for c in range(L + 1)] for i in range(L - 1)],
                                 dtype=np.int64)
-        rates: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         paying = [(j, self.applies[j][:, None] * self.cost[j][None, :])
-                  for j in range(len(sc.policies)) if self.cost[j].any()]
+                  for j in self.params.paying()]
         A = self.As.sum(axis=0)
         count = int(A[self.t_level]) - self.t_offset
         crossing = 0.0 if count >= sc.target.firms else None
         count_at_deadline = count if deadline_edge == 0 else -1
-        policy_changed = True
-        w_pop = (1.0 - self.w) * self.inv_E
-        w_own = self.w * self.inv_Es
-        pm = -self.prop
+        policy_changed = False
 
         for m in range(n_steps):
-            for action in cal.get(m, ()):
-                self._apply(action)
+            for change in cal.get(m, ()):
+                self._apply(change)
                 policy_changed = True
             if policy_changed:
-                self._multipliers()
-                pm = -self.prop * self.M
-                rates.clear()
+                self.gain = self.params.gain(self.active)[:, 1:]
                 policy_changed = False
             t0, dt = edges[m], edges[m + 1] - edges[m]
-            if dt not in rates:
-                rates[dt] = (0.5 * dt * pm * self.p, 0.5 * dt * pm * self.q)
-            rp, rq = rates[dt]
 
             # Decisions over the first half of the step, completions (and returns) in the
             # middle, decisions over the second half with the updated peer shares: firms that
             # complete or return during the step are exposed for half of it, as on average
             # they are, and the peer term is centred (Strang splitting; bias O(dt^2)).
-            D = self._decide(rp, rq, w_pop, w_own)
+            D = self._decide(0.5 * dt)
             self._complete(self.pipe[m], back[m])
             self.idle += self.ret[m]
-            D += self._decide(rp, rq, w_pop, w_own)
+            D += self._decide(0.5 * dt)
             if paying:
                 per = D.sum(axis=2)
                 for j, cost in paying:
-                    if self.active[j]:
-                        paid = min(float((per * cost).sum()), self.left[j])
-                        self.left[j] -= paid
-                        self.spent[j] += paid
-                        if self.left[j] <= 0:
-                            self.active[j] = False
-                            policy_changed = True
+                    if self.active[j] and self.budgets.pay(j, float((per * cost).sum())):
+                        self.active[j] = False
+                        policy_changed = True
 
             # Starts: levels without needs at once, the others through the queue.
             if self.queued_levels and not self.queue and (
@@ -447,5 +385,5 @@ class _Tau:
             at_or_above=curve, by_segment=by_segment, initial=self.initial,
             count_at_deadline=count_at_deadline, crossing_time=crossing,
             met=count_at_deadline >= sc.target.firms, events=events,
-            spent=tuple(float(x) for x in self.spent),
+            spent=tuple(float(x) for x in self.budgets.spent),
         )

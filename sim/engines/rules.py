@@ -1,0 +1,254 @@
+"""The model's rules, written once for every engine: parameters, the decision hazard, policy
+multipliers and budgets, shocks and their lifting, resource capacity, the dated calendar and
+the target count.
+
+An engine only says how time advances (exact events, fixed steps or ODEs); whatever it needs
+to know about *what* happens it asks this module. Arrays are indexed by level 0..4 (0, `none`,
+unused) so that level k is column k, as in MODEL.md. To add a level or a policy type, change
+this module and the scenario schema.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim.engines.population import N_LEVELS, layout
+from sim.scenario import DAYS_PER_YEAR, LEVELS, Scenario
+
+CAPACITY_EPS = 1e-9
+"""Capacity is floored to whole units; this keeps 2.9999999999 from losing a unit."""
+
+
+def hazard(gain, innovation, imitation, w, population_share, own_share):
+    """Per-firm decision hazard (per year), MODEL.md: a * M * (p + q * Phi), with Phi the
+    adopter share the firm sees: (1 - w) of the whole population and w of its own segment.
+    Works on floats (the exact engine, one cell at a time) and on arrays (the others)."""
+    return gain * (innovation + imitation * ((1.0 - w) * population_share + w * own_share))
+
+
+def hazard_peer_slope(gain, imitation, w):
+    """d hazard / d Phi-parts: (slope per unit of population share, per unit of own share);
+    the mean field's Jacobian needs it, and it must change whenever `hazard` does."""
+    return gain * imitation * (1.0 - w), gain * imitation * w
+
+
+def capacity_units(base: float, factor: float, log_growth: float, t: float) -> int:
+    """Whole units of a resource at model time t (years): base * shock factor * (1+g)^t."""
+    return int(base * factor * math.exp(log_growth * t) + CAPACITY_EPS)
+
+
+def capacity_fluid(base: np.ndarray, factor: np.ndarray, log_growth: np.ndarray, t: float
+                   ) -> np.ndarray:
+    """The same capacity before flooring, for the mean field's fluid queue."""
+    return base * factor * np.exp(log_growth * t)
+
+
+# -- dated changes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """A dated switch: policy `index` on or off, or shock `index` applied or lifted, at the
+    start of day `day` (days since the scenario start)."""
+
+    day: int
+    kind: str  # "policy" | "shock"
+    index: int
+    on: bool
+
+    @property
+    def years(self) -> float:
+        return self.day / DAYS_PER_YEAR
+
+
+def window(sc: Scenario, first: object, last: object | None) -> tuple[int, int] | None:
+    """Days [begin, end) of an interval from the start of date `first` to the end of date
+    `last` (None: open-ended), clipped to the run; None if nothing of it falls inside.
+
+    This is the one rule for dates outside the run: a policy or shock in force before the
+    start acts from the start; one that is over before the start, or begins after the end,
+    never acts."""
+    horizon = (sc.end - sc.start).days + 1
+    begin = max(0, (first - sc.start).days)
+    end = horizon if last is None else min(horizon, (last - sc.start).days + 1)
+    return (begin, end) if begin < end else None
+
+
+def changes(sc: Scenario) -> list[Change]:
+    """Every dated switch of the run, in time order; at one time, switches off come before
+    switches on (an interval ends where the next begins)."""
+    out = []
+    for j, pol in enumerate(sc.policies):
+        span = window(sc, pol.start, pol.end)
+        if span is not None:
+            out += [Change(span[0], "policy", j, True), Change(span[1], "policy", j, False)]
+    for i, sh in enumerate(sc.shocks):
+        span = window(sc, sh.at, sh.end)
+        if span is not None:
+            out.append(Change(span[0], "shock", i, True))
+            if sh.end is not None:
+                out.append(Change(span[1], "shock", i, False))
+    horizon = (sc.end - sc.start).days + 1
+    out = [c for c in out if c.day < horizon]
+    out.sort(key=lambda c: (c.day, c.on))
+    return out
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+
+class Parameters:
+    """The scenario's numbers as the engines use them, per level 0..4 and per segment.
+
+    The level parameters that shocks change (innovation, imitation, success) and the capacity
+    factors are *effective* values: the base values times the factors of the shocks in force,
+    recomputed from the base whenever a shock is applied or lifted, so lifting restores
+    exactly what was there before (a factor 0 or a success capped at 1 included)."""
+
+    def __init__(self, sc: Scenario):
+        self.sc = sc
+        lay = layout(sc)
+        self.layout = lay
+        L = N_LEVELS
+        lv = sc.levels
+        self.n_segments = len(sc.segments)
+        self.peer_weight = sc.peer_weight
+        self.base_innovation = np.array([0.0] + [x.innovation for x in lv])
+        self.base_imitation = np.array([0.0] + [x.imitation for x in lv])
+        self.base_success = np.array([1.0] + [x.success for x in lv])
+        self.retry_years = np.array([0.0] + [x.retry / 12.0 for x in lv])
+        self.median_years = np.array([0.0] + [x.implementation_median / 12.0 for x in lv])
+        self.sigma = np.array([0.0] + [x.implementation_sigma for x in lv])
+        # Propensity a(s, k) per segment and level.
+        self.propensity = np.array([[1.0, *seg.propensity] for seg in sc.segments])
+        self.eligible = np.array(lay.eligible, dtype=float)  # E_k
+        self.eligible_by_segment = np.array(lay.eligible_by_segment, dtype=float)  # E_{s,k}
+        # 1 / E: an adopter share is count * inverse, 0 where nobody is eligible.
+        self.inv_eligible = _inverse(self.eligible)
+        self.inv_eligible_by_segment = _inverse(self.eligible_by_segment)
+
+        # Resources: units[k, r] held by a running level-k project.
+        self.resource_names = [r.name for r in sc.resources]
+        rix = {n: r for r, n in enumerate(self.resource_names)}
+        self.units = np.zeros((L + 1, len(sc.resources)), dtype=np.int64)
+        for k, x in enumerate(lv, start=1):
+            for n, u in x.needs:
+                self.units[k, rix[n]] = u
+        self.needs = [tuple((r, int(self.units[k, r])) for r in range(len(sc.resources))
+                            if self.units[k, r]) for k in range(L + 1)]
+        self.capacity_base = np.array([float(r.capacity) for r in sc.resources])
+        self.log_growth = np.array([math.log1p(r.growth) for r in sc.resources])
+
+        # Policies: which segments each covers, multipliers and cost per project per level.
+        names = [s.name for s in sc.segments]
+        P, S = len(sc.policies), self.n_segments
+        self.policy_applies = np.array([[p.segments is None or n in p.segments for n in names]
+                                        for p in sc.policies], dtype=bool).reshape(P, S)
+        self.policy_multiplier = np.array([[1.0, *p.multiplier] for p in sc.policies]
+                                          ).reshape(P, L + 1)
+        self.policy_cost = np.array([[0.0, *p.cost] for p in sc.policies]).reshape(P, L + 1)
+        self.budget = np.array([p.budget if p.budget is not None else math.inf
+                                for p in sc.policies])
+
+        self.shocks_on = [False] * len(sc.shocks)
+        self._effective()
+
+    # shocks -----------------------------------------------------------------------------
+
+    def set_shock(self, i: int, on: bool) -> None:
+        """Apply (on) or lift (off) shock i and recompute the effective parameters."""
+        self.shocks_on[i] = on
+        self._effective()
+
+    def _effective(self) -> None:
+        inno, imit, succ = (self.base_innovation.copy(), self.base_imitation.copy(),
+                            self.base_success.copy())
+        factor = np.ones(len(self.resource_names))
+        for sh, on in zip(self.sc.shocks, self.shocks_on, strict=True):
+            if not on:
+                continue
+            if sh.resource is not None:
+                factor[self.resource_names.index(sh.resource)] *= sh.capacity_factor
+            if sh.level is not None:
+                k = LEVELS.index(sh.level) + 1
+                inno[k] *= sh.innovation_factor
+                imit[k] *= sh.imitation_factor
+                succ[k] *= sh.success_factor
+        self.innovation, self.imitation = inno, imit
+        self.success = np.minimum(succ, 1.0)
+        self.capacity_factor = factor
+
+    def shock_targets(self, i: int) -> tuple[int | None, int | None]:
+        """(resource index, level) that shock i changes; None where it changes none."""
+        sh = self.sc.shocks[i]
+        r = None if sh.resource is None else self.resource_names.index(sh.resource)
+        k = None if sh.level is None else LEVELS.index(sh.level) + 1
+        return r, k
+
+    # policies ---------------------------------------------------------------------------
+
+    def multipliers(self, active: Sequence[bool]) -> np.ndarray:
+        """M(s, k): product of the multipliers of the active policies covering segment s."""
+        M = np.ones((self.n_segments, N_LEVELS + 1))
+        for j in np.flatnonzero(np.asarray(active, dtype=bool)):
+            M[self.policy_applies[j]] *= self.policy_multiplier[j]
+        return M
+
+    def gain(self, active: Sequence[bool]) -> np.ndarray:
+        """a(s, k) * M(s, k): what multiplies p + q * Phi in the hazard."""
+        return self.propensity * self.multipliers(active)
+
+    def paying(self) -> list[int]:
+        """Policies that pay a subsidy for some project."""
+        return [j for j in range(len(self.budget)) if self.policy_cost[j].any()]
+
+
+def _inverse(x: np.ndarray) -> np.ndarray:
+    return np.divide(1.0, x, out=np.zeros_like(x), where=x > 0)
+
+
+class Budgets:
+    """Subsidy drawn down per project decided; a policy whose budget is spent stops."""
+
+    def __init__(self, params: Parameters):
+        self.left = params.budget.astype(float).copy()
+        self.spent = np.zeros(len(self.left))
+
+    def pay(self, j: int, amount: float) -> bool:
+        """Pay `amount` (capped at what is left) from policy j; True if that empties it."""
+        paid = min(amount, self.left[j])
+        self.left[j] -= paid
+        self.spent[j] += paid
+        return self.left[j] <= 0
+
+    def has_money(self, j: int) -> bool:
+        return self.left[j] > 0
+
+
+# -- the target ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TargetCount:
+    """How the target counts firms: those at or above `level`, less the ones there at the
+    start when `count = "new"`."""
+
+    level: int  # 1..4
+    offset: float
+    firms: int
+
+    @classmethod
+    def of(cls, sc: Scenario, initial_at_or_above: Sequence[float]) -> TargetCount:
+        k = sc.target.level_index
+        offset = initial_at_or_above[k - 1] if sc.target.count == "new" else 0
+        return cls(k, offset, sc.target.firms)
+
+    def count(self, at_or_above_level: float) -> float:
+        return at_or_above_level - self.offset
+
+    def met(self, count: float) -> bool:
+        return count >= self.firms
