@@ -11,7 +11,17 @@ from pathlib import Path
 
 import numpy as np
 
-from sim.analysis.calibrate import MAX_COUNT, Fit, Series, SeriesError, fit, fragment, read_series
+from sim.analysis.calibrate import (
+    DEFAULT_ESTIMATOR,
+    ESTIMATORS,
+    MAX_COUNT,
+    Fit,
+    Series,
+    SeriesError,
+    fit,
+    fragment,
+    read_series,
+)
 from sim.cli.common import EXIT_OK, BadInput
 from sim.scenario import LEVELS
 
@@ -29,6 +39,14 @@ def add_parser(sub) -> None:
     cal.add_argument("--start", type=_date, help="date adoption began, t = 0 with zero "
                      "adopters (default: the first date minus one period)")
     cal.add_argument("--market", type=_positive, help="fix the market size (firms)")
+    cal.add_argument("--estimator", choices=list(ESTIMATORS), metavar="FORM",
+                     help="the least-squares form: cumulative (the cumulative level m F(t)), "
+                     "interval (interval counts m (F(t_i) - F(t_i-1)), Srinivasan and Mason "
+                     "1986), rate (per-period counts as m f(t) at the period's end, continuous "
+                     "time), log-cumulative (log cumulative counts) or conditional (per-period "
+                     "counts given the count before each, weighted by the Bass birth-process "
+                     "variance); default: "
+                     + ", ".join(f"{v} for date,{k}" for k, v in DEFAULT_ESTIMATOR.items()))
     cal.add_argument("--where", action="append", default=[], metavar="COLUMN=VALUE",
                      help="keep only rows with this value in this column, e.g. tier=advanced; "
                      "repeatable")
@@ -67,7 +85,8 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
     try:
         series = read_series(args.series, args.where)
-        result = fit(series, args.level, start=args.start, market=args.market)
+        result = fit(series, args.level, start=args.start, market=args.market,
+                     estimator=args.estimator)
     except SeriesError as exc:
         raise BadInput(*exc.problems) from None
     until = args.until or _default_until(series)
@@ -105,7 +124,8 @@ def summary_line(result: Fit) -> str:
 
     return (f"{result.level}: {show('innovation', '.4g')}, {show('imitation', '.4g')}, "
             f"{show('market', ',.0f')}; rmse {result.rmse:,.4g} "
-            f"({'no' if result.intervals == 'none' else result.intervals} intervals)")
+            f"({result.estimator} estimator, "
+            f"{'no' if result.intervals == 'none' else result.intervals} intervals)")
 
 
 def _default_until(series: Series) -> dt.date:
@@ -139,6 +159,7 @@ def draw(result: Fit, until: dt.date) -> bytes:
         observed_label=("published cumulative count" if series.kind == "cumulative"
                         else "cumulative of the published per-period counts"),
         observed_rate=observed_rate,
+        notes=[f"warning: {w}" for w in result.warnings],
     )
     return png(fig)
 
@@ -155,8 +176,11 @@ def cmd_plot_fit(folder: Path) -> int:
                         tuple(dt.date.fromisoformat(r["date"]) for r in doc["data"]),
                         tuple(float(r[kind]) for r in doc["data"]))
         market = doc["market"]["estimate"] if doc["market"].get("fixed") else None
+        # fit.json files written before --estimator existed used these forms.
+        estimator = doc.get("estimator") or {"cumulative": "log-cumulative",
+                                             "new": "conditional"}[kind]
         result = fit(series, doc["level"], start=dt.date.fromisoformat(doc["start"]),
-                     market=market)
+                     market=market, estimator=estimator)
         until = dt.date.fromisoformat(doc["until"])
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"sim plot: {path}: not a fit.json written by sim calibrate ({exc})"

@@ -4,6 +4,7 @@ yearly flow it implies. Takes arrays, returns a Figure (`sim.plots.png` renders 
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib.dates as mdates
@@ -14,6 +15,7 @@ from matplotlib.ticker import FuncFormatter
 from sim.plots.adoption import BAND, MEDIAN, TARGET, plt, thousands
 
 DATA = "#222222"
+WARNING = "#a63603"
 
 
 def fit_figure(
@@ -29,10 +31,12 @@ def fit_figure(
     subtitle: str = "",
     observed_label: str = "published cumulative count",
     observed_rate: tuple[Sequence[dt.date], np.ndarray] | None = None,
+    notes: Sequence[str] = (),
 ) -> Figure:
     """Left: cumulative data and fitted curve with band, the projection past the last
     observation dashed. Right: the fitted adopters per year with band (and per-period data
-    shown as a yearly rate when the series gave per-period counts)."""
+    shown as a yearly rate when the series gave per-period counts). `notes` (the fit's
+    warnings) are printed under the subtitle, so the figure never travels without them."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3), constrained_layout=True)
     last = observed_dates[-1]
     inside = np.array([d <= last for d in curve_dates])
@@ -67,9 +71,12 @@ def fit_figure(
     shown = float(np.max(rate[inside])) if inside.any() else float(np.max(rate))
     right.set_ylim(0, 1.1 * min(float(np.max(lo_hi_top(rate_band, rate))), 3 * max(shown, 1.0)))
     fig.suptitle(title, fontsize=12, fontweight="bold")
-    if subtitle:
-        fig.text(0.5, -0.01, subtitle, ha="center", va="top", fontsize=8.5, color="0.25",
-                 wrap=True)
+    lines = [(subtitle, "0.25")] if subtitle else []
+    lines += [(textwrap.fill(n, 150), WARNING) for n in notes]
+    y = -0.01
+    for text, colour in lines:
+        fig.text(0.5, y, text, ha="center", va="top", fontsize=8.5, color=colour, wrap=True)
+        y -= 0.045 * (text.count("\n") + 1) + 0.01
     return fig
 
 
