@@ -22,15 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sim.explore.sweep import (  # noqa: E402
-    LocalExecutor,
-    SweepPlan,
-    make_design,
-    resolve_ranges,
-    run_sweep,
-    runs_csv,
-)
+from sim.execution.executor import LocalExecutor  # noqa: E402
+from sim.explore.design import make_design, resolve_ranges  # noqa: E402
+from sim.explore.plan import SweepPlan, run_sweep  # noqa: E402
 from sim.scenario import load  # noqa: E402
+from sim.store.sweep_tables import runs_csv  # noqa: E402
 
 VARY = [("levels.line.imitation", 0.2, 1.0, False),
         ("resources.integrators.capacity", 12_000, 40_000, False)]

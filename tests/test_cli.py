@@ -103,3 +103,23 @@ def test_every_shipped_scenario_runs(tmp_path, path, capsys):
     assert main(["run", str(path), "--out", str(out), "--replications", "2", "--jobs", "1"]) == 0
     assert "target " in capsys.readouterr().out
     assert (out / "summary.json").is_file()
+
+
+def test_the_library_runs_a_scenario_without_the_command(tmp_path, write_scenario):
+    import sim
+
+    outcome = sim.run(sim.load(write_scenario(base_raw())), engine="tau", jobs=1)
+    assert outcome.line.startswith("target 2,000 firms") and len(outcome.results) == 4
+    assert outcome.summary["replications"] == 4 and outcome.summary["engine"] == "tau"
+    out = sim.write(outcome, tmp_path / "lib")
+    assert json.loads((out / "summary.json").read_text())["verdict"] == outcome.line
+
+
+def test_public_names_resolve_and_version_loads_no_numerics():
+    import sim
+
+    assert all(getattr(sim, name) is not None for name in sim.__all__)
+    code = ("import sys; from sim.cli import main; main(['--version']); "
+            "print(sorted(m for m in ('scipy', 'matplotlib', 'numpy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.splitlines() == ["sim 0.1.0", "[]"]

@@ -11,9 +11,11 @@ import pytest
 from conftest import make
 from test_sweep import tiny_raw
 
-import sim.explore.sweep as sweep_mod
+import sim.execution.executor as executor_mod
 from sim.cli.main import main
-from sim.explore.sweep import DaskExecutor, execute, make_design, resolve_ranges
+from sim.execution.executor import DaskExecutor
+from sim.explore.design import make_design, resolve_ranges
+from sim.explore.runs import RunSpec, run_points
 
 distributed = pytest.importorskip("distributed")
 
@@ -61,8 +63,7 @@ def test_a_worker_killed_mid_sweep_loses_and_repeats_nothing(cluster):
                 killed.append(pids[sorted(pids)[0]])
                 os.kill(killed[0], signal.SIGKILL)
 
-        execute(executor, runs, raw=sc.raw, source="t", engine="des", seed=7,
-                keys=design.keys, on_rows=on_rows)
+        run_points(executor, runs, RunSpec(sc.raw, "t", "des", 7, design.keys), on_rows)
     assert killed
     assert set(seen) == {(p, r) for p, _, r in runs}
     assert all(n == 1 for n in seen.values())
@@ -70,7 +71,7 @@ def test_a_worker_killed_mid_sweep_loses_and_repeats_nothing(cluster):
 
 def test_an_unreachable_scheduler_is_one_line_and_writes_nothing(write_scenario, tmp_path,
                                                                  capsys, monkeypatch):
-    monkeypatch.setattr(sweep_mod, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(executor_mod, "CONNECT_TIMEOUT", "1s")
     path = write_scenario(tiny_raw(), "tiny.toml")
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--scheduler",

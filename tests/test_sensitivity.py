@@ -12,8 +12,8 @@ from scipy.stats import sobol_indices as scipy_sobol
 from test_sweep import tiny_raw
 
 from sim.cli.main import main
+from sim.explore.design import Range, make_design
 from sim.explore.sensitivity import analyse, point_noise, rank_correlations, sobol_estimates
-from sim.explore.sweep import Range, make_design
 
 A, B = 7.0, 0.1
 PI = math.pi

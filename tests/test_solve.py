@@ -11,11 +11,12 @@ import pytest
 from conftest import make
 from test_sweep import tiny_raw
 
-import sim.explore.sweep as sweep_mod
+import sim.explore.runs as runs_mod
 from sim.cli.main import main
 from sim.engines import RunResult
+from sim.execution.executor import LocalExecutor
+from sim.explore.design import Range
 from sim.explore.solve import isotonic, solve
-from sim.explore.sweep import LocalExecutor, Range
 
 
 def known_curve(p_of_x):
@@ -41,7 +42,7 @@ IMITATION = Range("levels.line.imitation", 0.2, 1.5)
 
 
 def run_solve(monkeypatch, p_of_x, probability=0.9, **kw):
-    monkeypatch.setattr(sweep_mod, "engines", lambda: {"des": known_curve(p_of_x)})
+    monkeypatch.setattr(runs_mod, "engines", lambda: {"des": known_curve(p_of_x)})
     return solve(make(), IMITATION, probability, engine="des", executor=LocalExecutor(1),
                  **{"replications": 40, "max_replications": 640, **kw})
 

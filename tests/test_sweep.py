@@ -18,20 +18,23 @@ import pandas as pd
 import pytest
 from conftest import ROOT, base_raw, make
 
-import sim.explore.sweep as sweep_mod
+import sim.explore.runs as runs_mod
 from sim.analysis.verdict import wilson
 from sim.cli.main import main
 from sim.engines import engines
-from sim.explore.sweep import (
-    Journal,
-    LocalExecutor,
+from sim.execution.executor import LocalExecutor
+from sim.execution.seeds import replication_rng
+from sim.explore.design import (
     Range,
-    execute,
+    SweepError,
     make_design,
-    needed_replications,
     parse_vary,
+    point_scenario,
     resolve_ranges,
 )
+from sim.explore.plan import needed_replications
+from sim.explore.runs import RunSpec, run_points
+from sim.store.journal import Journal, _proc_start
 
 VARY = ["--vary", "levels.line.imitation=0.2:1.5", "--vary",
         "resources.integrators.capacity=100:400"]
@@ -79,7 +82,7 @@ def test_ranges_keep_whole_numbers_and_name_bad_keys():
                                   ("levels.line.imitation", 0.2, 1.5, False),
                                   ("levels.line.retry", 6, 18, False)], source="t.toml")
     assert [r.integer for r in ranges] == [True, False, False]  # retry accepts 7.5 months
-    with pytest.raises(sweep_mod.SweepError) as err:
+    with pytest.raises(SweepError) as err:
         resolve_ranges(raw, [("levels.line.imitatoin", 0.1, 0.2, False),
                              ("levels.line.success", 0.5, 1.5, False),
                              ("levels.line.innovation", 0.0, 0.1, True)], source="t.toml")
@@ -210,9 +213,8 @@ def test_seeds_come_from_point_and_replication(tiny, tmp_path):
     values = dict(zip(["levels.line.imitation", "resources.integrators.capacity"],
                       row.iloc[2:4], strict=True))
     values["resources.integrators.capacity"] = int(values["resources.integrators.capacity"])
-    point = sweep_mod.point_scenario(sc.raw, list(values), list(values.values()), "t")
-    result = engines()["des"](point, sweep_mod.replication_rng(7, int(row.point),
-                                                               int(row.replication)))
+    point = point_scenario(sc.raw, list(values), list(values.values()), "t")
+    result = engines()["des"](point, replication_rng(7, int(row.point), int(row.replication)))
     assert result.count_at_deadline == row.count_at_deadline
 
 
@@ -226,7 +228,7 @@ def _counting_engine(monkeypatch) -> Counter:
             return real[name](sc, rng)
         return run
 
-    monkeypatch.setattr(sweep_mod, "engines", lambda: {k: counted(k) for k in real})
+    monkeypatch.setattr(runs_mod, "engines", lambda: {k: counted(k) for k in real})
     return calls
 
 
@@ -235,23 +237,23 @@ def test_interrupted_sweep_resumes_without_redoing_or_losing_runs(tiny, tmp_path
     whole = tmp_path / "whole"
     assert sweep(tiny, whole) == 0
     out = tmp_path / "out"
-    real_batch = sweep_mod.run_batch
+    real_batch = runs_mod.run_batch
     batches = Counter()
 
-    def interrupting(batch):
+    def interrupting(spec, runs):
         batches["n"] += 1
         if batches["n"] == 4:
             raise KeyboardInterrupt
-        return real_batch(batch)
+        return real_batch(spec, runs)
 
-    monkeypatch.setattr(sweep_mod, "run_batch", interrupting)
+    monkeypatch.setattr(runs_mod, "run_batch", interrupting)
     assert sweep(tiny, out) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "resume" in err and "Traceback" not in err
     kept = len(Journal(out / "runs.jsonl").read())
     assert 0 < kept < 18
     assert not (out / ".lock").exists()
-    monkeypatch.setattr(sweep_mod, "run_batch", real_batch)
+    monkeypatch.setattr(runs_mod, "run_batch", real_batch)
     calls = _counting_engine(monkeypatch)
     assert sweep(tiny, out) == 0
     assert calls["des"] == 18 - kept  # nothing done twice
@@ -291,7 +293,7 @@ def test_lock_refuses_a_live_sweep_and_takes_over_a_dead_ones(tiny, tmp_path, ca
     out.mkdir()
     lock = out / ".lock"
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                "started": sweep_mod._proc_start(os.getpid())}))
+                                "started": _proc_start(os.getpid())}))
     assert sweep(tiny, out) == 2
     assert "another sweep is running" in capsys.readouterr().err
     assert not (out / "runs.jsonl").exists()
@@ -321,7 +323,7 @@ def test_a_run_that_raises_is_recorded_and_the_sweep_goes_on(tiny, tmp_path, mon
         ("levels.line.imitation", 0.2, 1.5, False),
         ("resources.integrators.capacity", 100, 400, False)], source="t"), 6, seed=7)
     first_imitation = design.points[0][0]
-    monkeypatch.setattr(sweep_mod, "engines", lambda: {"des": flaky})
+    monkeypatch.setattr(runs_mod, "engines", lambda: {"des": flaky})
     out = tmp_path / "out"
     assert sweep(tiny, out) == 0
     assert "1 runs failed" in capsys.readouterr().out
@@ -365,8 +367,7 @@ def test_local_worker_loss_still_gives_every_run_once(tmp_path):
             killed.append(proc.pid)
 
     try:
-        execute(executor, runs, raw=sc.raw, source="t", engine="des", seed=7,
-                keys=design.keys, on_rows=on_rows)
+        run_points(executor, runs, RunSpec(sc.raw, "t", "des", 7, design.keys), on_rows)
     finally:
         executor.close()
     assert killed

@@ -1,12 +1,13 @@
 """Verdicts over replications: P(target met) with a Wilson interval; count and crossing
-quantiles."""
+quantiles, for a run (`verdict`) or for each point of a sweep (`point_stats`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -116,4 +117,25 @@ def summary_fields(v: Verdict) -> dict:
                               "p95": v.count_p95},
         "crossing_date": {"p05": iso(v.crossing_p05), "p50": iso(v.crossing_p50),
                           "p95": iso(v.crossing_p95), "never": v.never},
+    }
+
+
+def point_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Replications, failures, P(met) with its Wilson interval and the count's mean and
+    quantiles over the successful runs of one sweep point."""
+    rows = list(rows)
+    ok = [r for r in rows if r.get("error") is None]
+    n = len(ok)
+    met = sum(bool(r["met"]) for r in ok)
+    lo, hi = wilson(met, n)
+    counts = np.array([r["count_at_deadline"] for r in ok], dtype=float)
+    var = float(counts.var(ddof=1)) if n > 1 else math.nan
+    return {
+        "replications": n, "failed": sum(1 for r in rows if r.get("error") is not None),
+        "met": met, "p_met": met / n if n else math.nan, "p_met_lo": lo, "p_met_hi": hi,
+        "count_mean": float(counts.mean()) if n else math.nan,
+        "count_var": var,
+        "count_p05": float(np.quantile(counts, 0.05)) if n else math.nan,
+        "count_p50": float(np.quantile(counts, 0.50)) if n else math.nan,
+        "count_p95": float(np.quantile(counts, 0.95)) if n else math.nan,
     }

@@ -11,10 +11,14 @@ reported beside them, so the two kinds of uncertainty are never mixed up.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sim.explore.plan import SweepPlan
 
 CONFIDENCE = 0.95
 BOOTSTRAP = 1000
@@ -177,3 +181,26 @@ def analyse(design_name: str, base: int, parameters: Sequence[str], unit_x: np.n
             if usable_noise is not None:
                 out.append(noise_share(y, usable_noise, name, seed=seed, resamples=resamples))
     return out
+
+
+def sweep_indices(plan: SweepPlan, stats: Sequence[Mapping[str, Any]]) -> list[Index]:
+    """The indices of a finished sweep from its per-point statistics (`point_stats`):
+    for the mean count at the deadline and for P(met), replication noise taken out."""
+    design = plan.design
+    n = np.array([s["replications"] for s in stats], dtype=float)
+    p = np.array([s["p_met"] for s in stats], dtype=float)
+    mean = np.array([s["count_mean"] for s in stats], dtype=float)
+    var = np.array([s["count_var"] for s in stats], dtype=float)
+    unit = np.array([[r.unit(float(v)) for r, v in zip(design.ranges, pt, strict=True)]
+                     for pt in design.points])
+    if plan.deterministic:
+        noise_count = noise_p = np.zeros(len(stats))
+    else:
+        noise_count, noise_p = point_noise("count", n, var, p), point_noise("p", n, var, p)
+    outputs = {"count_at_deadline": (mean, noise_count), "P(met)": (p, noise_p)}
+    ok = np.isfinite(p) & np.isfinite(mean)
+    if design.name != "sobol":  # points whose runs all failed carry no estimate
+        outputs = {k: (y[ok], nz[ok]) for k, (y, nz) in outputs.items()}
+        unit = unit[ok]
+    return analyse(design.name, design.base, design.keys, unit, outputs,
+                   seed=plan.scenario.seed)

@@ -18,7 +18,9 @@ import numpy as np
 
 from sim.analysis.verdict import wilson
 from sim.engines import DETERMINISTIC
-from sim.explore.sweep import Range, execute
+from sim.execution.executor import Executor
+from sim.explore.design import Range
+from sim.explore.runs import RunSpec, run_points
 from sim.scenario import Scenario
 
 ABOVE, BELOW, UNDECIDED = "above", "below", "undecided"
@@ -45,6 +47,7 @@ class Evaluation:
         return self.met / self.replications if self.replications else math.nan
 
     def interval(self, deterministic: bool) -> tuple[float, float]:
+        """P(met)'s 95% interval: Wilson, or the point itself for a deterministic engine."""
         if deterministic and self.replications:
             return (self.p_met, self.p_met)
         return wilson(self.met, self.replications)
@@ -76,7 +79,8 @@ class Solver:
     """State of one search: evaluations by position, and the executor that runs them."""
 
     def __init__(self, scenario: Scenario, rng: Range, probability: float, *, engine: str,
-                 replications: int, max_replications: int, decreasing: bool, executor: Any,
+                 replications: int, max_replications: int, decreasing: bool,
+                 executor: Executor,
                  on_runs: Callable[[int], None] = lambda n: None):
         self.sc = scenario
         self.rng = rng
@@ -91,6 +95,7 @@ class Solver:
         self.evals: dict[float | int, Evaluation] = {}
 
     def value_at(self, u: float) -> float | int:
+        """The parameter's value at position `u` along the search direction."""
         return self.rng.value(1.0 - u if self.decreasing else u)
 
     def evaluate(self, u: float, n: int) -> Evaluation:
@@ -114,9 +119,9 @@ class Solver:
                     ev.count_total += float(row["count_at_deadline"])
             self.on_runs(len(rows))
 
-        execute(self.executor, runs, raw=self.sc.raw, source=self.sc.source, engine=self.engine,
-                seed=self.sc.seed, keys=(self.rng.key,), on_rows=take,
-                common_random_numbers=True)
+        spec = RunSpec(self.sc.raw, self.sc.source, self.engine, self.sc.seed, (self.rng.key,),
+                       common_random_numbers=True)
+        run_points(self.executor, runs, spec, take)
         if ev.replications == 0:
             raise RuntimeError(f"every run at {self.rng.key}={value} failed")
         self.classify(ev)
@@ -144,6 +149,7 @@ class Solver:
             n = min(self.cap, 2 * ev.replications)
 
     def tolerance_u(self, tolerance: float | None) -> float:
+        """The bracket width (in positions) at which the bisection stops."""
         width = self.rng.hi - self.rng.lo
         if self.rng.integer:
             return 1.0 / max(width, 1.0)
@@ -156,7 +162,7 @@ class Solver:
 
 def solve(scenario: Scenario, rng: Range, probability: float, *, engine: str = "des",
           replications: int = 50, max_replications: int = 800, decreasing: bool = False,
-          tolerance: float | None = None, scan: int = 5, executor: Any,
+          tolerance: float | None = None, scan: int = 5, executor: Executor,
           on_runs: Callable[[int], None] = lambda n: None) -> SolveResult:
     """Find the smallest (largest, if `decreasing`) value in the range at which P(met) >= P."""
     s = Solver(scenario, rng, probability, engine=engine, replications=replications,

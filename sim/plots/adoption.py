@@ -1,4 +1,5 @@
-"""Figures from result arrays. Functions take data and return a Figure; `png` renders one."""
+"""A run's figure: adoption curves per level against the target. Functions take data and
+return a Figure; `png` renders one (shared by every figure module)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from sim.scenario import LEVELS, Scenario  # noqa: E402
 
 LEVEL_TITLES = {
     "device": "device: smart machines, robots, sensors",
@@ -84,6 +87,28 @@ def adoption_figure(
     if subtitle:
         fig.text(0.5, -0.01, subtitle, ha="center", va="top", fontsize=9, color="0.25")
     return fig
+
+
+def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line: str
+               ) -> Figure:
+    """adoption.png of a run: `curves` is (replications, months, levels), `initial` the
+    firms at or above each level at the start, `line` the verdict shown beneath."""
+    sc = scenario
+    k = sc.target.level_index - 1
+    if sc.target.count == "new":
+        threshold = float(initial[k]) + sc.target.firms
+        label = (f"target: {sc.target.firms:,} new (= {threshold:,.0f} at or above "
+                 f"{sc.target.level})")
+    else:
+        threshold = float(sc.target.firms)
+        label = f"target: {sc.target.firms:,} at or above {sc.target.level}"
+    return adoption_figure(
+        sc.month_ends(), curves, levels=LEVELS, start=sc.start, initial=initial,
+        target_level=sc.target.level, threshold=threshold, target_label=label,
+        deadline=sc.target.deadline,
+        title=f"{sc.name}: firms at or above each level, {curves.shape[0]} runs",
+        subtitle=line,
+    )
 
 
 def png(fig: Figure, dpi: int = 110) -> bytes:

@@ -252,3 +252,41 @@ def _probability_axes(fig: Figure, ax, parameter: str, log: bool, title: str, su
     if subtitle:
         ax.set_title(subtitle, fontsize=9, color="0.25")
     return fig
+
+
+def sweep_figures(manifest: Mapping, points: Sequence[Mapping[str, float]],
+                  dates: Sequence[dt.date], medians: Mapping[int, np.ndarray],
+                  sensitivity: Sequence[Mapping]) -> list[tuple[str, Figure]]:
+    """A sweep folder's figures from its manifest and tables: reachability.png, then
+    fan.png when curves were kept and sensitivity.png when indices were estimated."""
+    ranges = manifest["ranges"]
+    keys = [r["key"] for r in ranges]
+    values = np.array([[s[k] for k in keys] for s in points], dtype=float)
+    p = np.array([s["p_met"] for s in points])
+    t = manifest["target"]
+    n_rep = manifest["replications"] if manifest.get("precision") is None else "adaptive"
+    goal = f"target {t['firms']:,} at >= {t['level']} ({t['count']}) by {t['deadline']}"
+    others = len(ranges) - 2
+    smooth = (f"; colour kernel-smoothed, averaged over {others} other varied parameter"
+              f"{'s' if others > 1 else ''}" if others > 0 else "")
+    figures = [("reachability.png", reachability_figure(
+        ranges, values, p, np.array([s["p_met_lo"] for s in points]),
+        np.array([s["p_met_hi"] for s in points]),
+        np.array([s["replications"] for s in points]),
+        title=f"{manifest['scenario']}: where the target is reachable",
+        subtitle=f"{goal}\n{len(points)} {manifest['design']} points x {n_rep} runs "
+                 f"({manifest['engine']}){smooth}"))]
+    if medians:
+        counted = "new firms" if t["count"] == "new" else "firms"
+        figures.append(("fan.png", fan_figure(
+            dates, medians, {j: p[j] for j in medians}, threshold=t["firms"],
+            deadline=dt.date.fromisoformat(t["deadline"]),
+            ylabel=f"{counted} at >= {t['level']} (median over runs)",
+            title=f"{manifest['scenario']}: adoption across the sweep",
+            subtitle=f"{goal}; one line per point, coloured by its P(met)")))
+    if sensitivity:
+        kind = ("Sobol indices (95% bootstrap)" if manifest["design"] == "sobol"
+                else "rank correlation with the point means (95% bootstrap)")
+        figures.append(("sensitivity.png", sensitivity_figure(
+            sensitivity, title=f"{manifest['scenario']}: which parameter matters: {kind}")))
+    return figures

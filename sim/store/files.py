@@ -1,4 +1,5 @@
-"""The only code that writes results folders. Every file is written to a temporary name and
+"""A run's results folder, and how results files are written (the sweep's journal and lock
+are in `journal`, its tables in `sweep_tables`). Every file is written to a temporary name and
 renamed, so a reader (or a killed run) never sees a torn file. A run's folder is published
 as a whole (see `publish`): killed at any moment, it holds the previous complete results or
 none, never a summary beside curves that are not its own."""
@@ -65,11 +66,13 @@ def scenario_text(scenario: Scenario) -> str:
 
 
 def scenario_sha256(scenario: Scenario) -> str:
+    """The fingerprint of the scenario as run, recorded in every summary and manifest."""
     return hashlib.sha256(scenario_text(scenario).encode("utf-8")).hexdigest()
 
 
-def curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
-    """Long table: replication, month-end date, level, firms at or above, new since start."""
+def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
+    """A run's curves.csv, long: replication, month-end date, level, firms at or above,
+    new since start."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["replication", "date", "level", "at_or_above", "new_since_start"])
@@ -96,6 +99,7 @@ def json_text(obj: Any) -> str:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """`json_text(obj)` written atomically to `path`."""
     atomic_write(path, json_text(obj))
 
 
@@ -104,7 +108,7 @@ def write_run(out: Path, scenario: Scenario, results: Mapping[int, RunResult],
     """Publish a finished run: scenario, curves, figures, and last the summary that vouches
     for them."""
     publish(out, [("scenario.toml", scenario_text(scenario)),
-                  ("curves.csv", curves_csv(scenario, results)), *figures,
+                  ("curves.csv", run_curves_csv(scenario, results)), *figures,
                   ("summary.json", json_text(dict(summary)))])
 
 
@@ -146,11 +150,12 @@ def _remove_stale_staging(out: Path) -> None:
     prefix = f".{out.name}{STAGING}"
     for entry in out.parent.iterdir():
         pid = entry.name[len(prefix):].split("-", 1)[0]
-        if entry.name.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+        if entry.name.startswith(prefix) and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True while process `pid` exists on this machine (someone else's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -160,8 +165,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def read_curves(path: Path) -> tuple[list[str], dict[int, np.ndarray]]:
-    """Read curves.csv back: month-end dates and, per replication, a (months, 4) array."""
+def read_run_curves(path: Path) -> tuple[list[str], dict[int, np.ndarray]]:
+    """Read a run's curves.csv back: month-end dates and, per replication, a (months, 4) array."""
     rows: dict[int, dict[str, list[int]]] = {}
     dates: list[str] = []
     seen: set[str] = set()

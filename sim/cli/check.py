@@ -1,0 +1,29 @@
+"""`sim check SCENARIO...`: validate scenario files without running them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sim.cli.common import EXIT_OK
+from sim.scenario import ScenarioError, load
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    check = sub.add_parser("check", help="validate scenario files without running them")
+    check.add_argument("scenarios", type=Path, nargs="+")
+    check.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    problems: list[str] = []
+    for path in args.scenarios:
+        try:
+            sc = load(path, args.overrides)
+            print(f"{path}: ok ({sc.name}: {sc.firms:,} firms, {len(sc.segments)} segments, "
+                  f"{sc.start} to {sc.end})")
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ScenarioError(problems)
+    return EXIT_OK

@@ -1,0 +1,29 @@
+"""`sim plot RESULTS_DIR`: redraw the figures of a finished run, sweep or fit."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sim import api
+from sim.cli import calibrate as cli_calibrate
+from sim.cli.common import EXIT_OK
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    plot = sub.add_parser("plot", help="redraw the figures of a finished run")
+    plot.add_argument("results", type=Path,
+                      help="a results folder written by `sim run`, `sim sweep` or `sim calibrate`")
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    folder: Path = args.results
+    if api.is_sweep_folder(folder):
+        drawn = api.redraw_sweep(folder)
+    elif cli_calibrate.is_fit_folder(folder):
+        return cli_calibrate.cmd_plot_fit(folder)
+    else:
+        drawn = api.redraw_run(folder)
+    for path in drawn:
+        print(f"redrew {path}")
+    return EXIT_OK

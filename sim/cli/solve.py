@@ -1,0 +1,63 @@
+"""`sim solve SCENARIO --vary K=LO:HI --probability P`: the parameter value at which
+P(target met) reaches P; writes solve.json and solve.png."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from sim import api
+from sim.cli.common import (
+    EXIT_OK,
+    _interrupted,
+    _signals,
+    add_batch_options,
+    check_jobs,
+    check_out,
+    positive_float,
+    positive_int,
+    probability,
+    progress_bar,
+)
+from sim.cli.sweep import scenario_of
+from sim.store.files import default_out
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    solve = sub.add_parser("solve", help="find the parameter value at which P(target met) "
+                           "reaches a probability")
+    add_batch_options(solve)
+    solve.add_argument("--vary", required=True, metavar="K=LO:HI[:log]",
+                       help="the parameter and the range to search")
+    solve.add_argument("--probability", type=probability, required=True, metavar="P")
+    solve.add_argument("--decreasing", action="store_true",
+                       help="P(met) falls as the parameter rises: find the largest value")
+    solve.add_argument("--max-replications", type=positive_int, default=400,
+                       help="cap per evaluated value (default 400)")
+    solve.add_argument("--tolerance", type=positive_float,
+                       help="stop when the bracket is this narrow (parameter units; default "
+                       "1/128 of the range, 1 for whole-number keys)")
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    api.check_engine(args.engine)
+    sc = scenario_of(args)
+    rng = api.solve_range(sc, args.vary)
+    out = args.out if args.out is not None else default_out(sc, "-solve")
+    check_out("solve", out)
+    check_jobs(args)
+    with api.executor_for(args.jobs, args.scheduler) as executor:
+        try:
+            with _signals(), progress_bar(f"{sc.name} solve") as bar:
+                outcome = api.solve(sc, rng, args.probability, engine=args.engine,
+                                    replications=args.replications,
+                                    max_replications=args.max_replications,
+                                    decreasing=args.decreasing, tolerance=args.tolerance,
+                                    executor=executor, progress=bar)
+        except KeyboardInterrupt as exc:
+            return _interrupted("solve", exc, "nothing was written (a solve does not resume)")
+    api.write_solve(outcome, out)
+    print(outcome.result.message)
+    print(f"results in {out}/ ({outcome.elapsed:.1f} s, {outcome.doc['runs']} runs)",
+          file=sys.stderr)
+    return EXIT_OK
