@@ -468,13 +468,13 @@ class _Problem:
             open_end = lo is None or hi is None
             if not open_end and hi / lo <= WEAK_RATIO:
                 continue
-            span = ("open-ended" if open_end else f"spans a factor of {hi / lo:.3g}")
+            span = ("is open-ended" if open_end else f"spans a factor of {hi / lo:.3g}")
             why = ""
             if name == "market" and not_bent:
                 why = (f": the series has not yet bent (fitted share {share:.0%} of the market "
                        f"at the last date, inflection at {inflection:.0%}), so the market size "
                        "rests on the curve's shape alone; fix it with --market if it is known")
-            out.append(f"{name} is weakly identified: its 95% interval is {span}{why}")
+            out.append(f"{name} is weakly identified: its 95% interval {span}{why}")
         if self.fixed_m is None and not_bent and not any(w.startswith("market") for w in out):
             out.append(f"market: the series has not yet bent (fitted share {share:.0%} at the "
                        f"last date, inflection at {inflection:.0%}): treat the market size "
