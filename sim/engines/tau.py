@@ -24,6 +24,11 @@ from sim.engines.result import RunResult
 from sim.scenario import DAYS_PER_YEAR, Scenario
 
 _CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
+HAZARD_CHANGE = 0.002
+"""Largest expected relative change of a decision hazard within one (sub-)step from
+projects that start and finish inside it; a step where it would be larger is cut into equal
+sub-steps (docs/performance.md measures the accuracy this buys)."""
+MAX_SUBSTEPS = 64
 
 
 def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
@@ -154,11 +159,12 @@ class _Tau:
         shock factors; recomputed when a shock changes them."""
         return self._capacity(self.edges[:, None])
 
-    def _start(self, X: np.ndarray, m: int) -> None:
-        """File the projects X [s, i, c] started in step m under their completion steps."""
-        # Dated uniformly within the step: new decisions happen during it, and the units that
-        # waiting projects take were freed by completions during it (processed mid-step).
-        d0, d1 = self.days[m], self.days[m + 1]
+    def _start(self, X: np.ndarray, m: int, span: tuple[float, float]) -> None:
+        """File the projects X [s, i, c] started in step m during `span` (days) under their
+        completion steps."""
+        # Dated uniformly within the (sub-)step: new decisions happen during it, and the units
+        # that waiting projects take were freed by completions during it.
+        d0, d1 = span
         flat = np.flatnonzero(X)
         if flat.size == 0:
             return
@@ -199,7 +205,7 @@ class _Tau:
         drawn = self.rng.multinomial(n, probs / probs.sum())
         self.pipe.reshape(len(self.pipe), -1)[m:, cell] += drawn
 
-    def _serve(self, m: int, new: np.ndarray) -> None:
+    def _serve(self, m: int, new: np.ndarray, span: tuple[float, float]) -> None:
         """Start waiting projects, oldest step first, then this step's new ones `new`
         [s, i, c], while units last. Within one step the order of decisions is unknown, so
         a step that can be served only in part starts a uniformly drawn subset of its
@@ -250,7 +256,41 @@ class _Tau:
                 done.append(entry)
         for entry in done:
             self.queue.remove(entry)
-        self._start(started, m)
+        self._start(started, m, span)
+
+    def _within(self, step_years: float) -> np.ndarray:
+        """Per level, the share of projects started in a step of this length that finish
+        inside it (the start uniform in the step, the rules' lognormal duration)."""
+        half = 0.5 * step_years
+        out = np.zeros(N_LEVELS)
+        for i in range(N_LEVELS):
+            med, sigma = self.params.median_years[i + 1], self.sigma[i]
+            if med <= 0 or med <= half and sigma == 0:
+                out[i] = 1.0
+            elif sigma > 0:
+                out[i] = float(ndtr((math.log(half / med)) / sigma))
+        return out
+
+    def _substeps(self, step_years: float, within: np.ndarray) -> int:
+        """Sub-steps needed so that projects starting and finishing within one change the
+        hazards they feed by at most HAZARD_CHANGE (relative) each: such projects only
+        count once their sub-step ends, and the peer term must not lag behind them."""
+        As = self.As[:, 1:]
+        pop, own = As.sum(axis=0) * self.inv_E, As * self.inv_Es
+        h = rules.hazard(self.gain, self.p, self.q, self.w, pop, own)
+        idle = self.idle.sum(axis=2)
+        new = idle * -np.expm1(-step_years * h) * (self.success * within)  # [s, i]
+        # Firms reaching level i+1 raise the hazard of level i+1's deciders (cell i) by
+        # what they add to its adopter shares.
+        d_pop = new.sum(axis=0) * self.inv_E
+        d_own = new * self.inv_Es
+        dh = rules.hazard(self.gain, 0.0, self.q, self.w, d_pop, d_own)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = np.where((idle > 0) & (dh > 0), dh / h, 0.0)
+        worst = float(change.max()) if change.size else 0.0
+        if not math.isfinite(worst):
+            return MAX_SUBSTEPS
+        return int(min(MAX_SUBSTEPS, max(1, math.ceil(worst / HAZARD_CHANGE))))
 
     def _decide(self, stretch: float) -> np.ndarray:
         """Draw the firms of every idle cell that decide within `stretch` years, from the
@@ -289,6 +329,24 @@ class _Tau:
             if self.retry_now is not None:
                 self.idle += F * self.retry_now
 
+    def _start_decided(self, D: np.ndarray, m: int, span: tuple[float, float]) -> None:
+        """Start the projects decided in `span`: levels without needs at once, the others
+        through the queue."""
+        if self.queued_levels and not self.queue and (
+                D.sum(axis=(0, 2)) @ self.units <= self.cap_steps[m] - self.in_use).all():
+            self._start(D, m, span)  # nothing waits and every project fits
+        elif self.queued_levels:
+            free_now = D.copy()
+            free_now[:, self.queued_levels, :] = 0
+            self._start(free_now, m, span)
+            queued = D.copy()
+            queued[:, self.free_levels, :] = 0
+            self._serve(m, queued, span)
+            waiting = sum(e[1] for e in self.queue)
+            self.max_waiting = max(self.max_waiting, waiting)
+        else:
+            self._start(D, m, span)
+
     # -- main loop -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
@@ -323,6 +381,9 @@ class _Tau:
         crossing = 0.0 if count >= sc.target.firms else None
         count_at_deadline = count if deadline_edge == 0 else -1
         policy_changed = False
+        # Levels whose projects can start and finish inside one step (sub-stepped when fast).
+        fast = self._within(float(np.diff(edges).max())) > 1e-9
+        within: dict[float, np.ndarray] = {}
 
         for m in range(n_steps):
             for change in cal.get(m, ()):
@@ -332,39 +393,38 @@ class _Tau:
                 self.gain = self.params.gain(self.active)[:, 1:]
                 policy_changed = False
             t0, dt = edges[m], edges[m + 1] - edges[m]
-
-            # Decisions over the first half of the step, completions (and returns) in the
-            # middle, decisions over the second half with the updated peer shares: firms that
-            # complete or return during the step are exposed for half of it, as on average
-            # they are, and the peer term is centred (Strang splitting; bias O(dt^2)).
-            D = self._decide(0.5 * dt)
-            self._complete(self.pipe[m], back[m])
-            self.idle += self.ret[m]
-            D += self._decide(0.5 * dt)
-            if paying:
-                per = D.sum(axis=2)
-                for j, cost in paying:
-                    if self.active[j] and self.budgets.pay(j, float((per * cost).sum())):
-                        self.active[j] = False
-                        policy_changed = True
-
-            # Starts: levels without needs at once, the others through the queue.
-            if self.queued_levels and not self.queue and (
-                    D.sum(axis=(0, 2)) @ self.units <= self.cap_steps[m] - self.in_use).all():
-                self._start(D, m)  # nothing waits and every project fits
-            elif self.queued_levels:
-                free_now = D.copy()
-                free_now[:, self.queued_levels, :] = 0
-                self._start(free_now, m)
-                queued = D.copy()
-                queued[:, self.free_levels, :] = 0
-                self._serve(m, queued)
-                waiting = sum(e[1] for e in self.queue)
-                self.max_waiting = max(self.max_waiting, waiting)
+            if fast.any():
+                if dt not in within:
+                    within[dt] = self._within(dt)
+                n_sub = self._substeps(dt, within[dt])
             else:
-                self._start(D, m)
-            if self.pipe[m].any():  # projects short enough to finish in the step they start
-                self._complete(self.pipe[m], back[m])
+                n_sub = 1
+            # Projects due in this step from earlier ones, completed at its middle.
+            due = self.pipe[m].copy()
+            self.pipe[m] = 0
+            d0, d1 = float(self.days[m]), float(self.days[m + 1])
+            sub = dt / n_sub
+            for j in range(n_sub):
+                # Decisions over the first half of the (sub-)step, the step's due completions
+                # and returns in its middle, decisions over the second half with the updated
+                # peer shares: firms that complete or return during the step are exposed for
+                # half of it, as on average they are (Strang splitting). Projects that start
+                # and finish within the step count at the end of their sub-step.
+                D = self._decide(0.5 * sub)
+                if j == n_sub // 2:
+                    self._complete(due, back[m])
+                    self.idle += self.ret[m]
+                D += self._decide(0.5 * sub)
+                if paying:
+                    per = D.sum(axis=2)
+                    for k, cost in paying:
+                        if self.active[k] and self.budgets.pay(k, float((per * cost).sum())):
+                            self.active[k] = False
+                            self.gain = self.params.gain(self.active)[:, 1:]
+                span = (d0 + (d1 - d0) * j / n_sub, d0 + (d1 - d0) * (j + 1) / n_sub)
+                self._start_decided(D, m, span)
+                if self.pipe[m].any():  # projects short enough to finish where they start
+                    self._complete(self.pipe[m], back[m])
 
             # The state at the end of the step.
             before = count
