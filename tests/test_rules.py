@@ -169,3 +169,16 @@ def test_hazard_is_the_model_formula():
         2.0 * (0.1 + 0.5 * (0.75 * 0.4 + 0.25 * 0.8)))
     a = rules.hazard(np.array([1.0, 2.0]), 0.1, 0.5, 0.0, np.array([0.2, 0.2]), 0.0)
     assert np.allclose(a, [0.2, 0.4])
+
+
+def test_meanfield_reports_segments_that_add_up():
+    """Issue 13: the mean field returned zeros per segment. Its per-segment expected counts
+    must conserve each segment's firms and add up to the national curve (identities, so
+    the tolerance is rounding)."""
+    sc = make()
+    mf = engines()["meanfield"](sc, None)
+    sizes = np.array(rules.Parameters(sc).layout.segment_sizes, dtype=float)
+    assert np.allclose(mf.by_segment.sum(axis=2), sizes[None, :])
+    above = mf.by_segment[:, :, 1:][:, :, ::-1].cumsum(axis=2)[:, :, ::-1].sum(axis=1)
+    assert np.allclose(above, mf.at_or_above)
+    assert mf.by_segment[-1, :, 1:].sum() > 0

@@ -286,6 +286,13 @@ class _MeanField:
             Js[lanes_k, :] += wait[lanes_k, None] * dtheta[None, :]
         return self.B + self.Rd @ Jd + self.Rs @ Js
 
+    def exact_by_segment(self, y: np.ndarray) -> np.ndarray:
+        """Expected firms of each segment at exactly each level 0..4 for one state y."""
+        S = self.n_seg
+        As = self.As0.copy()
+        As[:, 1:] += y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS)
+        return As - np.concatenate([As[:, 1:], np.zeros((S, 1))], axis=1)
+
     def at_or_above(self, y: np.ndarray) -> np.ndarray:
         """Firms at or above each level 1..4 for state vector(s) y (columns = times)."""
         S = self.n_seg
@@ -311,6 +318,7 @@ class _MeanField:
         crossing: float | None = 0.0 if count(self.y0) >= firms else None
 
         curve = np.zeros((len(months), N_LEVELS))
+        by_segment = np.zeros((len(months), self.n_seg, N_LEVELS + 1))
         deadline = sc.deadline
         at_deadline = None
         t, y = 0.0, self.y0.copy()
@@ -345,7 +353,9 @@ class _MeanField:
                 raise RuntimeError(f"mean-field integration failed at t={t:.4f}: {sol.message}")
             t_end = float(sol.t[-1])
             for m in np.nonzero((months > t - 1e-12) & (months <= t_end + 1e-12))[0]:
-                curve[m] = self.at_or_above(sol.sol(months[m])[:, None])[:, 0]
+                state = sol.sol(months[m])
+                curve[m] = self.at_or_above(state[:, None])[:, 0]
+                by_segment[m] = self.exact_by_segment(state)
             if at_deadline is None and t - 1e-12 <= deadline <= t_end + 1e-12:
                 at_deadline = count(sol.sol(deadline))
             if crossing is None and len(sol.t_events[-1]):
@@ -363,7 +373,7 @@ class _MeanField:
                       for j in range(len(sc.policies)))
         return RunResult(
             at_or_above=curve,
-            by_segment=np.zeros((len(months), self.n_seg, N_LEVELS + 1)),
+            by_segment=by_segment,
             initial=self.initial.astype(float),
             count_at_deadline=at_deadline,
             crossing_time=crossing,
