@@ -56,3 +56,10 @@ def test_layers_import_one_way():
                 f"{path.relative_to(ROOT)} (layer {rank[name]}, {name}) imports sim.{other} "
                 f"(layer {rank[other]})")
     assert sys.version_info >= (3, 11)
+
+
+def test_no_module_over_500_lines():
+    """Small modules with one job (docs/architecture.md)."""
+    long = {str(p.relative_to(ROOT)): n for p in (ROOT / "sim").rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert not long, f"modules over 500 lines: {long}"
