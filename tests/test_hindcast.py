@@ -1,12 +1,11 @@
 """The hindcast: it starts from the earliest observed tier stocks, shares the baseline's level
-parameters, and its comparison with the observed counts is the one docs/calibration.md states
-(inside the 5-95% band, or a miss that the docs explain)."""
+parameters, and is compared with the later observed tier counts themselves
+(series/smart-factories-by-tier.csv), not with docs/calibration.md, which the same code writes."""
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
-import re
 
 import numpy as np
 import pytest
@@ -53,31 +52,40 @@ def test_hindcast_starts_from_the_earliest_observed_stocks_and_ends_at_the_lates
 
 @needs_data
 @pytest.mark.slow
-def test_hindcast_band_against_the_observations_is_as_documented():
-    """Run the hindcast's 200 replications; for each observation after the start, place the
-    observed count inside, above or below the model's 5-95% band, and require the same
-    placement in docs/calibration.md, whose text explains every miss."""
+def test_hindcast_falls_short_of_every_observed_rise():
+    """Run the hindcast's 200 replications and compare each later observation with the
+    model's counts. What can honestly be asserted: (1) the runs conserve firms and never lose
+    an adopter; (2) the model does move (it is not the start stock carried forward); (3) the
+    direction of the miss, from the data: every observed count lies above the model's band.
+    docs/calibration.md reads the hindcast this way ("the model falls short of every observed
+    rise": no pipeline at the start, certification backlogs); if this stops holding, that
+    reading must be rewritten.
+
+    Tolerance for (3), distribution-free: each observation must exceed the largest of the R
+    runs' counts at the month end on or after its date (counts never fall, so this bounds
+    the count on the date with no interpolation). If the band's top, the 95th percentile,
+    were at or above the observation, all R runs would fall below it with probability at
+    most 0.95^R = 3.5e-5 for R = 200 (about a 4-sigma event)."""
     sc = load(ROOT / "scenarios" / "hindcast.toml")
     runs = run_replications(sc, range(sc.replications), seed=sc.seed, jobs=1)
+    assert len(runs) == 200 and 0.95 ** len(runs) < 1e-4
     curves = np.stack([runs[i].at_or_above for i in sorted(runs)]).astype(float)
+    sizes = np.array(layout(sc).segment_sizes)
+    for r in runs.values():
+        assert np.all(r.by_segment.sum(axis=2) == sizes[None, :])
+        assert np.all(np.diff(r.at_or_above, axis=0) >= 0)
     initial = runs[0].initial.astype(float)
-    times = np.array([0.0] + [sc.years(d, end_of_day=True) for d in sc.month_ends()])
-    full = np.concatenate([np.broadcast_to(initial, (len(runs), 1, 4)), curves], axis=1)
-    doc = (ROOT / "docs" / "calibration.md").read_text(encoding="utf-8")
-    rows = dict(((m[0], m[1]), m[2]) for m in re.findall(
-        r"^\| (\d{4}-\d\d-\d\d) \| (\w+) \| [\d,]+ \| [\d,]+ – [\d,]+ \| [\d,]+ \| ([a-z ]+) \|$",
-        doc, flags=re.M))
-    assert rows, "docs/calibration.md has no hindcast table: run docs/make_calibration.py"
+    month_ends = sc.month_ends()
+    compared = 0
     for date, counts in sorted(observed().items()):
         if date <= sc.start:
             continue
-        t = sc.years(date, end_of_day=True)
-        at = np.array([[np.interp(t, times, full[r, :, k]) for k in range(4)]
-                       for r in range(len(runs))])
-        lo, hi = np.percentile(at, [5, 95], axis=0)
+        m = next(i for i, d in enumerate(month_ends) if d >= date)
+        top = curves[:, m].max(axis=0)
+        assert np.all(curves[:, m, :2].min(axis=0) > initial[:2]), "the model must move"
         for k, level in enumerate(LEVELS):
-            placed = ("inside" if lo[k] <= counts[k] <= hi[k]
-                      else "above the band" if counts[k] > hi[k] else "below the band")
-            assert rows.get((date.isoformat(), level)) == placed, (date, level, placed)
-            if placed != "inside":
-                assert "the hindcast misses, and why" in doc
+            assert counts[k] > top[k], (
+                f"{date} {level}: observed {counts[k]:,.0f} within the model's runs "
+                f"(largest {top[k]:,.0f}): the hindcast no longer falls short there")
+            compared += 1
+    assert compared == 8

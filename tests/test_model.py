@@ -121,8 +121,34 @@ def test_failures_retry_after_waiting():
     res = simulate(sc, replication_rng(4, 0))
     ev = res.events
     assert ev["failures"] > 0 and ev["retries"] > 0
-    # Failure share close to 1 - success for device projects (binomial, 4 SE).
     assert ev["completions"] > ev["failures"]
+
+
+SHARE_SUCCESS = 0.5  # every level, so that each completion is one Bernoulli(s) draw
+
+
+def test_failure_share_is_binomial():
+    """Each completion succeeds with probability s, drawn independently of everything before
+    it, so with n completions the failures F satisfy E[F - (1 - s) n] = 0 and
+    Var[F - (1 - s) n] = s (1 - s) E[n] (a martingale with Bernoulli increments; n may be
+    random). So F / n lies within 4 binomial standard errors sqrt(s (1 - s) / n) of 1 - s.
+    The same s at all four levels (the events pool them), with retries; 4 replications pooled
+    give n ~ 22,000, so 4 SE ~ 0.013 and a success off by 0.02 would be seen."""
+    s = SHARE_SUCCESS
+    sc = make({f"levels.{lv}.success": s for lv in ("device", "line", "factory", "ecosystem")}
+              | {"levels.device.retry": 3})
+    assert all(lv.success == s for lv in sc.levels)
+    failures = completions = 0
+    for i in range(4):
+        ev = simulate(sc, replication_rng(4, i)).events
+        failures += ev["failures"]
+        completions += ev["completions"]
+    se = math.sqrt(s * (1 - s) / completions)
+    assert 4 * se < 0.025, f"only {completions} completions: too few to tell"
+    share = failures / completions
+    assert abs(share - (1 - s)) < 4 * se, (
+        f"failure share {share:.4f} over {completions} completions, expected {1 - s} "
+        f"+- {4 * se:.4f}")
 
 
 def test_same_seed_same_result_other_seed_differs():

@@ -147,12 +147,24 @@ def _scaled(name: str, factor: float) -> dict:
     return raw
 
 
+# The fixed step's own bias, measured in docs/performance.md ("The fast engine's bias"): the
+# largest at the default 10-day step is accelerated's, mean new line adopters at the deadline
+# 20,329 (tau) against 20,385 (des), 100 runs each: 0.27% of the count (tau loses half a step
+# of capacity growth). Rounded up to 0.3% of the new adopters, at every month and level.
+TAU_BIAS = 0.003
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["baseline", "accelerated"])
 def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
-    """The issue's bias check, at a tenth of the population: median curves within 0.5% of the
-    population at every month and level, and P(met) intervals that overlap, with the target
-    put at the mean-field count so that P(met) is far from 0 and 1 and sensitive to bias."""
+    """The issue's bias check, at a tenth of the population. Replication i of each engine is
+    drawn from the same seed, so the pairs d_i = tau_i - des_i are independent and identically
+    distributed; their mean estimates the engines' difference of means with standard error
+    sd(d) / sqrt(R) (the paired form stays valid whatever the correlation within a pair). At
+    every month and level |mean d| <= 4 SE + TAU_BIAS x (new adopters in the exact engine):
+    the sampling noise plus the step's documented bias, nothing fitted to this run. P(met)
+    intervals must overlap, with the target put at the mean-field count so that P(met) is far
+    from 0 and 1 and sensitive to bias."""
     raw = _scaled(name, 0.1)
     sc0 = validate(raw)
     mf = solve(sc0).count_at_deadline
@@ -161,10 +173,18 @@ def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
     reps = 60
     des = [simulate(sc, replication_rng(11, i)) for i in range(reps)]
     tau = [simulate_tau(sc, replication_rng(11, i)) for i in range(reps)]
-    med_des = np.median(np.stack([r.at_or_above for r in des]), axis=0)
-    med_tau = np.median(np.stack([r.at_or_above for r in tau]), axis=0)
-    worst = np.max(np.abs(med_des - med_tau)) / sc.firms
-    assert worst <= 0.005, f"median curves differ by {worst:.4%} of the population"
+    curves_des = np.stack([r.at_or_above for r in des]).astype(float)
+    curves_tau = np.stack([r.at_or_above for r in tau]).astype(float)
+    d = curves_tau - curves_des
+    se = d.std(axis=0, ddof=1) / math.sqrt(reps)
+    new = np.maximum(curves_des.mean(axis=0) - layout(sc).at_or_above(), 0.0)
+    assert new[-1, 1] > 1000, "line must move, or the comparison is vacuous"
+    gap = np.abs(d.mean(axis=0))
+    allowed = 4 * se + TAU_BIAS * new
+    assert np.all(gap <= allowed), (
+        f"worst gap / allowed {np.max(gap / np.where(allowed > 0, allowed, np.inf)):.2f}; "
+        f"last month: gap {gap[-1].round(1)}, 4 SE {(4 * se[-1]).round(1)}, "
+        f"bias {(TAU_BIAS * new[-1]).round(1)}")
     lo_d, hi_d = wilson(sum(r.met for r in des), reps)
     lo_t, hi_t = wilson(sum(r.met for r in tau), reps)
     assert lo_d <= hi_t and lo_t <= hi_d, f"P(met) DES [{lo_d:.2f}, {hi_d:.2f}] tau " \
