@@ -35,8 +35,11 @@ def test_run_writes_the_results_folder(tmp_path, write_scenario, capsys):
     assert 0 <= lo <= summary["p_met"] <= hi <= 1
     curves = pd.read_csv(out / "curves.csv")
     assert list(curves.columns) == ["replication", "date", "level", "at_or_above",
-                                    "new_since_start"]
+                                    "new_since_start", "upgraded"]
     assert len(curves) == 4 * 36 * 4
+    # Every firm counted new has upgraded, and every upgraded firm is in the stock.
+    assert (curves.new_since_start <= curves.upgraded).all()
+    assert (curves.upgraded <= curves.at_or_above).all()
     # The summary's count at the deadline agrees with the curve at the deadline month end.
     at_deadline = curves[(curves.date == "2027-12-31") & (curves.level == "line")]
     assert at_deadline.new_since_start.mean() == pytest.approx(

@@ -13,7 +13,7 @@ from conftest import ROOT
 
 from sim.engines.population import layout
 from sim.execution.runner import run_replications
-from sim.scenario import LEVELS, load
+from sim.scenario import LEVELS, load, validate
 
 SERIES = ROOT.parent / "shared" / "data" / "series" / "smart-factories-by-tier.csv"
 TIERS = {"basic": "device", "advanced": "line", "excellence": "factory", "leading": "ecosystem"}
@@ -50,42 +50,74 @@ def test_hindcast_starts_from_the_earliest_observed_stocks_and_ends_at_the_lates
     assert np.array_equal(start_stock, obs[first]), (start_stock, obs[first])
 
 
+def _runs_and_band(sc):
+    runs = run_replications(sc, range(sc.replications), seed=sc.seed, jobs=1)
+    return runs, np.stack([runs[i].at_or_above for i in sorted(runs)]).astype(float)
+
+
+def _on(sc, curves: np.ndarray, date: dt.date) -> np.ndarray:
+    """Each run's counts on `date`, interpolated linearly between the month ends around it."""
+    ends = sc.month_ends()
+    m = next(i for i, d in enumerate(ends) if d >= date)
+    assert m >= 1, "a date in the first month has no month end before it"
+    w = (date - ends[m - 1]).days / (ends[m] - ends[m - 1]).days
+    return (1 - w) * curves[:, m - 1] + w * curves[:, m]
+
+
 @needs_data
 @pytest.mark.slow
-def test_hindcast_falls_short_of_every_observed_rise():
-    """Run the hindcast's 200 replications and compare each later observation with the
-    model's counts. What can honestly be asserted: (1) the runs conserve firms and never lose
-    an adopter; (2) the model does move (it is not the start stock carried forward); (3) the
-    direction of the miss, from the data: every observed count lies above the model's band.
-    docs/calibration.md reads the hindcast this way ("the model falls short of every observed
-    rise": no pipeline at the start, certification backlogs); if this stops holding, that
-    reading must be rewritten.
+def test_hindcast_ends_inside_the_observed_band_except_the_annual_factory_list():
+    """Run the hindcast's 200 replications, with the projects under way at its start
+    (`population.in_flight`, derived by Little's law). (1) The runs conserve firms and never
+    lose an adopter. (2) At the last observation (2026-01-21) the model's 5-95% band meets the
+    observed band at device, line and ecosystem level: the range of the two latest published
+    counts (2025-11-28 and 2026-01-21), which differ by reporting lags and rounding. (3) The
+    factory level still falls short, every run below the observed count: the excellence tier
+    is an annual national list (274 certified in one 2025 batch), not a steady flow; a miss
+    of that direction that stops holding must be re-read in docs/calibration.md.
 
-    Tolerance for (3), distribution-free: each observation must exceed the largest of the R
-    runs' counts at the month end on or after its date (counts never fall, so this bounds
-    the count on the date with no interpolation). If the band's top, the 95th percentile,
-    were at or above the observation, all R runs would fall below it with probability at
-    most 0.95^R = 3.5e-5 for R = 200 (about a 4-sigma event)."""
+    Tolerance for (3), distribution-free: the observation must exceed the largest of the R
+    runs; were the band's top at or above it, all R runs would fall below it with probability
+    at most 0.95^R = 3.5e-5 for R = 200."""
     sc = load(ROOT / "scenarios" / "hindcast.toml")
-    runs = run_replications(sc, range(sc.replications), seed=sc.seed, jobs=1)
+    assert sum(sc.in_flight) > 0
+    runs, curves = _runs_and_band(sc)
     assert len(runs) == 200 and 0.95 ** len(runs) < 1e-4
-    curves = np.stack([runs[i].at_or_above for i in sorted(runs)]).astype(float)
     sizes = np.array(layout(sc).segment_sizes)
     for r in runs.values():
         assert np.all(r.by_segment.sum(axis=2) == sizes[None, :])
         assert np.all(np.diff(r.at_or_above, axis=0) >= 0)
-    initial = runs[0].initial.astype(float)
-    month_ends = sc.month_ends()
-    compared = 0
-    for date, counts in sorted(observed().items()):
-        if date <= sc.start:
-            continue
-        m = next(i for i, d in enumerate(month_ends) if d >= date)
-        top = curves[:, m].max(axis=0)
-        assert np.all(curves[:, m, :2].min(axis=0) > initial[:2]), "the model must move"
-        for k, level in enumerate(LEVELS):
-            assert counts[k] > top[k], (
-                f"{date} {level}: observed {counts[k]:,.0f} within the model's runs "
-                f"(largest {top[k]:,.0f}): the hindcast no longer falls short there")
-            compared += 1
-    assert compared == 8
+    obs = observed()
+    late = sorted(d for d in obs if d > sc.start)[-2:]
+    lo = np.minimum(obs[late[0]], obs[late[1]])
+    hi = np.maximum(obs[late[0]], obs[late[1]])
+    model = _on(sc, curves, late[1])
+    m05, m95 = np.quantile(model, 0.05, axis=0), np.quantile(model, 0.95, axis=0)
+    for k, level in enumerate(LEVELS):
+        if level == "factory":
+            assert obs[late[1]][k] > model[:, k].max(), (level, model[:, k].max())
+        else:
+            assert m95[k] >= lo[k] and m05[k] <= hi[k], (
+                f"{level}: model 5-95% [{m05[k]:,.0f}, {m95[k]:,.0f}] outside the observed "
+                f"band [{lo[k]:,.0f}, {hi[k]:,.0f}]")
+
+
+@needs_data
+@pytest.mark.slow
+def test_without_projects_under_way_the_hindcast_falls_short_everywhere():
+    """The same hindcast with no projects under way at the start (the model before
+    `in_flight`): every observed count of the last date lies above every run, which is why
+    the pipeline is needed (same distribution-free bound as above, 40 runs: 0.95^40 = 0.13
+    per level would be weak, so the margin is checked instead: the observed rise is more
+    than twice the largest modelled rise at line level)."""
+    raw = dict(load(ROOT / "scenarios" / "hindcast.toml").raw)
+    raw["population"] = {**raw["population"], "in_flight": {}}
+    raw["replications"] = 40
+    sc = validate(raw, source="hindcast without in_flight")
+    _runs, curves = _runs_and_band(sc)
+    obs = observed()
+    last = max(obs)
+    model = _on(sc, curves, last)
+    start = obs[sc.start]
+    assert np.all(obs[last] > model.max(axis=0))
+    assert obs[last][1] - start[1] > 2 * (model[:, 1].max() - start[1])

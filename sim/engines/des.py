@@ -23,6 +23,9 @@ from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
 from sim.scenario import DAYS_PER_YEAR, Scenario
 
+FRESH = 8
+"""Bit of a ceiling code (ceilings are 0..4) marking a firm that has completed no project."""
+
 
 def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = False) -> RunResult:
     """Run one replication of `scenario` with the random stream `rng`."""
@@ -35,6 +38,10 @@ class _Engine:
     def __init__(self, sc: Scenario, rng: np.random.Generator, trace: bool):
         self.sc = sc
         self.draw = Stream(rng)
+        # A second stream for what the first never drew before: which firm of a cell is one
+        # that has completed no project yet, and the time left on projects under way at the
+        # start. Scenarios without the latter give the same curves as before it existed.
+        self.side = Stream(rng.spawn(1)[0])
         self.env = simpy.Environment()
         self.trace: list[tuple] | None = [] if trace else None
         self.params = par = rules.Parameters(sc)
@@ -55,6 +62,22 @@ class _Engine:
                     if c > j:
                         self.idle[s * L + j][c] += cnt
                         self.idle_total[s * L + j] += cnt
+        # Firms that have completed no project since the start ("unmoved"): at exactly level j,
+        # and idle ones per cell and ceiling. A firm's project carries this flag as bit 8 of
+        # its ceiling code (FRESH), so failures return it and successes clear it.
+        self.unmoved = [sum(self.exact[s][j] for s in range(n_seg)) for j in range(L + 1)]
+        self.fresh_idle = [row[:] for row in self.idle]
+        # Projects under way at the start leave the idle pool now and start below.
+        flight = []
+        for s, seg in enumerate(lay.flight):
+            for k in range(1, L + 1):
+                for c, n in enumerate(seg[k]):
+                    if n:
+                        i = s * L + k - 1
+                        self.idle[i][c] -= n
+                        self.fresh_idle[i][c] -= n
+                        self.idle_total[i] -= n
+                        flight.append((s, k, c, n))
         self.A = [0] * (L + 1)  # firms at or above k (index 1..4)
         self.As = [[0] * (L + 1) for _ in range(n_seg)]
         for s in range(n_seg):
@@ -126,8 +149,26 @@ class _Engine:
         self.by_segment = np.zeros((len(self.months), n_seg, L + 1), dtype=np.int64)
         self.n_decisions = self.n_starts = self.n_completions = 0
         self.n_failures = self.n_retries = self.max_waiting = 0
+        self.upgraded = np.zeros((len(self.months), L), dtype=np.int64)
+        self._in_flight(flight)
 
     # -- rates ---------------------------------------------------------------------------------
+
+    def _in_flight(self, flight: list[tuple[int, int, int, int]]) -> None:
+        """Start the projects under way at the start with the time they have left (the rules'
+        law); those the resources cannot hold wait first in line, in order of level."""
+        for s, k, c, n in flight:
+            left = rules.residual_years(self.side.rng, float(self.params.median_years[k]),
+                                        float(self.sigma[k]), n).tolist()
+            for x in left:
+                if all(self.in_use[r] + units <= self._capacity(r, 0.0)
+                       for r, units in self.needs[k]):
+                    self._start(s, k, c | FRESH, 0.0, x)
+                else:
+                    self.seq += 1
+                    self.queues[k].append((self.seq, s, c | FRESH))
+                    self.n_waiting += 1
+        self.max_waiting = self.n_waiting
 
     def _levels(self) -> None:
         """Take the level parameters in force (after shocks) from the rules."""
@@ -172,14 +213,16 @@ class _Engine:
             self.cap_until[r] = math.inf
         return cap
 
-    def _start(self, s: int, k: int, c: int, t: float) -> None:
+    def _start(self, s: int, k: int, c: int, t: float, duration: float | None = None) -> None:
         in_use = self.in_use
         for r, units in self.needs[k]:
             in_use[r] += units
             if self.trace is not None:
                 self.trace.append(("use", t, r, in_use[r], self._capacity(r, t)))
-        mu = self.mu[k]
-        duration = 0.0 if mu == -math.inf else math.exp(mu + self.sigma[k] * self.draw.normal())
+        if duration is None:
+            mu = self.mu[k]
+            duration = (0.0 if mu == -math.inf
+                        else math.exp(mu + self.sigma[k] * self.draw.normal()))
         self.hseq += 1
         self.calendar.push((t + duration, self.hseq, s, k, c))
         self.n_starts += 1
@@ -256,6 +299,12 @@ class _Engine:
                     break
             while idle[c] == 0:  # rounding carried u past the last non-empty ceiling
                 c -= 1
+        fresh = self.fresh_idle[i]
+        if fresh[c] and (fresh[c] == idle[c] or self.side.uniform() * idle[c] < fresh[c]):
+            fresh[c] -= 1
+            code = c | FRESH
+        else:
+            code = c
         idle[c] -= 1
         self.idle_total[i] -= 1
         self.rate[i] -= self.h[i]
@@ -282,15 +331,15 @@ class _Engine:
                     elif blocked and r in blocked:
                         ok = False
                 if ok:
-                    self._start(s, k, c, t)
+                    self._start(s, k, code, t)
                     return
             self.seq += 1
-            queue.append((self.seq, s, c))
+            queue.append((self.seq, s, code))
             self.n_waiting += 1
             if self.n_waiting > self.max_waiting:
                 self.max_waiting = self.n_waiting
             return
-        self._start(s, k, c, t)
+        self._start(s, k, code, t)
 
     def _complete(self, t: float, s: int, k: int, c: int) -> None:
         L = N_LEVELS
@@ -298,6 +347,9 @@ class _Engine:
             self.in_use[r] -= units
         self.n_completions += 1
         if self.success[k] >= 1.0 or self.draw.uniform() < self.success[k]:
+            if c & FRESH:
+                self.unmoved[k - 1] -= 1
+                c ^= FRESH
             self.exact[s][k - 1] -= 1
             self.exact[s][k] += 1
             self.A[k] += 1
@@ -310,7 +362,7 @@ class _Engine:
                 self.idle_total[i] += 1
                 self.rate[i] += self.h[i]
             self._hazards(k)
-            if k == self.t_level:
+            if k >= self.t_level:
                 self._check_target(t)
         else:
             self.n_failures += 1
@@ -330,12 +382,19 @@ class _Engine:
 
     def _back_to_idle(self, s: int, k: int, c: int) -> None:
         i = s * N_LEVELS + k - 1
+        if c & FRESH:
+            c ^= FRESH
+            self.fresh_idle[i][c] += 1
         self.idle[i][c] += 1
         self.idle_total[i] += 1
         self.rate[i] += self.h[i]
 
+    def _count(self) -> float:
+        k = self.t_level
+        return self.target.count(self.A[k], sum(self.unmoved[k:]))
+
     def _check_target(self, t: float) -> None:
-        if self.crossing is None and self.A[self.t_level] - self.t_offset >= self.t_firms:
+        if self.crossing is None and self._count() >= self.t_firms:
             self.crossing = t
 
     def _set_policy(self, j: int, active: bool) -> None:
@@ -391,11 +450,12 @@ class _Engine:
         for m, when in enumerate(self.months):
             yield self.env.timeout(when - self.env.now)
             self.curve[m] = self.A[1:]
+            self.upgraded[m] = self.curve[m] - rules.unmoved_at_or_above(self.unmoved)
             self.by_segment[m] = self.exact
 
     def _deadline_process(self):
         yield self.env.timeout(self.sc.deadline)
-        self.count_at_deadline = self.A[self.t_level] - self.t_offset
+        self.count_at_deadline = self._count()
 
     # -- main loop -----------------------------------------------------------------------------
 
@@ -456,6 +516,7 @@ class _Engine:
                   "events": self.n_decisions + self.n_completions}
         return RunResult(
             at_or_above=self.curve,
+            upgraded=self.upgraded,
             by_segment=self.by_segment,
             initial=self.initial,
             count_at_deadline=self.count_at_deadline,

@@ -57,25 +57,31 @@ class _Lanes:
     seg: np.ndarray  # lane -> segment
     lvl: np.ndarray  # lane -> target level k (1..4)
     ceil: np.ndarray  # lane -> ceiling c (>= k)
-    nxt: np.ndarray  # lane -> lane (s, k+1, c) a success feeds, or -1 if c == k
+    fresh: np.ndarray  # lane -> 1 if its firms have completed no project since the start
+    nxt: np.ndarray  # lane -> lane (s, k+1, c, moved) a success feeds, or -1 if c == k
     by_level: tuple[np.ndarray, ...]  # lanes of level k at index k (index 0 empty)
 
 
 def _lanes(n_seg: int) -> _Lanes:
-    seg, lvl, ceil = [], [], []
+    """Lanes (s, k, c, fresh). Firms at level >= 1 that have completed no project since the
+    start have lanes of their own (fresh), for the `upgraded` reading; at level 0 it does
+    not matter, so level-1 lanes are not split."""
+    seg, lvl, ceil, fresh = [], [], [], []
     for s in range(n_seg):
         for k in range(1, N_LEVELS + 1):
             for c in range(k, N_LEVELS + 1):
-                seg.append(s)
-                lvl.append(k)
-                ceil.append(c)
-    index = {(s, k, c): i for i, (s, k, c) in enumerate(zip(seg, lvl, ceil, strict=True))}
-    nxt = [index.get((s, k + 1, c), -1) if c > k else -1
-           for s, k, c in zip(seg, lvl, ceil, strict=True)]
+                for f in (0, 1) if k > 1 else (0,):
+                    seg.append(s)
+                    lvl.append(k)
+                    ceil.append(c)
+                    fresh.append(f)
+    lanes = list(zip(seg, lvl, ceil, fresh, strict=True))
+    index = {lane: i for i, lane in enumerate(lanes)}
+    nxt = [index.get((s, k + 1, c, 0), -1) if c > k else -1 for s, k, c, _ in lanes]
     arr = np.array
     by_level = tuple(arr([i for i, k in enumerate(lvl) if k == lv], dtype=int)
                      for lv in range(N_LEVELS + 1))
-    return _Lanes(arr(seg), arr(lvl), arr(ceil), arr(nxt), by_level)
+    return _Lanes(arr(seg), arr(lvl), arr(ceil), arr(fresh), arr(nxt), by_level)
 
 
 class _MeanField:
@@ -118,14 +124,22 @@ class _MeanField:
             off += len(ln.by_level[k]) * (RETRY_STAGES if self.retry_rate[k] > 0 else 0)
         self.o_y = off  # cumulative successes into level k per segment: (S, 4)
         off += S * N_LEVELS
+        self.o_z = off  # of which by firms completing their first project: (S, 4)
+        off += S * N_LEVELS
         self.o_spent = off
         off += len(sc.policies)
         self.size = off
 
+        self.unmoved0 = exact.sum(axis=0)  # (5,) firms at exactly each level, all unmoved
         y0 = np.zeros(self.size)
+        self.flight = np.zeros(n_lanes)  # projects under way at the start, per lane
         for i in range(n_lanes):
             s, k, c = int(ln.seg[i]), int(ln.lvl[i]), int(ln.ceil[i])
-            y0[self.o_idle + i] = lay.cells[s][k - 1][c]
+            if ln.fresh[i] == (k > 1):  # every firm starts unmoved
+                y0[self.o_idle + i] = lay.cells[s][k - 1][c]
+                if lay.flight:
+                    self.flight[i] = lay.flight[s][k][c]
+        y0[self.o_idle:self.o_idle + n_lanes] -= self.flight
         self.y0 = y0
 
         # Time-varying: policies switch at dated restarts, budgets run out at events.
@@ -155,11 +169,14 @@ class _MeanField:
         Rd = np.zeros((size, n))
         Rs = np.zeros((size, n))
         self.run_units = np.zeros((len(self.res_names), size))  # units held per running state
+        self.entry = np.zeros((n, size))  # where a started project of each lane goes
         for l_ in range(n):
             s, k = int(ln.seg[l_]), int(ln.lvl[l_])
             route = np.zeros(size)  # where a completed project of this lane goes
             succ = self.params.success[k]
             route[self.o_y + s * N_LEVELS + k - 1] += succ
+            if ln.fresh[l_]:
+                route[self.o_z + s * N_LEVELS + k - 1] += succ
             if ln.nxt[l_] >= 0:
                 route[self.o_idle + ln.nxt[l_]] += succ
             if self.retry_rate[k] > 0:
@@ -194,6 +211,7 @@ class _MeanField:
                         self.run_units[r, i] = units
             else:
                 entry = route
+            self.entry[l_] = entry
             Rd[self.o_idle + l_, l_] -= 1.0
             if self.needs[k]:
                 Rd[self.o_wait + l_, l_] += 1.0
@@ -299,6 +317,52 @@ class _MeanField:
         Y = y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS, -1).sum(axis=0)
         return self.initial[:, None] + Y
 
+    def upgraded(self, y: np.ndarray) -> np.ndarray:
+        """Firms at or above each level 1..4 that have completed a project since the start,
+        for state vector(s) y (columns = times)."""
+        S = self.n_seg
+        Z = y[self.o_z:self.o_z + S * N_LEVELS].reshape(S, N_LEVELS, -1).sum(axis=0)
+        unmoved = self.unmoved0[:, None] - np.vstack([Z, np.zeros((1, Z.shape[1]))])
+        return self.at_or_above(y) - rules.unmoved_at_or_above(unmoved.T).T
+
+    def counted(self, y: np.ndarray) -> np.ndarray:
+        """The target's reading at each level for state vector(s) y (columns = times)."""
+        reading = self.sc.target.count
+        if reading == "upgraded":
+            return self.upgraded(y)
+        offset = self.initial[:, None] if reading == "new" else 0.0
+        return self.at_or_above(y) - offset
+
+    def _place_flight(self, y: np.ndarray, t: float) -> None:
+        """Projects under way at the start: spread over their implementation stages as a
+        steady stream of starts would leave them (each stage as full as the share of
+        projects that pass through it), the resources permitting, level by level; the rest
+        wait first in line. Instant projects finish at once."""
+        ln = self.lanes
+        free = self._capacity(t) - self.run_units @ y
+        for k in range(1, N_LEVELS + 1):
+            lanes = ln.by_level[k]
+            mass = self.flight[lanes]
+            total = float(mass.sum())
+            if total <= 0:
+                continue
+            frac = 1.0
+            for r, units in self.needs[k]:
+                frac = min(frac, max(0.0, free[r]) / (units * total))
+            for r, units in self.needs[k]:
+                free[r] -= frac * units * total
+            y[self.o_wait + lanes] += (1 - frac) * mass
+            n_st = self.stages[k]
+            if not n_st:
+                y += (frac * mass) @ self.entry[lanes]
+                continue
+            weight = np.ones(n_st)
+            weight[0] -= self.stage_skip[k]
+            weight /= weight.sum()
+            for pos in range(len(lanes)):
+                for m in range(n_st):
+                    y[self.o_run[k] + pos * n_st + m] += frac * mass[pos] * weight[m]
+
     # -- integration with restarts ---------------------------------------------------------------
 
     def run(self) -> RunResult:
@@ -309,21 +373,26 @@ class _MeanField:
         actions = [(c.years, c) for c in rules.changes(sc)]
 
         k_t = sc.target.level_index - 1
-        offset = self.initial[k_t] if sc.target.count == "new" else 0.0
         firms = sc.target.firms
 
         def count(y: np.ndarray) -> float:
-            return float(self.at_or_above(y.reshape(-1))[k_t, 0] - offset)
+            return float(self.counted(y.reshape(-1, 1))[k_t, 0])
 
         crossing: float | None = 0.0 if count(self.y0) >= firms else None
 
         curve = np.zeros((len(months), N_LEVELS))
+        upgraded = np.zeros((len(months), N_LEVELS))
         by_segment = np.zeros((len(months), self.n_seg, N_LEVELS + 1))
         deadline = sc.deadline
         at_deadline = None
         t, y = 0.0, self.y0.copy()
         ai = 0
         self._set_multipliers()
+        while ai < len(actions) and actions[ai][0] <= 1e-12:  # in force from the start
+            self._apply(actions[ai][1])
+            ai += 1
+        self._build()
+        self._place_flight(y, 0.0)
         while t < horizon:
             while ai < len(actions) and actions[ai][0] <= t + 1e-12:
                 self._apply(actions[ai][1])
@@ -341,7 +410,7 @@ class _MeanField:
                 events.append(spent_out)
 
             def crossed(_t, yy):
-                return float(self.at_or_above(yy[:, None])[k_t, 0] - offset - firms)
+                return float(self.counted(yy[:, None])[k_t, 0] - firms)
             crossed.terminal = False
             crossed.direction = 1
             events.append(crossed)
@@ -355,6 +424,7 @@ class _MeanField:
             for m in np.nonzero((months > t - 1e-12) & (months <= t_end + 1e-12))[0]:
                 state = sol.sol(months[m])
                 curve[m] = self.at_or_above(state[:, None])[:, 0]
+                upgraded[m] = self.upgraded(state[:, None])[:, 0]
                 by_segment[m] = self.exact_by_segment(state)
             if at_deadline is None and t - 1e-12 <= deadline <= t_end + 1e-12:
                 at_deadline = count(sol.sol(deadline))
@@ -373,6 +443,7 @@ class _MeanField:
                       for j in range(len(sc.policies)))
         return RunResult(
             at_or_above=curve,
+            upgraded=upgraded,
             by_segment=by_segment,
             initial=self.initial.astype(float),
             count_at_deadline=at_deadline,

@@ -42,6 +42,9 @@ class Layout:
     cells: tuple[tuple[tuple[int, ...], ...], ...]  # [segment][level 0..4][ceiling 0..4]
     eligible: tuple[int, ...]  # E_k for k = 1..4 (index 0 unused, = firms)
     eligible_by_segment: tuple[tuple[int, ...], ...]  # [segment][k]
+    flight: tuple[tuple[tuple[int, ...], ...], ...] = ()
+    """`flight[s][k][c]`: of the firms in `cells[s][k-1][c]`, those with a level-k project
+    under way at the start (k = 1..4; index 0 unused). Empty: none."""
 
     def at_or_above(self) -> np.ndarray:
         """Initial firms at or above each level 1..4 (shape 4)."""
@@ -90,4 +93,40 @@ def layout(scenario: Scenario) -> Layout:
         elig_seg.append(tuple(row))
     eligible = tuple(sum(row[k] for row in elig_seg) for k in range(N_LEVELS + 1))
     return Layout(tuple(sizes), tuple(tuple(tuple(c) for c in seg) for seg in cells), eligible,
-                  tuple(elig_seg))
+                  tuple(elig_seg), _flight(scenario, cells))
+
+
+def apportion_capped(total: int, weights: list[float], caps: list[int]) -> list[int]:
+    """`apportion`, with no part above its cap: what a capped part cannot take goes to the
+    others in proportion to their weights."""
+    out = [0] * len(weights)
+    left, open_ = min(total, sum(caps)), [i for i in range(len(weights)) if caps[i] > 0]
+    while left > 0 and open_:
+        share = apportion(left, [weights[i] for i in open_])
+        if sum(share) == 0:  # every open weight is zero: fill in order of room
+            share = apportion(left, [caps[i] - out[i] for i in open_])
+        for i, x in zip(open_, share, strict=True):
+            take = min(x, caps[i] - out[i])
+            out[i] += take
+            left -= take
+        open_ = [i for i in open_ if out[i] < caps[i]]
+    return out
+
+
+def _flight(scenario: Scenario, cells: list) -> tuple:
+    """Projects under way at the start: `in_flight[k] * firms` level-k projects, held by firms
+    at level k-1 that are eligible for k, spread over segments and ceilings in proportion to
+    count times propensity (firms more prone to adopt are more often mid-project)."""
+    if not any(scenario.in_flight):
+        return ()
+    S = len(cells)
+    flight = [[[0] * (N_LEVELS + 1) for _ in range(N_LEVELS + 1)] for _ in range(S)]
+    for k in range(1, N_LEVELS + 1):
+        need = round(scenario.in_flight[k - 1] * scenario.firms)
+        slots = [(s, c) for s in range(S) for c in range(k, N_LEVELS + 1)]
+        caps = [cells[s][k - 1][c] for s, c in slots]
+        weights = [cells[s][k - 1][c] * scenario.segments[s].propensity[k - 1]
+                   for s, c in slots]
+        for (s, c), n in zip(slots, apportion_capped(need, weights, caps), strict=True):
+            flight[s][k][c] = n
+    return tuple(tuple(tuple(x) for x in seg) for seg in flight)

@@ -20,3 +20,6 @@ class RunResult:
     events: dict[str, int] = field(default_factory=dict)
     spent: tuple[float, ...] = ()  # subsidy paid per policy, yuan
     trace: list[tuple] | None = None
+    upgraded: np.ndarray | None = None
+    """(months, 4) distinct firms that completed at least one project at or above each level
+    since the start (the `upgraded` reading); every engine fills it."""

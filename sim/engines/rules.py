@@ -234,21 +234,69 @@ class Budgets:
 
 @dataclass(frozen=True)
 class TargetCount:
-    """How the target counts firms: those at or above `level`, less the ones there at the
-    start when `count = "new"`."""
+    """How the target counts firms at or above `level` (MODEL.md, docs/model.md):
+    `stock` all of them; `new` less the ones there at the start; `upgraded` the distinct
+    firms that completed at least one project at or above `level` since the start, i.e. all
+    of them less those that have completed none (`unmoved`: still at their starting level,
+    which is at or above `level`)."""
 
     level: int  # 1..4
     offset: float
     firms: int
+    reading: str = "new"
 
     @classmethod
     def of(cls, sc: Scenario, initial_at_or_above: Sequence[float]) -> TargetCount:
         k = sc.target.level_index
         offset = initial_at_or_above[k - 1] if sc.target.count == "new" else 0
-        return cls(k, offset, sc.target.firms)
+        return cls(k, offset, sc.target.firms, sc.target.count)
 
-    def count(self, at_or_above_level: float) -> float:
+    def count(self, at_or_above_level: float, unmoved: float = 0.0) -> float:
+        """The counted firms, given the firms at or above the level and the unmoved ones
+        among them."""
+        if self.reading == "upgraded":
+            return at_or_above_level - unmoved
         return at_or_above_level - self.offset
 
     def met(self, count: float) -> bool:
         return count >= self.firms
+
+
+def unmoved_at_or_above(unmoved_exact) -> np.ndarray:
+    """Firms at or above each level 1..4 that have completed no project since the start,
+    from those at exactly each level 0..4 (last axis); any leading axes are kept."""
+    u = np.asarray(unmoved_exact)
+    return np.flip(np.cumsum(np.flip(u, axis=-1), axis=-1), axis=-1)[..., 1:]
+
+
+# -- projects under way at the start -----------------------------------------------------------
+
+
+def residual_years(rng: np.random.Generator, median_years: float, sigma: float, n: int
+                   ) -> np.ndarray:
+    """Time left (years) on n projects found under way at the start. For a steady stream of
+    starts, a project in progress has a length-biased duration T* (density t g(t) / E[T]) of
+    which a uniform part has elapsed; for a lognormal T, T* is lognormal with log-mean
+    mu + sigma^2. The remaining time then has density (1 - G(r)) / E[T]."""
+    if median_years <= 0:
+        return np.zeros(n)
+    mu = math.log(median_years) + sigma * sigma
+    return rng.uniform(size=n) * np.exp(mu + sigma * rng.standard_normal(n))
+
+
+def residual_cdf(r, median_years: float, sigma: float):
+    """P(time left <= r) for a project under way at the start (the law `residual_years`
+    draws from): E[min(T, r)] / E[T] for the lognormal T; tests and the mean field use it."""
+    from scipy.special import ndtr
+
+    r = np.asarray(r, dtype=float)
+    if median_years <= 0:
+        return (r >= 0).astype(float)
+    mu = math.log(median_years)
+    mean = math.exp(mu + sigma * sigma / 2)
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.maximum(r, 1e-300)) - mu) / sigma if sigma > 0 else None
+    if sigma == 0:
+        return np.minimum(r, median_years) / median_years
+    part = mean * ndtr(z - sigma) + r * (1 - ndtr(z))
+    return np.where(r > 0, part / mean, 0.0)

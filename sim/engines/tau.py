@@ -60,7 +60,11 @@ def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
 
 
 class _Tau:
-    """One replication's state as arrays: cells [segment, level being decided, ceiling]."""
+    """One replication's state as arrays: cells [segment, level being decided, ceiling code].
+
+    A ceiling code is the ceiling c (0..4) for a firm that has completed a project since the
+    start, and W + c for one that has completed none ("unmoved"), so that the `upgraded`
+    reading can be counted: a success moves a firm to the next level's plain codes."""
 
     def __init__(self, sc: Scenario, rng: np.random.Generator):
         self.sc, self.rng = sc, rng
@@ -70,9 +74,15 @@ class _Tau:
         S = self.S = len(sc.segments)
         cells = np.array(lay.cells, dtype=np.int64)  # [s, j, c]
         self.exact = cells.sum(axis=2)  # [s, j] firms at exactly level j
-        self.idle = np.zeros((S, L, L + 1), dtype=np.int64)  # deciding on level i+1
+        self.unmoved = self.exact.sum(axis=0)  # [j] firms at j that have completed no project
+        W = self.W = L + 1
+        self.idle = np.zeros((S, L, 2 * W), dtype=np.int64)  # deciding on level i+1
         for i in range(L):
-            self.idle[:, i, i + 1:] = cells[:, i, i + 1:]
+            self.idle[:, i, W + i + 1:] = cells[:, i, i + 1:]
+        self.flight = np.zeros_like(self.idle)  # projects under way at the start
+        if lay.flight:
+            self.flight[:, :, W:] = np.array(lay.flight, dtype=np.int64)[:, 1:, :]
+            self.idle -= self.flight
         self.As = np.zeros((S, L + 1), dtype=np.int64)
         for k in range(1, L + 1):
             self.As[:, k] = self.exact[:, k:].sum(axis=1)
@@ -106,7 +116,7 @@ class _Tau:
         self.edges = days / DAYS_PER_YEAR  # model years
         self.cap_steps = self._capacities()
         # Per cell [s, i, c]: log median implementation time in days (-inf: instant), sigma.
-        shape = (S, L, L + 1)
+        shape = (S, L, 2 * W)
         med_days = par.median_years[1:] * DAYS_PER_YEAR
         with np.errstate(divide="ignore"):
             self.log_median_days = np.broadcast_to(np.log(med_days)[None, :, None], shape
@@ -116,8 +126,8 @@ class _Tau:
         # Step of each day (one past the end: beyond the horizon), to file completions.
         self.step_of_day = np.append(np.repeat(np.arange(n_steps), np.diff(days)), n_steps)
         self.n_days = int(days[-1])
-        self.pipe = np.zeros((n_steps + 1, S, L, L + 1), dtype=np.int64)  # completions by step
-        self.ret = np.zeros((n_steps + 1, S, L, L + 1), dtype=np.int64)  # returns by step
+        self.pipe = np.zeros((n_steps + 1, *shape), dtype=np.int64)  # completions by step
+        self.ret = np.zeros((n_steps + 1, *shape), dtype=np.int64)  # returns by step
         self.target = rules.TargetCount.of(sc, [int(x) for x in self.initial])
         self.t_level, self.t_offset = self.target.level, self.target.offset
         self.n_decisions = self.n_completions = self.n_failures = self.max_waiting = 0
@@ -159,9 +169,11 @@ class _Tau:
         shock factors; recomputed when a shock changes them."""
         return self._capacity(self.edges[:, None])
 
-    def _start(self, X: np.ndarray, m: int, span: tuple[float, float]) -> None:
+    def _start(self, X: np.ndarray, m: int, span: tuple[float, float], *,
+               residual: bool = False) -> None:
         """File the projects X [s, i, c] started in step m during `span` (days) under their
-        completion steps."""
+        completion steps; `residual`: projects under way at the start, with the time they
+        have left (the rules' law, `rules.residual_years`)."""
         # Dated uniformly within the (sub-)step: new decisions happen during it, and the units
         # that waiting projects take were freed by completions during it.
         d0, d1 = span
@@ -171,20 +183,25 @@ class _Tau:
         counts = X.ravel()[flat]
         if counts.max() > _CROWD:  # memory stays bounded however large the population
             for cell in flat[counts > _CROWD]:
-                self._file_crowd(int(cell), int(X.ravel()[cell]), d0, d1, m)
+                self._file_crowd(int(cell), int(X.ravel()[cell]), d0, d1, m, residual)
             flat, counts = flat[counts <= _CROWD], counts[counts <= _CROWD]
         cell = np.repeat(flat, counts)
         n = cell.size
         end = self.rng.uniform(d0, d1, n)
-        end += np.exp(self.log_median_days[cell] + self.sigma_cell[cell]
-                      * self.rng.standard_normal(n))
+        sigma = self.sigma_cell[cell]
+        if residual:  # a uniform part of a length-biased duration is left
+            end *= np.exp(self.log_median_days[cell] + sigma * sigma
+                          + sigma * self.rng.standard_normal(n))
+        else:
+            end += np.exp(self.log_median_days[cell] + sigma * self.rng.standard_normal(n))
         day = np.minimum(end, self.n_days).astype(np.int64)
         step = np.maximum(self.step_of_day[day], m)  # the last row collects the overflow
         np.add.at(self.pipe.reshape(-1), step * X.size + cell, 1)
         if self.units.size:
             self.in_use += X.sum(axis=(0, 2)) @ self.units
 
-    def _file_crowd(self, cell: int, n: int, d0: float, d1: float, m: int) -> None:
+    def _file_crowd(self, cell: int, n: int, d0: float, d1: float, m: int,
+                    residual: bool = False) -> None:
         """File n projects of one cell by a multinomial draw over completion steps, with the
         probabilities of a start uniform in [d0, d1) plus a lognormal duration (midpoint
         rule over the start, 16 points): the same law as one draw per project, in O(steps)."""
@@ -193,7 +210,10 @@ class _Tau:
         x = edges[:, None] - u[None, :]
         mu, sigma = self.log_median_days[cell], self.sigma_cell[cell]
         with np.errstate(divide="ignore", invalid="ignore"):
-            if np.isinf(mu):  # instant projects
+            if residual:
+                cdf = rules.residual_cdf(edges[:, None] - d0, math.exp(mu), sigma)
+                cdf = np.broadcast_to(cdf, x.shape)
+            elif np.isinf(mu):  # instant projects
                 cdf = (x >= 0).astype(float)
             elif sigma == 0:
                 cdf = (x >= math.exp(mu)).astype(float)
@@ -258,6 +278,34 @@ class _Tau:
             self.queue.remove(entry)
         self._start(started, m, span)
 
+    def _count(self) -> float:
+        k = self.t_level
+        return self.target.count(int(self.As[:, k].sum()), int(self.unmoved[k:].sum()))
+
+    def _in_flight(self) -> None:
+        """Start the projects under way at the start with the time they have left; those the
+        resources cannot hold wait first in line, level by level (as in the exact engine)."""
+        X = self.flight
+        if not X.any():
+            return
+        free = self.cap_steps[0] - self.in_use
+        run = np.zeros_like(X)
+        waiting = np.zeros_like(X)
+        for i in range(N_LEVELS):
+            n = int(X[:, i].sum())
+            units = self.units[i]
+            fit = n if not units.any() else int(min(free[r] // units[r]
+                                                   for r in np.flatnonzero(units)))
+            take = X[:, i] if fit >= n else self.rng.multivariate_hypergeometric(
+                X[:, i].ravel(), max(fit, 0)).reshape(X[:, i].shape)
+            run[:, i] = take
+            waiting[:, i] = X[:, i] - take
+            free -= int(take.sum()) * units
+        self._start(run, 0, (0.0, 1.0), residual=True)
+        if waiting.any():
+            self.queue.append([waiting, int(waiting.sum())])
+            self.max_waiting = int(waiting.sum())
+
     def _within(self, step_years: float) -> np.ndarray:
         """Per level, the share of projects started in a step of this length that finish
         inside it (the start uniform in the step, the rules' lognormal duration)."""
@@ -321,7 +369,10 @@ class _Tau:
         self.exact[:, :-1] -= up
         self.exact[:, 1:] += up
         self.As[:, 1:] += up
-        self.idle[:, 1:, :] += G[:, :-1, :] * self.goes_on  # those eligible for the next level
+        W = self.W
+        self.unmoved[:-1] -= G[:, :, W:].sum(axis=(0, 2))  # their first project done
+        # Those eligible for the next level go on, now with plain (moved) ceiling codes.
+        self.idle[:, 1:, :W] += (G[:, :-1, :W] + G[:, :-1, W:]) * self.goes_on
         n_fail = int(F.sum())
         if n_fail:
             self.n_failures += n_fail
@@ -356,14 +407,15 @@ class _Tau:
         cal = self._calendar()
         months = len(self.month_at)
         curve = np.zeros((months, L), dtype=np.int64)
+        upgraded = np.zeros((months, L), dtype=np.int64)
         by_segment = np.zeros((months, S, L + 1), dtype=np.int64)
         deadline_edge = self.edge_of_day[(sc.target.deadline - sc.start).days + 1]
         mid_days = (0.5 * (edges[:-1] + edges[1:])) * DAYS_PER_YEAR
         # Failures return after the retry wait counted from mid-step, at the earliest in the
         # next step (this step's returns have been taken by then); with no wait, at once
         # (their row is then the unread last one).
-        size = S * L * (L + 1)
-        level = (np.arange(size) // (L + 1)) % L
+        size = S * L * 2 * self.W
+        level = (np.arange(size) // (2 * self.W)) % L
         back = np.empty((n_steps, size), dtype=np.int64)
         for i, r in enumerate(self.retry):
             row = np.maximum(self.step_of_day[np.minimum(mid_days + r * DAYS_PER_YEAR,
@@ -376,14 +428,14 @@ class _Tau:
                                 dtype=np.int64)
         paying = [(j, self.applies[j][:, None] * self.cost[j][None, :])
                   for j in self.params.paying()]
-        A = self.As.sum(axis=0)
-        count = int(A[self.t_level]) - self.t_offset
+        count = self._count()
         crossing = 0.0 if count >= sc.target.firms else None
         count_at_deadline = count if deadline_edge == 0 else -1
         policy_changed = False
         # Levels whose projects can start and finish inside one step (sub-stepped when fast).
         fast = self._within(float(np.diff(edges).max())) > 1e-9
         within: dict[float, np.ndarray] = {}
+        self._in_flight()
 
         for m in range(n_steps):
             for change in cal.get(m, ()):
@@ -428,7 +480,7 @@ class _Tau:
 
             # The state at the end of the step.
             before = count
-            count = int(self.As[:, self.t_level].sum()) - self.t_offset
+            count = self._count()
             if crossing is None and count >= sc.target.firms:
                 crossing = t0 + dt * (sc.target.firms - before) / max(count - before, 1)
             if m + 1 == deadline_edge:
@@ -436,13 +488,14 @@ class _Tau:
             mi = self.month_at.get(m + 1)
             if mi is not None:
                 curve[mi] = self.As[:, 1:].sum(axis=0)
+                upgraded[mi] = curve[mi] - rules.unmoved_at_or_above(self.unmoved)
                 by_segment[mi] = self.exact
 
         events = {"decisions": self.n_decisions, "completions": self.n_completions,
                   "failures": self.n_failures, "max_waiting": self.max_waiting,
                   "steps": n_steps, "events": self.n_decisions + self.n_completions}
         return RunResult(
-            at_or_above=curve, by_segment=by_segment, initial=self.initial,
+            at_or_above=curve, upgraded=upgraded, by_segment=by_segment, initial=self.initial,
             count_at_deadline=count_at_deadline, crossing_time=crossing,
             met=count_at_deadline >= sc.target.firms, events=events,
             spent=tuple(float(x) for x in self.budgets.spent),

@@ -15,7 +15,7 @@ from typing import Any
 LEVELS: tuple[str, ...] = ("device", "line", "factory", "ecosystem")
 """Adoption levels in climbing order; level index k = 1..4, 0 means `none`."""
 
-COUNTS = ("new", "stock")
+COUNTS = ("new", "stock", "upgraded")
 DESIGNS = ("grid", "lhs", "sobol")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DAYS_PER_YEAR = 365.25
@@ -139,6 +139,8 @@ class Scenario:
     policies: tuple[Policy, ...] = ()
     shocks: tuple[Shock, ...] = ()
     sweep: Sweep | None = None
+    in_flight: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # share of all firms with a project to
+    # each level device..ecosystem under way at the start (`population.in_flight`)
     tau_step: float = TAU_STEP_DAYS  # days; step of the fast engine (`[engine] tau_step`)
     source: str = "<scenario>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)

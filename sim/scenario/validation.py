@@ -54,10 +54,19 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
 
     # population and segments
     pop = c.table(raw, "population", "", required=True)
-    c.unknown(pop, ("firms", "peer_weight", "segment"), "population")
+    c.unknown(pop, ("firms", "peer_weight", "segment", "in_flight"), "population")
     firms = c.number(pop, "firms", "population", None, lo=1, hi=MAX_FIRMS, integer=True)
     peer_weight = c.number(pop, "peer_weight", "population", 0.0, lo=0, hi=1)
     segments = _segments(c, pop)
+    in_flight = c.per_level(pop.get("in_flight", {}), "population.in_flight", 0.0, lo=0, hi=1,
+                            scalar_ok=False)
+    for k, lv in enumerate(LEVELS):  # projects under way to level k come from level k-1
+        below = sum(s.share * ((1.0 - sum(s.initial)) if k == 0 else s.initial[k - 1])
+                    for s in segments)
+        if in_flight[k] > below + 1e-9:
+            c.fail(f"population.in_flight.{lv}", in_flight[k],
+                   f"must be at most the share of firms one level below {lv} at the start "
+                   f"({below:.6g})")
 
     # levels
     levels_raw = c.table(raw, "levels", "")
@@ -114,5 +123,6 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
         target=Target(int(t_firms), t_level, t_deadline, t_count or "new"),
         firms=int(firms), peer_weight=float(peer_weight or 0.0), segments=tuple(segments),
         levels=levels, resources=resources, policies=tuple(policies), shocks=tuple(shocks),
-        sweep=sweep, tau_step=tau_step, source=source, raw=copy.deepcopy(dict(raw)),
+        sweep=sweep, in_flight=tuple(in_flight), tau_step=tau_step, source=source,
+        raw=copy.deepcopy(dict(raw)),
     )

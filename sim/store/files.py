@@ -71,11 +71,12 @@ def scenario_sha256(scenario: Scenario) -> str:
 
 
 def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
-    """A run's curves.csv, long: replication, month-end date, level, firms at or above,
-    new since start."""
+    """A run's curves.csv, long: replication, month-end date, level, and each reading of the
+    count at that level: firms at or above it (stock), new since start, and distinct firms
+    that completed a project at or above it since the start (upgraded)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["replication", "date", "level", "at_or_above", "new_since_start"])
+    writer.writerow(["replication", "date", "level", *CURVE_COLUMNS])
     dates = [d.isoformat() for d in scenario.month_ends()]
     for rep in sorted(results):
         res = results[rep]
@@ -83,10 +84,15 @@ def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
         # Counts are whole firms in the stochastic engines, expected values in the mean field.
         fmt = int if np.issubdtype(res.at_or_above.dtype, np.integer) else _expected
         for m, date in enumerate(dates):
-            row_a, row_n = res.at_or_above[m], new[m]
+            row_a, row_n, row_u = res.at_or_above[m], new[m], res.upgraded[m]
             for k, level in enumerate(LEVELS):
-                writer.writerow([rep, date, level, fmt(row_a[k]), fmt(row_n[k])])
+                writer.writerow([rep, date, level, fmt(row_a[k]), fmt(row_n[k]), fmt(row_u[k])])
     return buf.getvalue()
+
+
+CURVE_COLUMNS = ("at_or_above", "new_since_start", "upgraded")
+"""curves.csv's count columns, one per reading of the target (stock, new, upgraded)."""
+READING_COLUMN = {"stock": "at_or_above", "new": "new_since_start", "upgraded": "upgraded"}
 
 
 def _expected(x: float) -> str:
@@ -165,18 +171,23 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def read_run_curves(path: Path) -> tuple[list[str], dict[int, np.ndarray]]:
-    """Read a run's curves.csv back: month-end dates and, per replication, a (months, 4) array."""
-    rows: dict[int, dict[str, list[int]]] = {}
+def read_run_curves(path: Path, column: str = "at_or_above"
+                    ) -> tuple[list[str], dict[int, np.ndarray]]:
+    """Read one count column of a run's curves.csv back: month-end dates and, per
+    replication, a (months, 4) array. KeyError if the file has no such column."""
+    rows: dict[int, dict[str, list[float]]] = {}
     dates: list[str] = []
     seen: set[str] = set()
     with open(path, newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
+        reader = csv.DictReader(fh)
+        if column not in (reader.fieldnames or ()):
+            raise KeyError(column)
+        for row in reader:
             rep = int(row["replication"])
             if row["date"] not in seen:
                 seen.add(row["date"])
                 dates.append(row["date"])
             rows.setdefault(rep, {lv: [] for lv in LEVELS})[row["level"]].append(
-                float(row["at_or_above"]))
+                float(row[column]))
     arrays = {rep: np.array([cols[lv] for lv in LEVELS]).T for rep, cols in rows.items()}
     return dates, arrays
