@@ -47,12 +47,14 @@ class Verdict:
     crossing_p95: dt.date | None
     never: float  # share of runs that never cross within the horizon
     deterministic: bool = False
+    start_count: float = 0.0  # the count at the start (nonzero only for the stock reading)
 
 
 def verdict(scenario: Scenario, counts: Sequence[float], crossings: Sequence[float | None],
-            *, deterministic: bool = False) -> Verdict:
+            *, deterministic: bool = False, start_count: float = 0.0) -> Verdict:
     """Summarise deadline counts and crossing times (years, None = never) of replications.
-    A deterministic engine's single trajectory has no sampling interval: it is [p, p]."""
+    A deterministic engine's single trajectory has no sampling interval: it is [p, p].
+    `start_count`: the count at the start, so the pace counts only what the plan adds."""
     n = len(counts)
     arr = np.asarray(counts, dtype=float)
     met = int(np.sum(arr >= scenario.target.firms))
@@ -77,6 +79,7 @@ def verdict(scenario: Scenario, counts: Sequence[float], crossings: Sequence[flo
         crossing_p95=cross_q(0.95),
         never=float(np.mean(np.isinf(cross))) if n else math.nan,
         deterministic=deterministic,
+        start_count=start_count,
     )
 
 
@@ -84,16 +87,41 @@ def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
 
 
+READING_WORDS = {"new": "new firms at >= {}", "stock": "firms at >= {}",
+                 "upgraded": "firms upgraded to >= {}"}
+"""How a count of each reading is named in a sentence."""
+
+
+def gap_text(scenario: Scenario, v: Verdict) -> str:
+    """The count at the deadline, its interval, the shortfall or margin, and the pace the
+    runs kept against the pace the target needs, e.g. "14,635 new firms at >= line
+    [14,459-14,805]; 35,365 short; 4,878/yr modelled vs 16,667/yr needed"."""
+    t = scenario.target
+    what = READING_WORDS[t.count].format(t.level)
+    band = "" if v.deterministic else f" [{v.count_p05:,.0f}-{v.count_p95:,.0f}]"
+    gap = t.firms - v.count_mean
+    where = f"{gap:,.0f} short" if gap > 0 else f"{-gap:,.0f} above the target"
+    years = scenario.deadline
+    pace = (v.count_mean - v.start_count) / years
+    need = (t.firms - v.start_count) / years
+    return (f"{v.count_mean:,.0f} {what}{band} at {t.deadline.isoformat()}; {where}; "
+            f"{pace:,.0f}/yr modelled vs {need:,.0f}/yr needed")
+
+
 def verdict_line(scenario: Scenario, v: Verdict) -> str:
-    """One line a policy analyst can quote, in the form INTERFACE.md shows."""
+    """One line a policy analyst can quote, in the form INTERFACE.md shows, followed by the
+    count, the shortfall or margin and the pace (`gap_text`)."""
+    return f"{_answer(scenario, v)}; {gap_text(scenario, v)}"
+
+
+def _answer(scenario: Scenario, v: Verdict) -> str:
     t = scenario.target
     goal = f"target {t.firms:,} firms at >= {t.level} ({t.count}) by {t.deadline.isoformat()}"
     if v.deterministic:
         state = "met" if v.met else "not met"
         when = (f"crossing {v.crossing_p50:%Y-%m}" if v.crossing_p50 is not None
                 else f"no crossing by {scenario.end:%Y-%m}")
-        return (f"{goal}: {state} in the mean field ({v.count_mean:,.0f} at the deadline); "
-                f"{when}")
+        return f"{goal}: {state} in the mean field; {when}"
     head = (f"{goal}: met in {_pct(v.p_met)} of {v.replications} runs "
             f"[{_pct(v.p_met_ci95[0])}, {_pct(v.p_met_ci95[1])}]")
     if v.crossing_p50 is not None:
@@ -118,6 +146,25 @@ def summary_fields(v: Verdict) -> dict:
         "crossing_date": {"p05": iso(v.crossing_p05), "p50": iso(v.crossing_p50),
                           "p95": iso(v.crossing_p95), "never": v.never},
     }
+
+
+def readings_at(scenario: Scenario, results: Mapping[int, Any], date: dt.date
+                ) -> dict[str, dict[str, dict[str, float]]]:
+    """Every reading of the count (stock, new, upgraded) at every level on a month end, over
+    replications (mean, 5% and 95%): how the answer depends on what the target counts."""
+    from sim.scenario import LEVELS
+
+    m = scenario.month_ends().index(max(d for d in scenario.month_ends() if d <= date))
+    reps = [results[i] for i in sorted(results)]
+    stock = np.array([r.at_or_above[m] for r in reps], dtype=float)
+    arrays = {"stock": stock,
+              "new": stock - np.array([r.initial for r in reps], dtype=float),
+              "upgraded": np.array([r.upgraded[m] for r in reps], dtype=float)}
+    return {reading: {lv: {"mean": float(a[:, k].mean()),
+                           "p05": float(np.quantile(a[:, k], 0.05)),
+                           "p95": float(np.quantile(a[:, k], 0.95))}
+                      for k, lv in enumerate(LEVELS)}
+            for reading, a in arrays.items()}
 
 
 def point_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:

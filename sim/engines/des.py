@@ -68,16 +68,12 @@ class _Engine:
         self.unmoved = [sum(self.exact[s][j] for s in range(n_seg)) for j in range(L + 1)]
         self.fresh_idle = [row[:] for row in self.idle]
         # Projects under way at the start leave the idle pool now and start below.
-        flight = []
-        for s, seg in enumerate(lay.flight):
-            for k in range(1, L + 1):
-                for c, n in enumerate(seg[k]):
-                    if n:
-                        i = s * L + k - 1
-                        self.idle[i][c] -= n
-                        self.fresh_idle[i][c] -= n
-                        self.idle_total[i] -= n
-                        flight.append((s, k, c, n))
+        flight = [(s, k, c, n) for s, seg in enumerate(lay.flight) for k in range(1, L + 1)
+                  for c, n in enumerate(seg[k]) if n]
+        for s, k, c, n in flight:
+            for row in (self.idle[s * L + k - 1], self.fresh_idle[s * L + k - 1]):
+                row[c] -= n
+            self.idle_total[s * L + k - 1] -= n
         self.A = [0] * (L + 1)  # firms at or above k (index 1..4)
         self.As = [[0] * (L + 1) for _ in range(n_seg)]
         for s in range(n_seg):
@@ -107,8 +103,7 @@ class _Engine:
         self.cap_now = [0] * len(sc.resources)
         self.cap_from = [math.inf] * len(sc.resources)  # cache empty: recompute on first use
         self.cap_until = [-math.inf] * len(sc.resources)
-        self.seq = 0
-        self.n_waiting = 0
+        self.seq = self.n_waiting = 0
         # Project completions and retry returns: (time, seq, s, +k or -k, c), beside simpy's
         # calendar, because a simpy Event per project costs ~4 us of creation and dispatch.
         self.calendar = Calendar(sc.horizon)
@@ -121,35 +116,29 @@ class _Engine:
         self.cost = par.policy_cost.tolist()
         self.gain = par.gain(self.policy_active).tolist()  # a(s, k) * M(s, k)
         # Policies that pay for a decision in cell i (segment in scope, a cost for the level).
-        self.paying = [
-            [j for j in par.paying()
-             if par.policy_applies[j][i // L] and self.cost[j][i % L + 1] > 0]
-            for i in range(n_seg * L)
-        ]
+        self.paying = [[j for j in par.paying()
+                        if par.policy_applies[j][i // L] and self.cost[j][i % L + 1] > 0]
+                       for i in range(n_seg * L)]
 
         # Hazard per idle firm, per cell i, and the cell rates.
-        self.h = [0.0] * (n_seg * L)
-        self.rate = [0.0] * (n_seg * L)
-        self.R = 0.0
+        self.h, self.rate, self.R = [0.0] * (n_seg * L), [0.0] * (n_seg * L), 0.0
         for k in range(1, L + 1):
             self._hazards(k)
         self._total()
 
         # Target.
         self.target = rules.TargetCount.of(sc, self.A[1:])
-        self.t_level = self.target.level
-        self.t_offset = self.target.offset
-        self.t_firms = sc.target.firms
+        self.t_level, self.t_firms = self.target.level, sc.target.firms
         self.crossing: float | None = None
         self._check_target(0.0)
         self.count_at_deadline = -1
 
         self.months = [sc.years(d, end_of_day=True) for d in sc.month_ends()]
-        self.curve = np.zeros((len(self.months), L), dtype=np.int64)
+        self.curve, self.upgraded = (np.zeros((len(self.months), L), dtype=np.int64)
+                                     for _ in range(2))
         self.by_segment = np.zeros((len(self.months), n_seg, L + 1), dtype=np.int64)
         self.n_decisions = self.n_starts = self.n_completions = 0
         self.n_failures = self.n_retries = self.max_waiting = 0
-        self.upgraded = np.zeros((len(self.months), L), dtype=np.int64)
         self._in_flight(flight)
 
     # -- rates ---------------------------------------------------------------------------------
@@ -157,10 +146,9 @@ class _Engine:
     def _in_flight(self, flight: list[tuple[int, int, int, int]]) -> None:
         """Start the projects under way at the start with the time they have left (the rules'
         law); those the resources cannot hold wait first in line, in order of level."""
-        for s, k, c, n in flight:
-            left = rules.residual_years(self.side.rng, float(self.params.median_years[k]),
-                                        float(self.sigma[k]), n).tolist()
-            for x in left:
+        for s, k, c, n in sorted(flight, key=lambda f: (f[1], f[0], f[2])):
+            for x in rules.residual_years(self.side.rng, float(self.params.median_years[k]),
+                                          float(self.sigma[k]), n).tolist():
                 if all(self.in_use[r] + units <= self._capacity(r, 0.0)
                        for r, units in self.needs[k]):
                     self._start(s, k, c | FRESH, 0.0, x)
@@ -173,9 +161,8 @@ class _Engine:
     def _levels(self) -> None:
         """Take the level parameters in force (after shocks) from the rules."""
         par = self.params
-        self.p = par.innovation.tolist()
-        self.q = par.imitation.tolist()
-        self.success = par.success.tolist()
+        self.p, self.q, self.success = (x.tolist() for x in (par.innovation, par.imitation,
+                                                               par.success))
 
     def _hazards(self, k: int) -> None:
         """Recompute the per-firm decision hazard of level k in every segment."""
@@ -408,31 +395,23 @@ class _Engine:
 
     # -- dated processes (plain simpy generators) -----------------------------------------------
 
-    def _policy_process(self, j: int):
-        pol = self.sc.policies[j]
-        span = rules.window(self.sc, pol.start, pol.end)
+    def _dated_process(self, kind: str, j: int):
+        """Switch policy or shock j on for the part of its window inside the run (the rules'
+        `window`), then off; a policy whose budget is spent stays off."""
+        item = (self.sc.policies if kind == "policy" else self.sc.shocks)[j]
+        span = rules.window(self.sc, *((item.start, item.end) if kind == "policy"
+                                       else (item.at, item.end)))
         if span is None:
             return
         begin, finish = (d / DAYS_PER_YEAR for d in span)
         if begin > self.env.now:
             yield self.env.timeout(begin - self.env.now)
-        if self.budgets.has_money(j):
-            self._set_policy(j, True)
-            yield self.env.timeout(finish - self.env.now)
-            self._set_policy(j, False)
-
-    def _shock_process(self, i: int):
-        shock = self.sc.shocks[i]
-        span = rules.window(self.sc, shock.at, shock.end)
-        if span is None:
-            return
-        begin, finish = (d / DAYS_PER_YEAR for d in span)
-        if begin > self.env.now:
-            yield self.env.timeout(begin - self.env.now)
-        self._set_shock(i, True)
-        if shock.end is not None:
-            yield self.env.timeout(finish - self.env.now)
-            self._set_shock(i, False)
+        switch = self._set_policy if kind == "policy" else self._set_shock
+        if kind == "shock" or self.budgets.has_money(j):
+            switch(j, True)
+            if item.end is not None:
+                yield self.env.timeout(finish - self.env.now)
+                switch(j, False)
 
     def _set_shock(self, i: int, on: bool) -> None:
         self.params.set_shock(i, on)
@@ -462,9 +441,9 @@ class _Engine:
     def run(self) -> RunResult:
         env = self.env
         for j in range(len(self.sc.policies)):
-            env.process(self._policy_process(j))
+            env.process(self._dated_process("policy", j))
         for i in range(len(self.sc.shocks)):
-            env.process(self._shock_process(i))
+            env.process(self._dated_process("shock", i))
         env.process(self._month_process())
         env.process(self._deadline_process())
         horizon = self.sc.horizon + 1e-9
@@ -515,14 +494,7 @@ class _Engine:
                   "retries": self.n_retries, "max_waiting": self.max_waiting,
                   "events": self.n_decisions + self.n_completions}
         return RunResult(
-            at_or_above=self.curve,
-            upgraded=self.upgraded,
-            by_segment=self.by_segment,
-            initial=self.initial,
-            count_at_deadline=self.count_at_deadline,
-            crossing_time=self.crossing,
-            met=self.count_at_deadline >= self.t_firms,
-            events=events,
-            spent=tuple(float(x) for x in self.budgets.spent),
-            trace=self.trace,
-        )
+            at_or_above=self.curve, upgraded=self.upgraded, by_segment=self.by_segment,
+            initial=self.initial, count_at_deadline=self.count_at_deadline,
+            crossing_time=self.crossing, met=self.count_at_deadline >= self.t_firms,
+            events=events, spent=tuple(float(x) for x in self.budgets.spent), trace=self.trace)

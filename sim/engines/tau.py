@@ -129,10 +129,9 @@ class _Tau:
         self.pipe = np.zeros((n_steps + 1, *shape), dtype=np.int64)  # completions by step
         self.ret = np.zeros((n_steps + 1, *shape), dtype=np.int64)  # returns by step
         self.target = rules.TargetCount.of(sc, [int(x) for x in self.initial])
-        self.t_level, self.t_offset = self.target.level, self.target.offset
+        self.t_level = self.target.level
         self.n_decisions = self.n_completions = self.n_failures = self.max_waiting = 0
 
-    # -- dated changes ---------------------------------------------------------------------------
 
     def _calendar(self) -> dict[int, list[rules.Change]]:
         """The rules' dated changes keyed by the index of the edge at which they happen."""
@@ -289,8 +288,7 @@ class _Tau:
         if not X.any():
             return
         free = self.cap_steps[0] - self.in_use
-        run = np.zeros_like(X)
-        waiting = np.zeros_like(X)
+        run, waiting = np.zeros_like(X), np.zeros_like(X)
         for i in range(N_LEVELS):
             n = int(X[:, i].sum())
             units = self.units[i]
@@ -492,8 +490,8 @@ class _Tau:
                 by_segment[mi] = self.exact
 
         events = {"decisions": self.n_decisions, "completions": self.n_completions,
-                  "failures": self.n_failures, "max_waiting": self.max_waiting,
-                  "steps": n_steps, "events": self.n_decisions + self.n_completions}
+                  "failures": self.n_failures, "max_waiting": self.max_waiting, "steps": n_steps,
+                  "events": self.n_decisions + self.n_completions}
         return RunResult(
             at_or_above=curve, upgraded=upgraded, by_segment=by_segment, initial=self.initial,
             count_at_deadline=count_at_deadline, crossing_time=crossing,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import textwrap
 from collections.abc import Sequence
 
 import matplotlib
@@ -27,6 +28,7 @@ LEVEL_TITLES = {
 BAND = "#9ecae1"
 MEDIAN = "#08519c"
 TARGET = "#d62728"
+COUNTED = "#e6550d"
 
 
 def thousands(x: float, _pos: int = 0) -> str:
@@ -51,9 +53,13 @@ def adoption_figure(
     deadline: dt.date,
     title: str,
     subtitle: str = "",
+    counted: np.ndarray | None = None,
+    counted_label: str = "",
 ) -> Figure:
     """Firms at or above each level: median and 5-95% band over replications (one panel per
-    level), the target as a horizontal line on the counted level, the deadline marked."""
+    level), the target as a horizontal line on the counted level, the deadline marked.
+    `counted` (replications, months): a count that is not a stock (the `upgraded` reading),
+    drawn on the target's panel, starting from 0, against the threshold."""
     x = [start, *dates]
     n_rep = curves.shape[0]
     full = np.concatenate([np.broadcast_to(initial, (n_rep, 1, len(levels))), curves], axis=1)
@@ -66,6 +72,14 @@ def adoption_figure(
         ax.axvline(deadline, color="0.3", ls="--", lw=1)
         ax.text(deadline, 0.02, f" deadline {deadline:%Y-%m-%d}", fontsize=8, color="0.3",
                 va="bottom", transform=ax.get_xaxis_transform())
+        if level == target_level and counted is not None:
+            c_full = np.concatenate([np.zeros((n_rep, 1)), counted], axis=1)
+            c_lo, c_med, c_hi = np.percentile(c_full, [5, 50, 95], axis=0)
+            ax.fill_between(x, c_lo, c_hi, color=COUNTED, alpha=0.3, lw=0)
+            ax.plot(x, c_med, color=COUNTED, lw=2, label=counted_label)
+            ax.legend(loc="upper left", fontsize=8, frameon=False)
+            hi = hi.copy()
+            hi[:, k] = np.maximum(hi[:, k], c_hi)
         if level == target_level:
             ax.axhline(threshold, color=TARGET, lw=1.5, ls="-")
             ax.text(x[0], threshold, f" {target_label}", color=TARGET, fontsize=8.5,
@@ -85,17 +99,24 @@ def adoption_figure(
     axes.flat[0].legend(loc="upper left", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=12, fontweight="bold")
     if subtitle:
-        fig.text(0.5, -0.01, subtitle, ha="center", va="top", fontsize=9, color="0.25")
+        fig.text(0.5, -0.01, textwrap.fill(subtitle, 130), ha="center", va="top", fontsize=9,
+                 color="0.25")
     return fig
 
 
-def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line: str
-               ) -> Figure:
+def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line: str,
+               upgraded: np.ndarray | None = None) -> Figure:
     """adoption.png of a run: `curves` is (replications, months, levels), `initial` the
-    firms at or above each level at the start, `line` the verdict shown beneath."""
+    firms at or above each level at the start, `line` the verdict shown beneath; `upgraded`
+    (same shape as `curves`) is drawn on the target's panel when the target counts it."""
     sc = scenario
     k = sc.target.level_index - 1
-    if sc.target.count == "new":
+    counted = None
+    if sc.target.count == "upgraded" and upgraded is not None:
+        threshold = float(sc.target.firms)
+        label = f"target: {sc.target.firms:,} firms upgraded to >= {sc.target.level}"
+        counted = upgraded[:, :, k]
+    elif sc.target.count == "new":
         threshold = float(initial[k]) + sc.target.firms
         label = (f"target: {sc.target.firms:,} new (= {threshold:,.0f} at or above "
                  f"{sc.target.level})")
@@ -107,7 +128,8 @@ def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line
         target_level=sc.target.level, threshold=threshold, target_label=label,
         deadline=sc.target.deadline,
         title=f"{sc.name}: firms at or above each level, {curves.shape[0]} runs",
-        subtitle=line,
+        subtitle=line, counted=counted,
+        counted_label=f"upgraded to >= {sc.target.level} since {sc.start:%Y-%m} (counted)",
     )
 
 
