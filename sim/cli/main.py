@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from sim import __version__
 from sim.cli import calibrate as cli_calibrate
 from sim.cli import check as cli_check
+from sim.cli import compare as cli_compare
 from sim.cli import plot as cli_plot
 from sim.cli import run as cli_run
 from sim.cli import solve as cli_solve
@@ -32,7 +33,7 @@ from sim.scenario import ScenarioError
 
 COMMANDS = {"run": cli_run.cmd_run, "check": cli_check.cmd_check, "plot": cli_plot.cmd_plot,
             "sweep": cli_sweep.cmd_sweep, "solve": cli_solve.cmd_solve,
-            "calibrate": cli_calibrate.cmd_calibrate}
+            "calibrate": cli_calibrate.cmd_calibrate, "compare": cli_compare.cmd_compare}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "Chinese manufacturers and judge MIIT's 2028 target.")
     parser.add_argument("--version", action="version", version=f"sim {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=Parser, metavar="COMMAND")
-    for module in (cli_run, cli_check, cli_plot, cli_sweep, cli_solve):
+    for module in (cli_run, cli_check, cli_plot, cli_sweep, cli_solve, cli_compare):
         module.add_parser(sub)
     cli_calibrate.add_parser(sub)
     return parser

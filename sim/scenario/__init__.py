@@ -14,6 +14,7 @@ from sim.scenario.show import _key
 from sim.scenario.tables import LEVEL_KEYS
 from sim.scenario.tomlio import _value, dumps, read_toml
 from sim.scenario.types import (
+    COUNT_COLUMNS,
     COUNTS,
     DAYS_PER_YEAR,
     DESIGNS,
@@ -46,7 +47,8 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
 
 
 __all__ = [
-    "COUNTS", "DAYS_PER_YEAR", "DESIGNS", "FIRST_DATE", "LAST_DATE", "LEVELS", "LEVEL_KEYS",
+    "COUNT_COLUMNS", "COUNTS", "DAYS_PER_YEAR", "DESIGNS", "FIRST_DATE", "LAST_DATE", "LEVELS",
+    "LEVEL_KEYS",
     "MAX_FIRMS", "MAX_HORIZON_YEARS", "NAME_PATTERN", "TAU_STEP_DAYS", "TOP_KEYS", "Level",
     "Policy", "Resource", "Scenario", "ScenarioError", "Segment", "Shock", "Sweep", "Target",
     "_key", "_value", "apply_overrides", "dumps", "get_key", "load", "parse_value", "read_toml",

@@ -16,6 +16,10 @@ LEVELS: tuple[str, ...] = ("device", "line", "factory", "ecosystem")
 """Adoption levels in climbing order; level index k = 1..4, 0 means `none`."""
 
 COUNTS = ("new", "stock", "upgraded")
+COUNT_COLUMNS = {"new": "new_since_start", "stock": "at_or_above", "upgraded": "upgraded"}
+"""The column of curves.csv that each reading of the target counts: firms newly at or above
+the level since the start, all firms at or above it, firms that completed a project at or
+above it since the start."""
 DESIGNS = ("grid", "lhs", "sobol")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DAYS_PER_YEAR = 365.25

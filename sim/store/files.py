@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sim.engines import RunResult
-from sim.scenario import LEVELS, Scenario, dumps
+from sim.scenario import COUNT_COLUMNS, LEVELS, Scenario, dumps
 
 RESULTS_ROOT = Path("results")
 
@@ -76,7 +76,7 @@ def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
     that completed a project at or above it since the start (upgraded)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["replication", "date", "level", *CURVE_COLUMNS])
+    writer.writerow(["replication", "date", "level", *CURVE_COLUMNS.values()])
     dates = [d.isoformat() for d in scenario.month_ends()]
     for rep in sorted(results):
         res = results[rep]
@@ -90,9 +90,8 @@ def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
     return buf.getvalue()
 
 
-CURVE_COLUMNS = ("at_or_above", "new_since_start", "upgraded")
-"""curves.csv's count columns, one per reading of the target (stock, new, upgraded)."""
-READING_COLUMN = {"stock": "at_or_above", "new": "new_since_start", "upgraded": "upgraded"}
+CURVE_COLUMNS = {r: COUNT_COLUMNS[r] for r in ("stock", "new", "upgraded")}
+"""curves.csv's count columns in file order, one per reading of the target."""
 
 
 def _expected(x: float) -> str:
