@@ -19,7 +19,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim import __version__
-from sim.analysis.verdict import Verdict, point_stats, summary_fields, verdict, verdict_line
+from sim.analysis.verdict import (
+    Verdict,
+    point_stats,
+    readings_at,
+    summary_fields,
+    verdict,
+    verdict_line,
+)
 from sim.engines import DETERMINISTIC, RunResult, engines, refusal
 from sim.execution.executor import Executor, make_executor
 from sim.execution.pool import default_jobs
@@ -110,9 +117,10 @@ class RunOutcome:
 
             from sim.plots.adoption import run_figure
 
-            curves = np.stack([self.results[i].at_or_above for i in sorted(self.results)])
-            self._figure = run_figure(self.scenario, curves, self.results[min(self.results)]
-                                      .initial, self.line)
+            reps = [self.results[i] for i in sorted(self.results)]
+            self._figure = run_figure(self.scenario, np.stack([r.at_or_above for r in reps]),
+                                      reps[0].initial, self.line,
+                                      np.stack([r.upgraded for r in reps]))
         return self._figure
 
 
@@ -134,9 +142,12 @@ def run(scenario: Scenario, *, engine: str = "des", jobs: int | None = None,
     results = run_replications(scenario, indices, seed=scenario.seed, engine=engine,
                                jobs=workers, on_result=on_result, executor=executor)
     elapsed = time.perf_counter() - started
+    first = results[min(results)]
+    stock = scenario.target.count == "stock"
+    start = first.initial[scenario.target.level_index - 1] if stock else 0
     v = verdict(scenario, [r.count_at_deadline for r in results.values()],
                 [r.crossing_time for r in results.values()],
-                deterministic=engine in DETERMINISTIC)
+                deterministic=engine in DETERMINISTIC, start_count=float(start))
     line = verdict_line(scenario, v)
     return RunOutcome(scenario, engine, results, v, line,
                       _summary(scenario, engine, results, v, line, elapsed), elapsed, workers)
@@ -161,6 +172,7 @@ def _summary(sc: Scenario, engine: str, results: Mapping[int, RunResult], v: Ver
         "events_per_replication": sum(events) / len(events) if events else 0,
         "subsidy_spent_mean": {p.name: sum(r.spent[j] for r in results.values()) / len(results)
                                for j, p in enumerate(sc.policies)},
+        "readings": readings_at(sc, results, sc.target.deadline),
     }
 
 
@@ -199,9 +211,18 @@ def redraw_run(folder: Path) -> list[Path]:
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     _dates, arrays = files.read_run_curves(folder / "curves.csv")
     curves = np.stack([arrays[i] for i in sorted(arrays)])
+    upgraded = None
+    if sc.target.count == "upgraded":
+        try:
+            _dates, up = files.read_run_curves(folder / "curves.csv", "upgraded")
+        except KeyError:
+            raise InputError(f"{folder / 'curves.csv'}: no 'upgraded' column, which the "
+                             "target counts (written before version 0.2?)", options=True
+                             ) from None
+        upgraded = np.stack([up[i] for i in sorted(up)])
     initial = np.array([summary["initial_at_or_above"][lv] for lv in LEVELS])
-    files.atomic_write(folder / "adoption.png",
-                       png(run_figure(sc, curves, initial, summary.get("verdict", ""))))
+    files.atomic_write(folder / "adoption.png", png(run_figure(
+        sc, curves, initial, summary.get("verdict", ""), upgraded)))
     return [folder / "adoption.png"]
 
 
@@ -224,9 +245,10 @@ class SweepOutcome:
 def sweep_plan(scenario: Scenario, *, vary: Sequence[str] = (), design: str | None = None,
                samples: int | None = None, replications: int | None = None,
                engine: str = "des", precision: float | None = None,
-               max_replications: int = 1000) -> SweepPlan:
+               max_replications: int = 1000, axes: Sequence[str] | None = None) -> SweepPlan:
     """The sweep asked for: `vary` as `KEY=LO:HI[:log]` (default: the [sweep] table), its
-    design, every point validated; raises InputError when it cannot run."""
+    design, every point validated, `axes` (two varied keys) for its map; raises InputError
+    when it cannot run."""
     check_engine(engine)
     cfg, source = scenario.sweep, scenario.source
     try:
@@ -256,7 +278,7 @@ def sweep_plan(scenario: Scenario, *, vary: Sequence[str] = (), design: str | No
                              "or replications", options=True)
         made = make_design(design_name, ranges, samples, scenario.seed)
         plan = SweepPlan(scenario, made, engine, replications, samples, precision,
-                         max(max_replications, replications))
+                         max(max_replications, replications), tuple(axes) if axes else None)
         check_points(scenario.raw, made, source)
     except InputError:
         raise
@@ -293,12 +315,13 @@ def _sweep_into(plan: SweepPlan, out: Path, executor: Executor, progress: Progre
             files.atomic_write(out / "scenario.toml", files.scenario_text(plan.scenario))
             rows = run_sweep(plan, out, executor, on_progress=progress or (lambda d, t: None))
             stats = _write_tables(plan, out, rows)
-            redraw_sweep(out)
+            redraw_sweep(out, plan.axes)
             elapsed = time.perf_counter() - started
             failed = sum(1 for r in rows.values() if r.get("error") is not None)
+            asked = {"axes": list(plan.axes)} if plan.axes else {}  # `sim plot` redraws them
             files.write_json(out / "manifest.json", {**identity, "status": "finished",
                                                      "runs": len(rows), "failed": failed,
-                                                     "elapsed_s": round(elapsed, 3)})
+                                                     "elapsed_s": round(elapsed, 3), **asked})
     except FolderError as exc:
         raise InputError(*exc.lines) from None
     return SweepOutcome(plan, out, rows, _sweep_line(plan, stats, rows), elapsed,
@@ -367,21 +390,19 @@ def _sweep_line(plan: SweepPlan, stats: Sequence[Mapping[str, Any]],
     return line
 
 
-def redraw_sweep(folder: Path) -> list[Path]:
-    """Draw a sweep folder's figures from its manifest and tables; returns what was drawn."""
-    import json
-
+def redraw_sweep(folder: Path, axes: Sequence[str] | None = None) -> list[Path]:
+    """Draw a sweep folder's figures from its manifest and tables, the map over `axes` (two
+    varied keys; default: those the sweep was asked for, else by sensitivity)."""
+    from sim.explore.reachability import folder_figures
     from sim.plots.adoption import png
-    from sim.plots.sweep import sweep_figures
-    from sim.store.sweep_tables import read_point_medians, read_points, read_sensitivity
 
     if not (folder / "points.csv").is_file():
         raise InputError(f"{folder / 'points.csv'}: missing (the sweep has not finished: run "
                          "it again to resume)", options=True)
-    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-    dates, medians = read_point_medians(folder)
-    figures = sweep_figures(manifest, read_points(folder), dates, medians,
-                            read_sensitivity(folder))
+    try:
+        figures = folder_figures(folder, axes)
+    except SweepError as exc:
+        raise InputError(*exc.lines, options=True) from None
     for name, fig in figures:
         files.atomic_write(folder / name, png(fig))
     return [folder / name for name, _ in figures]

@@ -7,19 +7,24 @@ from pathlib import Path
 
 from sim import api
 from sim.cli import calibrate as cli_calibrate
-from sim.cli.common import EXIT_OK
+from sim.cli.common import EXIT_OK, BadInput
+from sim.cli.sweep import add_axes_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     plot = sub.add_parser("plot", help="redraw the figures of a finished run")
     plot.add_argument("results", type=Path,
                       help="a results folder written by `sim run`, `sim sweep` or `sim calibrate`")
+    add_axes_option(plot)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     folder: Path = args.results
     if api.is_sweep_folder(folder):
-        drawn = api.redraw_sweep(folder)
+        drawn = api.redraw_sweep(folder, args.axes)
+    elif args.axes:
+        raise BadInput(f"sim plot: --axes {','.join(args.axes)}: only for a sweep folder "
+                       f"({folder} is not one)")
     elif cli_calibrate.is_fit_folder(folder):
         return cli_calibrate.cmd_plot_fit(folder)
     else:

@@ -35,6 +35,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "of P(met) is at most H")
     sweep.add_argument("--max-replications", type=positive_int, default=1000,
                        help="cap per point with --precision (default 1000)")
+    add_axes_option(sweep)
+
+
+def axes_pair(text: str) -> tuple[str, str]:
+    """`--axes KEY1,KEY2`: two different keys (whether they are varied is checked later)."""
+    keys = [k.strip() for k in text.split(",")]
+    if len(keys) != 2 or not all(keys) or keys[0] == keys[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: give two different varied keys, "
+                                         "KEY1,KEY2")
+    return keys[0], keys[1]
+
+
+def add_axes_option(parser: argparse.ArgumentParser) -> None:
+    """--axes, shared by `sim sweep` and `sim plot`."""
+    parser.add_argument("--axes", type=axes_pair, metavar="KEY1,KEY2",
+                        help="the reachability map's x and y axes, two varied keys (default: "
+                        "the two that matter most by the sensitivity indices)")
 
 
 def scenario_of(args: argparse.Namespace) -> Scenario:
@@ -50,7 +67,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     sc = scenario_of(args)
     plan = api.sweep_plan(sc, vary=args.vary, design=args.design, samples=args.samples,
                           replications=args.replications, engine=args.engine,
-                          precision=args.precision, max_replications=args.max_replications)
+                          precision=args.precision, max_replications=args.max_replications,
+                          axes=args.axes)
     out = args.out if args.out is not None else default_out(sc, "-sweep")
     check_out("sweep", out)
     check_jobs(args)

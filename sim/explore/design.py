@@ -233,3 +233,19 @@ def check_points(raw: Mapping[str, Any], design: Design, source: str) -> None:
                 break
     if problems:
         raise SweepError(*problems)
+
+
+def check_axes(keys: Sequence[str], asked: Sequence[str]) -> tuple[int, int]:
+    """The columns of the two keys asked for the map's axes (x, y); SweepError, one line,
+    unless they are two different varied keys."""
+    shown = f"--axes {','.join(asked)}"
+    if len(keys) < 2:
+        raise SweepError(f"{shown}: the sweep varies only {', '.join(keys)}; a map over two "
+                         "axes needs two varied keys")
+    if len(asked) != 2 or asked[0] == asked[1]:
+        raise SweepError(f"{shown}: give two different varied keys, KEY1,KEY2")
+    unknown = [k for k in asked if k not in keys]
+    if unknown:
+        raise SweepError(f"{shown}: {', '.join(unknown)} {'is' if len(unknown) == 1 else 'are'}"
+                         f" not varied in this sweep (varied: {', '.join(keys)})")
+    return keys.index(asked[0]), keys.index(asked[1])

@@ -13,7 +13,7 @@ from typing import Any
 from sim.analysis.verdict import wilson
 from sim.engines import DETERMINISTIC
 from sim.execution.executor import Executor
-from sim.explore.design import Design
+from sim.explore.design import Design, check_axes
 from sim.explore.runs import RunSpec, run_points
 from sim.scenario import Scenario
 from sim.store.journal import Journal
@@ -87,6 +87,13 @@ class SweepPlan:
     samples: int
     precision: float | None = None
     max_replications: int = 1000
+    axes: tuple[str, str] | None = None
+    """The reachability map's axes when asked (--axes); not part of the identity: a sweep
+    resumed with other axes is the same sweep, drawn differently."""
+
+    def __post_init__(self) -> None:
+        if self.axes:  # refused before anything runs: SweepError, one line
+            check_axes(self.design.keys, self.axes)
 
     @property
     def deterministic(self) -> bool:

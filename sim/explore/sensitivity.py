@@ -204,3 +204,25 @@ def sweep_indices(plan: SweepPlan, stats: Sequence[Mapping[str, Any]]) -> list[I
         unit = unit[ok]
     return analyse(design.name, design.base, design.keys, unit, outputs,
                    seed=plan.scenario.seed)
+
+
+RANKED_BY = {"total": "largest total Sobol index of", "first": "largest first-order Sobol "
+             "index of", "spearman": "strongest rank correlation with"}
+"""The indices `ranking` ranks by, preferred first, and how a sentence names them."""
+
+
+def ranking(rows: Sequence[Mapping[str, Any]], output: str
+            ) -> tuple[list[tuple[str, float]], str] | None:
+    """The parameters with their estimates by decreasing sensitivity of `output` (a
+    sensitivity.csv output name), and the index that ranked them: the total Sobol index
+    where there is one, else the first-order index, else the size of the rank correlation.
+    None when no index of that output is finite (it does not vary across points)."""
+    for kind in RANKED_BY:
+        estimates = {r["parameter"]: float(r["estimate"]) for r in rows
+                     if r["output"] == output and r["index"] == kind}
+        size = {k: abs(v) if kind == "spearman" else v for k, v in estimates.items()
+                if math.isfinite(v)}
+        if size:  # parameters without an estimate go last, in their own order
+            order = sorted(estimates, key=lambda k: -size.get(k, -math.inf))
+            return [(k, estimates[k]) for k in order], kind
+    return None
