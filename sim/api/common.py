@@ -1,0 +1,50 @@
+"""What every use case shares: the error for input that cannot be run, engine and executor
+checks, and the progress callback's type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from sim.engines import engines, refusal
+from sim.execution.executor import Executor, make_executor
+from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    pass
+
+Progress = Callable[[int, "int | None"], None]
+"""Called with (runs done, runs in all, None while unknown) as work returns."""
+
+
+class InputError(ValueError):
+    """Input that cannot be run as given, one line per problem. `options` says that the
+    lines are about the command's options (the CLI puts the command's name before them)."""
+
+    def __init__(self, *lines: str, options: bool = False):
+        self.lines = list(lines)
+        self.options = options
+        super().__init__("\n".join(lines))
+
+
+def check_engine(engine: str, scenario: Scenario | None = None) -> None:
+    """Raise InputError unless `engine` names one of `engines()` and, given a scenario, can
+    run it (the exact engine refuses a population it could not finish)."""
+    if engine not in engines():
+        raise InputError(f"--engine {engine!r}: must be one of {', '.join(engines())}",
+                         options=True)
+    why = None if scenario is None else refusal(scenario, engine)
+    if why:
+        raise InputError(why)
+
+
+def executor_for(jobs: int | None = None, scheduler: str | None = None) -> Executor:
+    """`make_executor` with its failures said as InputError."""
+    try:
+        return make_executor(jobs, scheduler)
+    except ImportError:
+        raise InputError("--scheduler needs Dask: pip install 'sim[dask]'",
+                         options=True) from None
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"--scheduler {scheduler}: cannot reach the scheduler ({exc})",
+                         options=True) from None

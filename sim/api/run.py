@@ -1,0 +1,161 @@
+"""`sim run`: a scenario's replications, their verdict and summary; write and redraw the
+run's folder."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim import __version__
+from sim.analysis.verdict import (
+    Verdict,
+    readings_at,
+    summary_fields,
+    verdict,
+    verdict_line,
+)
+from sim.engines import DETERMINISTIC, RunResult
+from sim.execution.executor import Executor
+from sim.execution.pool import default_jobs
+from sim.execution.runner import run_replications
+from sim.scenario import LEVELS, Scenario
+from sim.store import files
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+from sim.api.common import InputError, Progress, check_engine
+
+
+@dataclass
+class RunOutcome:
+    """A finished run: its results by replication, the verdict and the summary.json content."""
+
+    scenario: Scenario
+    engine: str
+    results: dict[int, RunResult]
+    verdict: Verdict
+    line: str
+    summary: dict[str, Any]
+    elapsed: float
+    workers: int
+    _figure: Figure | None = field(default=None, repr=False)
+
+    def figure(self) -> Figure:
+        """adoption.png's figure (drawn once, on first call)."""
+        if self._figure is None:
+            import numpy as np
+
+            from sim.plots.adoption import run_figure
+
+            reps = [self.results[i] for i in sorted(self.results)]
+            self._figure = run_figure(self.scenario, np.stack([r.at_or_above for r in reps]),
+                                      reps[0].initial, self.line,
+                                      np.stack([r.upgraded for r in reps]))
+        return self._figure
+
+
+def run(scenario: Scenario, *, engine: str = "des", jobs: int | None = None,
+        executor: Executor | None = None, progress: Progress | None = None) -> RunOutcome:
+    """The scenario's replications (one for a deterministic engine) on `executor` or `jobs`
+    local processes (default: all cores), and their verdict."""
+    check_engine(engine, scenario)
+    indices = [0] if engine in DETERMINISTIC else list(range(scenario.replications))
+    workers = executor.workers if executor is not None else jobs or default_jobs()
+    started = time.perf_counter()
+    done = [0]
+
+    def on_result(_i: int, _res: RunResult) -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], len(indices))
+
+    results = run_replications(scenario, indices, seed=scenario.seed, engine=engine,
+                               jobs=workers, on_result=on_result, executor=executor)
+    elapsed = time.perf_counter() - started
+    first = results[min(results)]
+    stock = scenario.target.count == "stock"
+    start = first.initial[scenario.target.level_index - 1] if stock else 0
+    v = verdict(scenario, [r.count_at_deadline for r in results.values()],
+                [r.crossing_time for r in results.values()],
+                deterministic=engine in DETERMINISTIC, start_count=float(start))
+    line = verdict_line(scenario, v)
+    return RunOutcome(scenario, engine, results, v, line,
+                      _summary(scenario, engine, results, v, line, elapsed), elapsed, workers)
+
+
+def _summary(sc: Scenario, engine: str, results: Mapping[int, RunResult], v: Verdict,
+             line: str, elapsed: float) -> dict[str, Any]:
+    first = results[min(results)]
+    events = [r.events.get("events", 0) for r in results.values()]
+    return {
+        "scenario": sc.name,
+        "scenario_sha256": files.scenario_sha256(sc),
+        "version": __version__,
+        "engine": engine,
+        "seed": sc.seed,
+        "replications": len(results),
+        "target": target_fields(sc),
+        **summary_fields(v),
+        "elapsed_s": round(elapsed, 3),
+        "verdict": line,
+        "initial_at_or_above": dict(zip(LEVELS, (int(x) for x in first.initial), strict=True)),
+        "events_per_replication": sum(events) / len(events) if events else 0,
+        "subsidy_spent_mean": {p.name: sum(r.spent[j] for r in results.values()) / len(results)
+                               for j, p in enumerate(sc.policies)},
+        "readings": readings_at(sc, results, sc.target.deadline),
+    }
+
+
+def target_fields(sc: Scenario) -> dict[str, Any]:
+    """The target as summary.json and solve.json state it."""
+    t = sc.target
+    return {"firms": t.firms, "level": t.level, "deadline": t.deadline.isoformat(),
+            "count": t.count}
+
+
+def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
+    """Publish the run's folder (default results/<name>/) as a whole: killed at any moment,
+    it holds the previous complete results or none. Returns the folder."""
+    from sim.plots.adoption import png
+
+    folder = Path(out) if out is not None else files.default_out(outcome.scenario)
+    files.write_run(folder, outcome.scenario, outcome.results, outcome.summary,
+                    [("adoption.png", png(outcome.figure()))])
+    return folder
+
+
+def redraw_run(folder: Path) -> list[Path]:
+    """Draw a finished run's adoption.png again from its files."""
+    import json
+
+    import numpy as np
+
+    from sim.plots.adoption import png, run_figure
+    from sim.scenario import read_toml, validate
+
+    needed = [folder / "summary.json", folder / "curves.csv", folder / "scenario.toml"]
+    missing = [str(p) for p in needed if not p.is_file()]
+    if missing:
+        raise InputError(*(f"{m}: missing (is {folder} a finished run?)" for m in missing),
+                         options=True)
+    sc = validate(read_toml(folder / "scenario.toml"), source=str(folder / "scenario.toml"))
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    _dates, arrays = files.read_run_curves(folder / "curves.csv")
+    curves = np.stack([arrays[i] for i in sorted(arrays)])
+    upgraded = None
+    if sc.target.count == "upgraded":
+        try:
+            _dates, up = files.read_run_curves(folder / "curves.csv", "upgraded")
+        except KeyError:
+            raise InputError(f"{folder / 'curves.csv'}: no 'upgraded' column, which the "
+                             "target counts (written before version 0.2?)", options=True
+                             ) from None
+        upgraded = np.stack([up[i] for i in sorted(up)])
+    initial = np.array([summary["initial_at_or_above"][lv] for lv in LEVELS])
+    files.atomic_write(folder / "adoption.png", png(run_figure(
+        sc, curves, initial, summary.get("verdict", ""), upgraded)))
+    return [folder / "adoption.png"]

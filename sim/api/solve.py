@@ -1,0 +1,113 @@
+"""`sim solve`: the value of one parameter at which P(met) reaches a probability."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sim import __version__
+from sim.engines import DETERMINISTIC
+from sim.execution.executor import Executor
+from sim.explore.design import (
+    Range,
+    SweepError,
+    parse_vary,
+    resolve_ranges,
+)
+from sim.explore.solve import SolveResult
+from sim.scenario import Scenario
+from sim.store import files
+
+if TYPE_CHECKING:
+    pass
+
+from sim.api.common import InputError, Progress, check_engine, executor_for
+from sim.api.run import target_fields
+
+
+@dataclass
+class SolveOutcome:
+    """A finished solve: the search's result and solve.json's content."""
+
+    scenario: Scenario
+    range: Range
+    result: SolveResult
+    doc: dict[str, Any]
+    elapsed: float
+
+
+def solve_range(scenario: Scenario, vary: str) -> Range:
+    """The searched parameter, `KEY=LO:HI[:log]`, checked against the scenario."""
+    try:
+        (rng,) = resolve_ranges(scenario.raw, [parse_vary(vary)], source=scenario.source)
+    except SweepError as exc:
+        raise InputError(*exc.lines) from None
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if rng.lo == rng.hi:
+        raise InputError(f"--vary {vary}: LO and HI must differ", options=True)
+    return rng
+
+
+def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: str = "des",
+          replications: int | None = None, max_replications: int = 400,
+          decreasing: bool = False, tolerance: float | None = None,
+          executor: Executor | None = None, jobs: int | None = None,
+          progress: Progress | None = None) -> SolveOutcome:
+    """The smallest (largest, if `decreasing`) value of one parameter at which P(target met)
+    reaches `probability`; replications default to [sweep] replications, else 50."""
+    from sim.explore.solve import result_json
+    from sim.explore.solve import solve as search
+
+    check_engine(engine)
+    rng = vary if isinstance(vary, Range) else solve_range(scenario, vary)
+    if replications is None:
+        replications = scenario.sweep.replications if scenario.sweep else 50
+    own = executor is None
+    executor = executor if executor is not None else executor_for(jobs)
+    started = time.perf_counter()
+    done = [0]
+
+    def on_runs(n: int) -> None:
+        done[0] += n
+        if progress is not None:
+            progress(done[0], None)
+
+    try:
+        res = search(scenario, rng, probability, engine=engine, replications=replications,
+                     max_replications=max_replications, decreasing=decreasing,
+                     tolerance=tolerance, executor=executor, on_runs=on_runs)
+    finally:
+        if own:
+            executor.close()
+    elapsed = time.perf_counter() - started
+    doc = result_json(res, deterministic=engine in DETERMINISTIC, extra={
+        "scenario": scenario.name, "scenario_sha256": files.scenario_sha256(scenario),
+        "version": __version__, "engine": engine, "seed": scenario.seed,
+        "direction": "decreasing" if decreasing else "increasing", "range": [rng.lo, rng.hi],
+        "target": target_fields(scenario), "elapsed_s": round(elapsed, 3)})
+    return SolveOutcome(scenario, rng, res, doc, elapsed)
+
+
+def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
+    """Write scenario.toml, solve.png and solve.json (default results/<name>-solve/)."""
+    from sim.explore.solve import fitted_curve
+    from sim.plots.adoption import png
+    from sim.plots.sweep import solve_figure
+
+    sc, rng, res, doc = outcome.scenario, outcome.range, outcome.result, outcome.doc
+    folder = Path(out) if out is not None else files.default_out(sc, "-solve")
+    t = sc.target
+    fx, fp = fitted_curve(res, [e.value for e in res.evaluations])
+    fig = solve_figure(doc["evaluations"], parameter=rng.key, probability=res.probability,
+                       value=res.value, ci95=res.ci95, fitted=fp, fitted_x=fx, log=rng.log,
+                       title=f"{sc.name}: P(target met) against {rng.key}",
+                       subtitle=f"target {t.firms:,} at >= {t.level} ({t.count}) by "
+                       f"{t.deadline}; {doc['runs']} runs ({doc['engine']})\n{res.message}")
+    folder.mkdir(parents=True, exist_ok=True)
+    files.atomic_write(folder / "scenario.toml", files.scenario_text(sc))
+    files.atomic_write(folder / "solve.png", png(fig))
+    files.write_json(folder / "solve.json", doc)
+    return folder
