@@ -226,6 +226,14 @@ def main() -> int:
             for k in range(len(LEVELS)))
         say(f"| {sc.month_ends()[11 + 12 * y]} | {cells} |")
     say("\n![Baseline](figures/validation-baseline.png)\n")
+    say("The baseline starts with the projects under way (`population.in_flight`); the mean "
+        "field places them over its Erlang stages as a steady stream leaves them, the exact "
+        "engine draws each one's time left from the lognormal law "
+        "(`tests/test_readings.py` checks both against closed forms).\n")
+    say("The mean field's solution depends on the floating-point order of its linear "
+        "algebra at the solver's tolerance (relative 1e-6): BLAS on one thread, as the "
+        "engine now runs it, moved the `constrained` curves by at most 0.074 firms "
+        "(8.5e-7 of the count) against a multi-threaded BLAS.\n")
 
     elapsed = time.perf_counter() - started
     head = [

@@ -84,6 +84,38 @@ def test_a_shock_over_before_the_start_never_acts(engine):
     _same(hit, neutral)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_shock_across_the_start_acts_from_the_start(engine):
+    """A shock dated before the start and lifted inside the run is in force from the first
+    day: the run equals the same shock dated at the start (same events, same draws)."""
+    common = dict(end=dt.date(2026, 9, 30), resource="integrators", capacity_factor=0.3)
+    across = _run(engine, _raw_with_shock(at=dt.date(2025, 6, 1), **common))
+    from_start = _run(engine, _raw_with_shock(at=dt.date(2026, 1, 1), **common))
+    _same(across, from_start)
+    neutral = _run(engine, _raw_with_shock(at=dt.date(2026, 1, 1), end=dt.date(2026, 9, 30),
+                                           resource="integrators", capacity_factor=1.0))
+    assert across.at_or_above[5, 0] < neutral.at_or_above[5, 0]  # it did act
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_shock_after_the_end_never_acts(engine):
+    late = dict(at=dt.date(2029, 6, 1), resource="compute")
+    _same(_run(engine, _raw_with_shock(**late, capacity_factor=0.0)),
+          _run(engine, _raw_with_shock(**late, capacity_factor=1.0)))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_policy_and_a_shock_across_the_end_act_until_the_end(engine):
+    """Ending after the horizon is the same as never ending within it."""
+    raw_a = _raw_with_policy(_policy(dt.date(2027, 1, 1), dt.date(2031, 6, 30), 2.0))
+    raw_a["shock"] = [{"name": "s", "at": dt.date(2028, 1, 1), "end": dt.date(2032, 1, 1),
+                       "resource": "compute", "capacity_factor": 0.5}]
+    raw_b = _raw_with_policy(_policy(dt.date(2027, 1, 1), dt.date(2028, 12, 31), 2.0))
+    raw_b["shock"] = [{"name": "s", "at": dt.date(2028, 1, 1), "resource": "compute",
+                       "capacity_factor": 0.5}]
+    _same(_run(engine, raw_a), _run(engine, raw_b))
+
+
 def test_lifting_restores_the_value_before_the_shock():
     """Keep the pre-shock value rather than divide by the factor: a factor 0 comes back, and
     a success capped at 1 returns to what it was, not to 1 / factor."""

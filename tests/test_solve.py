@@ -29,7 +29,8 @@ def known_curve(p_of_x):
                          by_segment=np.zeros((months, 1, 5), dtype=np.int64),
                          initial=np.zeros(4, dtype=np.int64),
                          count_at_deadline=sc.target.firms if met else 0,
-                         crossing_time=None, met=met)
+                         crossing_time=None, met=met,
+                         upgraded=np.zeros((months, 4), dtype=np.int64))
 
     return engine
 

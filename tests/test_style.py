@@ -50,6 +50,8 @@ def test_layers_import_one_way():
         name = _package(path)
         text = path.read_text(encoding="utf-8")
         imported = set(re.findall(r"^\s*(?:from|import) sim\.(\w+)", text, flags=re.M))
+        for names in re.findall(r"^\s*from sim import \(?([\w, ]+)", text, flags=re.M):
+            imported |= {n.strip() for n in names.split(",")}  # `from sim import api`
         assert not re.search(r"^\s*from \.", text, flags=re.M), f"{path}: use absolute imports"
         for other in (imported & set(rank)) - {name}:
             assert rank[other] < rank[name], (

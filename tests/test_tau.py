@@ -54,11 +54,11 @@ class _Watched(_Tau):
     worst = -math.inf
     starts = 0
 
-    def _start(self, X, m, span):
+    def _start(self, X, m, span, **kw):
         demand = X.sum(axis=(0, 2)) @ self.units if self.units.size else 0
-        super()._start(X, m, span)
+        super()._start(X, m, span, **kw)
         if np.any(demand):
-            over = self.in_use - self._capacity(self.edges[m])
+            over = self.in_use - self.cap_steps[m]
             _Watched.worst = max(_Watched.worst, float(over.max()))
             _Watched.starts += int(X.sum())
 

@@ -59,7 +59,7 @@ class _Engine:
                 for c in range(L + 1):
                     cnt = lay.cells[s][j][c]
                     self.exact[s][j] += cnt
-                    if c > j:
+                    if rules.may_climb(j, c):
                         self.idle[s * L + j][c] += cnt
                         self.idle_total[s * L + j] += cnt
         # Firms that have completed no project since the start ("unmoved"): at exactly level j,
@@ -116,8 +116,7 @@ class _Engine:
         self.cost = par.policy_cost.tolist()
         self.gain = par.gain(self.policy_active).tolist()  # a(s, k) * M(s, k)
         # Policies that pay for a decision in cell i (segment in scope, a cost for the level).
-        self.paying = [[j for j in par.paying()
-                        if par.policy_applies[j][i // L] and self.cost[j][i % L + 1] > 0]
+        self.paying = [[j for j in par.paying() if par.subsidy(j)[i // L, i % L + 1] > 0]
                        for i in range(n_seg * L)]
 
         # Hazard per idle firm, per cell i, and the cell rates.
@@ -134,6 +133,7 @@ class _Engine:
         self.count_at_deadline = -1
 
         self.months = [sc.years(d, end_of_day=True) for d in sc.month_ends()]
+        self.horizon_days = (sc.end - sc.start).days + 1
         self.curve, self.upgraded = (np.zeros((len(self.months), L), dtype=np.int64)
                                      for _ in range(2))
         self.by_segment = np.zeros((len(self.months), n_seg, L + 1), dtype=np.int64)
@@ -189,15 +189,9 @@ class _Engine:
         factor = float(self.params.capacity_factor[r])
         g = self.log_growth[r]
         cap = rules.capacity_units(self.cap_base[r], factor, g, t)
-        base = self.cap_base[r] * factor
         self.cap_now[r] = cap
         self.cap_from[r] = t
-        if g > 0 and base > 0:
-            self.cap_until[r] = math.log((cap + 1) / base) / g
-        elif g < 0 and cap > 0:
-            self.cap_until[r] = math.log(cap / base) / g
-        else:
-            self.cap_until[r] = math.inf
+        self.cap_until[r] = rules.next_unit_change(self.cap_base[r], factor, g, cap)
         return cap
 
     def _start(self, s: int, k: int, c: int, t: float, duration: float | None = None) -> None:
@@ -343,7 +337,7 @@ class _Engine:
             self.As[s][k] += 1
             if self.trace is not None:
                 self.trace.append(("climb", t, s, k - 1, k))
-            if c > k:  # may go on to level k+1
+            if rules.may_climb(k, c):
                 i = s * L + k
                 self.idle[i][c] += 1
                 self.idle_total[i] += 1
@@ -409,7 +403,7 @@ class _Engine:
         switch = self._set_policy if kind == "policy" else self._set_shock
         if kind == "shock" or self.budgets.has_money(j):
             switch(j, True)
-            if item.end is not None:
+            if item.end is not None and span[1] < self.horizon_days:  # as in rules.changes
                 yield self.env.timeout(finish - self.env.now)
                 switch(j, False)
 
@@ -496,5 +490,5 @@ class _Engine:
         return RunResult(
             at_or_above=self.curve, upgraded=self.upgraded, by_segment=self.by_segment,
             initial=self.initial, count_at_deadline=self.count_at_deadline,
-            crossing_time=self.crossing, met=self.count_at_deadline >= self.t_firms,
+            crossing_time=self.crossing, met=self.target.met(self.count_at_deadline),
             events=events, spent=tuple(float(x) for x in self.budgets.spent), trace=self.trace)

@@ -69,7 +69,9 @@ def _lanes(n_seg: int) -> _Lanes:
     seg, lvl, ceil, fresh = [], [], [], []
     for s in range(n_seg):
         for k in range(1, N_LEVELS + 1):
-            for c in range(k, N_LEVELS + 1):
+            for c in range(N_LEVELS + 1):
+                if not rules.may_climb(k - 1, c):
+                    continue
                 for f in (0, 1) if k > 1 else (0,):
                     seg.append(s)
                     lvl.append(k)
@@ -77,7 +79,8 @@ def _lanes(n_seg: int) -> _Lanes:
                     fresh.append(f)
     lanes = list(zip(seg, lvl, ceil, fresh, strict=True))
     index = {lane: i for i, lane in enumerate(lanes)}
-    nxt = [index.get((s, k + 1, c, 0), -1) if c > k else -1 for s, k, c, _ in lanes]
+    nxt = [index.get((s, k + 1, c, 0), -1) if rules.may_climb(k, c) else -1
+           for s, k, c, _ in lanes]
     arr = np.array
     by_level = tuple(arr([i for i, k in enumerate(lvl) if k == lv], dtype=int)
                      for lv in range(N_LEVELS + 1))
@@ -97,14 +100,13 @@ class _MeanField:
                              for s in range(S)])  # (S, 5): at or above k
         self.initial = self.As0.sum(axis=0)[1:]
 
-        lv = sc.levels
-        fits = [erlang_stages(x.implementation_median, x.implementation_sigma)
-                if x.implementation_median > 0 else (0, 0.0, 0.0) for x in lv]
-        self.stages = [0] + [f[0] for f in fits]
-        self.stage_rate = [0.0] + [f[1] for f in fits]
-        self.stage_skip = [0.0] + [f[2] for f in fits]
-        self.retry_rate = [0.0] + [RETRY_STAGES / (x.retry / 12.0) if x.retry > 0 else 0.0
-                                   for x in lv]
+        fits = [erlang_stages(12 * med, sig) if med > 0 else (0, 0.0, 0.0)
+                for med, sig in zip(par.median_years, par.sigma, strict=True)]
+        fits[0] = (0, 0.0, 0.0)  # level 0 is never decided on
+        self.stages = [f[0] for f in fits]
+        self.stage_rate = [f[1] for f in fits]
+        self.stage_skip = [f[2] for f in fits]
+        self.retry_rate = [RETRY_STAGES / r if r > 0 else 0.0 for r in par.retry_years]
         self.res_names = par.resource_names
         self.needs = par.needs
 
@@ -145,9 +147,8 @@ class _MeanField:
         # Time-varying: policies switch at dated restarts, budgets run out at events.
         self.policy_on = np.zeros(len(sc.policies), dtype=bool)
         self.policy_spent_out = np.zeros(len(sc.policies), dtype=bool)
-        self.applies = par.policy_applies
-        self.cost = par.policy_cost
         self.budget = par.budget
+        self.target = rules.TargetCount.of(sc, self.initial)
         self.inv_E = par.inv_eligible
         self.inv_Es = par.inv_eligible_by_segment
         self._set_multipliers()
@@ -221,7 +222,7 @@ class _MeanField:
                 Rd[:, l_] += entry
         for j in range(len(self.sc.policies)):
             if self.policy_on[j] and not self.policy_spent_out[j]:
-                Rd[self.o_spent + j, :] += self.applies[j][ln.seg] * self.cost[j][ln.lvl]
+                Rd[self.o_spent + j, :] += self.params.subsidy(j)[ln.seg, ln.lvl]
         self.B, self.Rd, self.Rs = B, Rd, Rs
         self.needs_lane = np.array([bool(self.needs[int(k)]) for k in ln.lvl])
 
@@ -317,21 +318,23 @@ class _MeanField:
         Y = y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS, -1).sum(axis=0)
         return self.initial[:, None] + Y
 
-    def upgraded(self, y: np.ndarray) -> np.ndarray:
-        """Firms at or above each level 1..4 that have completed a project since the start,
+    def unmoved(self, y: np.ndarray) -> np.ndarray:
+        """Firms at or above each level 1..4 that have completed no project since the start,
         for state vector(s) y (columns = times)."""
         S = self.n_seg
         Z = y[self.o_z:self.o_z + S * N_LEVELS].reshape(S, N_LEVELS, -1).sum(axis=0)
         unmoved = self.unmoved0[:, None] - np.vstack([Z, np.zeros((1, Z.shape[1]))])
-        return self.at_or_above(y) - rules.unmoved_at_or_above(unmoved.T).T
+        return rules.unmoved_at_or_above(unmoved.T).T
 
-    def counted(self, y: np.ndarray) -> np.ndarray:
-        """The target's reading at each level for state vector(s) y (columns = times)."""
-        reading = self.sc.target.count
-        if reading == "upgraded":
-            return self.upgraded(y)
-        offset = self.initial[:, None] if reading == "new" else 0.0
-        return self.at_or_above(y) - offset
+    def upgraded(self, y: np.ndarray) -> np.ndarray:
+        """Firms at or above each level 1..4 that have completed a project since the start."""
+        return self.at_or_above(y) - self.unmoved(y)
+
+    def count(self, y: np.ndarray) -> float:
+        """The rules' target count for one state vector y."""
+        k = self.target.level - 1
+        col = y.reshape(-1, 1)
+        return float(self.target.count(self.at_or_above(col)[k, 0], self.unmoved(col)[k, 0]))
 
     def _place_flight(self, y: np.ndarray, t: float) -> None:
         """Projects under way at the start: spread over their implementation stages as a
@@ -372,11 +375,8 @@ class _MeanField:
         # Dated breakpoints from the rules, applied in their order at equal times.
         actions = [(c.years, c) for c in rules.changes(sc)]
 
-        k_t = sc.target.level_index - 1
         firms = sc.target.firms
-
-        def count(y: np.ndarray) -> float:
-            return float(self.counted(y.reshape(-1, 1))[k_t, 0])
+        count = self.count
 
         crossing: float | None = 0.0 if count(self.y0) >= firms else None
 
@@ -410,7 +410,7 @@ class _MeanField:
                 events.append(spent_out)
 
             def crossed(_t, yy):
-                return float(self.counted(yy[:, None])[k_t, 0] - firms)
+                return count(yy) - firms
             crossed.terminal = False
             crossed.direction = 1
             events.append(crossed)
@@ -448,7 +448,7 @@ class _MeanField:
             initial=self.initial.astype(float),
             count_at_deadline=at_deadline,
             crossing_time=crossing,
-            met=at_deadline >= firms - 1e-9,
+            met=self.target.met(at_deadline + 1e-9),  # ODE rounding
             events={"events": 0},
             spent=spent,
         )

@@ -36,12 +36,32 @@ def hazard_peer_slope(gain, imitation, w):
     return gain * imitation * (1.0 - w), gain * imitation * w
 
 
-def capacity_units(base: float, factor: float, log_growth: float, t: float) -> int:
-    """Whole units of a resource at model time t (years): base * shock factor * (1+g)^t."""
+def capacity_units(base, factor, log_growth, t):
+    """Whole units of a resource at model time t (years): base * shock factor * (1+g)^t,
+    floored; on floats (an int back) or arrays (broadcast)."""
+    if np.ndim(base) or np.ndim(t):
+        return np.floor(capacity_fluid(base, factor, log_growth, t) + CAPACITY_EPS)
     return int(base * factor * math.exp(log_growth * t) + CAPACITY_EPS)
 
 
-def capacity_fluid(base: np.ndarray, factor: np.ndarray, log_growth: np.ndarray, t: float
+def next_unit_change(base: float, factor: float, log_growth: float, units: int) -> float:
+    """Model time at which a resource now holding `units` whole units gains (growth) or
+    loses (decline) one: the inverse of `capacity_units`; inf if it never does."""
+    b = base * factor
+    if log_growth > 0 and b > 0:
+        return math.log((units + 1) / b) / log_growth
+    if log_growth < 0 and units > 0:
+        return math.log(units / b) / log_growth
+    return math.inf
+
+
+def may_climb(level, ceiling):
+    """Eligibility: a firm at `level` may decide on the level above iff its ceiling (the
+    highest level it is eligible for) lies above it. Works on ints and arrays."""
+    return np.greater(ceiling, level) if np.ndim(level) or np.ndim(ceiling) else ceiling > level
+
+
+def capacity_fluid(base: np.ndarray, factor: np.ndarray, log_growth: np.ndarray, t
                    ) -> np.ndarray:
     """The same capacity before flooring, for the mean field's fluid queue."""
     return base * factor * np.exp(log_growth * t)
@@ -206,6 +226,11 @@ class Parameters:
         """Policies that pay a subsidy for some project."""
         return [j for j in range(len(self.budget)) if self.policy_cost[j].any()]
 
+    def subsidy(self, j: int) -> np.ndarray:
+        """(segments, levels 0..4): what policy j pays per project decided in each cell (0
+        outside its segments)."""
+        return self.policy_applies[j][:, None] * self.policy_cost[j][None, :]
+
 
 def _inverse(x: np.ndarray) -> np.ndarray:
     return np.divide(1.0, x, out=np.zeros_like(x), where=x > 0)
@@ -260,6 +285,12 @@ class TargetCount:
 
     def met(self, count: float) -> bool:
         return count >= self.firms
+
+    def curve(self, at_or_above_level: np.ndarray, upgraded_level: np.ndarray) -> np.ndarray:
+        """The counted curve over time, from the level's stock and upgraded curves."""
+        if self.reading == "upgraded":
+            return upgraded_level
+        return at_or_above_level - self.offset
 
 
 def unmoved_at_or_above(unmoved_exact) -> np.ndarray:

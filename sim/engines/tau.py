@@ -77,8 +77,8 @@ class _Tau:
         self.unmoved = self.exact.sum(axis=0)  # [j] firms at j that have completed no project
         W = self.W = L + 1
         self.idle = np.zeros((S, L, 2 * W), dtype=np.int64)  # deciding on level i+1
-        for i in range(L):
-            self.idle[:, i, W + i + 1:] = cells[:, i, i + 1:]
+        climbs = rules.may_climb(np.arange(L)[:, None], np.arange(L + 1)[None, :])  # [i, c]
+        self.idle[:, :, W:] = cells[:, :L, :] * climbs
         self.flight = np.zeros_like(self.idle)  # projects under way at the start
         if lay.flight:
             self.flight[:, :, W:] = np.array(lay.flight, dtype=np.int64)[:, 1:, :]
@@ -104,8 +104,6 @@ class _Tau:
         self.in_use = np.zeros(R, dtype=np.int64)
         self.queue: deque[list] = deque()  # per step of decision: [counts [s, i, c], total]
 
-        self.cost = par.policy_cost[:, 1:]
-        self.applies = par.policy_applies
         self.active = np.zeros(len(sc.policies), dtype=bool)
         self.budgets = rules.Budgets(par)
         self.gain = par.gain(self.active)[:, 1:]  # a(s, k) * M(s, k)
@@ -158,15 +156,12 @@ class _Tau:
 
     # -- projects ----------------------------------------------------------------------------------
 
-    def _capacity(self, t: float) -> np.ndarray:
-        par = self.params
-        return np.floor(rules.capacity_fluid(par.capacity_base, par.capacity_factor,
-                                             par.log_growth, t) + rules.CAPACITY_EPS)
-
     def _capacities(self) -> np.ndarray:
         """Capacity of every resource at the start of every step (rows), for the present
         shock factors; recomputed when a shock changes them."""
-        return self._capacity(self.edges[:, None])
+        par = self.params
+        return rules.capacity_units(par.capacity_base, par.capacity_factor, par.log_growth,
+                                    self.edges[:, None])
 
     def _start(self, X: np.ndarray, m: int, span: tuple[float, float], *,
                residual: bool = False) -> None:
@@ -422,9 +417,9 @@ class _Tau:
             back[:, level == i] = row[:, None] * size + np.flatnonzero(level == i)[None, :]
         now = (self.retry <= 0)[None, :, None]
         self.retry_now = now.astype(np.int64) if now.any() else None
-        self.goes_on = np.array([[c > i + 1 for c in range(L + 1)] for i in range(L - 1)],
-                                dtype=np.int64)
-        paying = [(j, self.applies[j][:, None] * self.cost[j][None, :])
+        self.goes_on = rules.may_climb(np.arange(1, L)[:, None],
+                                       np.arange(L + 1)[None, :]).astype(np.int64)
+        paying = [(j, self.params.subsidy(j)[:, 1:])
                   for j in self.params.paying()]
         count = self._count()
         crossing = 0.0 if count >= sc.target.firms else None
@@ -495,6 +490,6 @@ class _Tau:
         return RunResult(
             at_or_above=curve, upgraded=upgraded, by_segment=by_segment, initial=self.initial,
             count_at_deadline=count_at_deadline, crossing_time=crossing,
-            met=count_at_deadline >= sc.target.firms, events=events,
+            met=self.target.met(count_at_deadline), events=events,
             spent=tuple(float(x) for x in self.budgets.spent),
         )

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.engines import RunResult, engines
+from sim.engines import RunResult, engines, rules
 from sim.execution.batches import execute
 from sim.execution.executor import Executor
 from sim.execution.seeds import replication_rng
@@ -84,8 +84,9 @@ def _row(sc: Scenario, point: int, rep: int, result: RunResult, *, keep_curve: b
     }
     if keep_curve:
         k = sc.target.level_index - 1
-        offset = result.initial[k] if sc.target.count == "new" else 0
-        row["curve"] = [_number(x) for x in result.at_or_above[:, k] - offset]
+        counted = rules.TargetCount.of(sc, result.initial).curve(result.at_or_above[:, k],
+                                                                 result.upgraded[:, k])
+        row["curve"] = [_number(x) for x in counted]
     return row
 
 

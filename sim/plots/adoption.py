@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
+from sim.engines import rules  # noqa: E402
 from sim.scenario import LEVELS, Scenario  # noqa: E402
 
 LEVEL_TITLES = {
@@ -117,7 +118,7 @@ def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line
         label = f"target: {sc.target.firms:,} firms upgraded to >= {sc.target.level}"
         counted = upgraded[:, :, k]
     elif sc.target.count == "new":
-        threshold = float(initial[k]) + sc.target.firms
+        threshold = float(rules.TargetCount.of(sc, initial).offset) + sc.target.firms
         label = (f"target: {sc.target.firms:,} new (= {threshold:,.0f} at or above "
                  f"{sc.target.level})")
     else:
