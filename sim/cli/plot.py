@@ -1,4 +1,4 @@
-"""`sim plot RESULTS_DIR`: redraw the figures of a finished run, sweep or fit."""
+"""`sim plot RESULTS_DIR`: redraw the figures of a finished run, sweep, solve or fit."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from sim import api
+from sim.api.solve import redraw_solve
 from sim.cli import calibrate as cli_calibrate
 from sim.cli.common import EXIT_OK, BadInput
 from sim.cli.sweep import add_axes_option
@@ -14,7 +15,8 @@ from sim.cli.sweep import add_axes_option
 def add_parser(sub: argparse._SubParsersAction) -> None:
     plot = sub.add_parser("plot", help="redraw the figures of a finished run")
     plot.add_argument("results", type=Path,
-                      help="a results folder written by `sim run`, `sim sweep` or `sim calibrate`")
+                      help="a results folder written by `sim run`, `sim sweep`, `sim solve` "
+                      "or `sim calibrate`")
     add_axes_option(plot)
 
 
@@ -27,6 +29,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
                        f"({folder} is not one)")
     elif cli_calibrate.is_fit_folder(folder):
         return cli_calibrate.cmd_plot_fit(folder)
+    elif (folder / "solve.json").is_file():
+        drawn = redraw_solve(folder)
     else:
         drawn = api.redraw_run(folder)
     for path in drawn:

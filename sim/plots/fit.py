@@ -40,9 +40,12 @@ def fit_figure(
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.3), constrained_layout=True)
     last = observed_dates[-1]
     inside = np.array([d <= last for d in curve_dates])
+    # No interval (too few points, or a parameter at its bound): say so where a band would be.
+    banded = not np.allclose(band[0], band[1], rtol=1e-9, atol=0)
     for ax, values, lo_hi in ((left, curve, band), (right, rate, rate_band)):
         ax.fill_between(curve_dates, lo_hi[0], lo_hi[1], color=BAND, alpha=0.7, lw=0,
-                        label="95% confidence band of the fit")
+                        label="95% confidence band of the fit" if banded else
+                        "no 95% band: no interval (see the warnings)")
         ax.plot(np.array(curve_dates)[inside], values[inside], color=MEDIAN, lw=2,
                 label="fitted Bass curve")
         ax.plot(np.array(curve_dates)[~inside], values[~inside], color=MEDIAN, lw=2, ls="--",
@@ -71,6 +74,11 @@ def fit_figure(
     shown = float(np.max(rate[inside])) if inside.any() else float(np.max(rate))
     right.set_ylim(0, 1.1 * min(float(np.max(lo_hi_top(rate_band, rate))), 3 * max(shown, 1.0)))
     fig.suptitle(title, fontsize=12, fontweight="bold")
+    if notes:  # flagged inside the axes too, so a cropped figure still carries them
+        left.text(0.98, 0.03, f"{len(notes)} warning{'s' if len(notes) > 1 else ''} below: "
+                  "read before use", transform=left.transAxes, ha="right", va="bottom",
+                  fontsize=8.5, color=WARNING, fontweight="bold",
+                  bbox={"facecolor": "white", "edgecolor": WARNING, "boxstyle": "round"})
     lines = [(subtitle, "0.25")] if subtitle else []
     lines += [(textwrap.fill(n, 150), WARNING) for n in notes]
     y = -0.01

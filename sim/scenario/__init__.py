@@ -11,8 +11,10 @@ from pathlib import Path
 
 from sim.scenario.keys import apply_overrides, get_key, parse_value, set_key, split_key
 from sim.scenario.show import _key
+from sim.scenario.show import _key as key_text
 from sim.scenario.tables import LEVEL_KEYS
 from sim.scenario.tomlio import _value, dumps, read_toml
+from sim.scenario.tomlio import _value as toml_value
 from sim.scenario.types import (
     COUNT_COLUMNS,
     COUNTS,
@@ -51,6 +53,6 @@ __all__ = [
     "LEVEL_KEYS",
     "MAX_FIRMS", "MAX_HORIZON_YEARS", "NAME_PATTERN", "TAU_STEP_DAYS", "TOP_KEYS", "Level",
     "Policy", "Resource", "Scenario", "ScenarioError", "Segment", "Shock", "Sweep", "Target",
-    "_key", "_value", "apply_overrides", "dumps", "get_key", "load", "parse_value", "read_toml",
-    "set_key", "split_key", "validate",
+    "_key", "_value", "apply_overrides", "dumps", "get_key", "key_text", "load", "parse_value",
+    "read_toml", "set_key", "split_key", "toml_value", "validate",
 ]

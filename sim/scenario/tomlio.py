@@ -1,7 +1,9 @@
 """Reading a scenario file into a dictionary, and writing one back as TOML.
 
-Every reading fault becomes a ScenarioError line naming the line at fault; the writer gives
-the `scenario.toml` stored "exactly as run", which reads back to the same dictionary.
+Every reading fault becomes a ScenarioError line naming the line at fault. The writers give
+the `scenario.toml` stored "exactly as run", which reads back to the same dictionary:
+`dumps_as_run` writes the changes into the source file's text (tomlkit keeps its comments and
+number forms), `dumps` writes canonical TOML when there is no source file.
 """
 
 from __future__ import annotations
@@ -136,3 +138,116 @@ def _dump_table(tbl: Mapping[str, Any], path: list[str], lines: list[str]) -> No
                 lines.append(f"[[{'.'.join(full)}]]")
                 for ik, iv in item.items():
                     lines.append(f"{_key(ik)} = {_value(iv)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The scenario as run, written over its source file (comments and layout kept)
+
+CHANGED = "changed for this run"
+
+
+def dumps_as_run(raw: Mapping[str, Any], source: str | Path | None) -> str:
+    """`raw` (a scenario with its overrides applied) written as TOML over the text of its
+    source file: comments, layout and number forms (`520_000`, `5.2e9`) stay as written,
+    and each value that differs from the file is changed in place, its comment marked.
+    Without a readable source file, or should the result not read back as exactly `raw`,
+    this is `dumps(raw)`."""
+    text = _source_text(source)
+    if text is not None:
+        try:
+            import tomlkit
+
+            doc = tomlkit.parse(text)
+            _merge(doc, raw)
+            out = tomlkit.dumps(doc)
+            if _same(tomllib.loads(out), raw):
+                return out if out.endswith("\n") else out + "\n"
+        except Exception:  # whatever fails in the layout-keeping writer, dumps is exact
+            pass
+    return dumps(raw)
+
+
+def _source_text(source: str | Path | None) -> str | None:
+    if source is None:
+        return None
+    try:
+        path = Path(source)
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _merge(node: Any, new: Mapping[str, Any]) -> None:
+    """Make the tomlkit table `node` hold `new`, touching only what differs."""
+    old = node.unwrap()
+    for key in [k for k in old if k not in new]:
+        del node[key]
+    for key, value in new.items():
+        if key not in old:
+            node[key] = value
+            _mark(node, key, None)
+            continue
+        if _same(old[key], value):
+            continue
+        was = _written(node, key)
+        if isinstance(value, dict) and isinstance(old[key], dict):
+            _merge(node[key], value)
+            if not _is_table(node, key):  # an inline table: its line carries the comment
+                _mark(node, key, was)
+        elif (_is_table_array(value) and _is_table_array(old[key])
+              and len(value) == len(old[key]) and _is_table(node, key)):
+            for item, entry in zip(node[key], value, strict=True):
+                _merge(item, entry)
+        else:
+            node[key] = value
+            _mark(node, key, was)
+
+
+def _written(node: Any, key: str) -> str:
+    """`node[key]`'s value as the file writes it."""
+    return node.item(key).as_string().strip() if hasattr(node, "item") else ""
+
+
+def _is_table(node: Any, key: str) -> bool:
+    """True when `node[key]` is written as a [table] or [[array of tables]] of its own."""
+    import tomlkit.items as items
+
+    return isinstance(node[key], items.Table | items.AoT)
+
+
+def _mark(node: Any, key: str, was: str | None) -> None:
+    """Say in the value's comment that the run changed it (from `was`, as the file wrote it;
+    None: added), keeping the file's comment and, where it can, its column."""
+    import tomlkit.items as items
+
+    if not hasattr(node, "item") or isinstance(node, items.InlineTable):
+        return  # a value inside an inline table: its line is marked by the caller
+    item = node.item(key)
+    if isinstance(item, items.Table | items.AoT) or not hasattr(item, "trivia"):
+        return
+    if was is None:
+        note = "added for this run"
+    elif was and len(was) <= 40 and "\n" not in was:
+        note = f"{CHANGED} (the file had {was})"
+    else:
+        note = CHANGED
+    comment = item.trivia.comment.lstrip("#").strip()
+    if comment.startswith(CHANGED):  # a scenario.toml run again with other overrides
+        comment = comment.split(";", 1)[1].strip() if ";" in comment else ""
+    item.trivia.comment = f"# {note}" + (f"; {comment}" if comment else "")
+    width = len(item.trivia.comment_ws) + len(was or "") - len(item.as_string().strip())
+    item.trivia.comment_ws = " " * (max(width, 1) if item.trivia.comment_ws else 2)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as TOML values: 1, 1.0 and true differ; NaN equals NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float):
+        return (math.isnan(a) and math.isnan(b)) or (a == b and math.copysign(1, a)
+                                                     == math.copysign(1, b))
+    return a == b
