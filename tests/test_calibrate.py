@@ -330,7 +330,8 @@ def test_calibrate_writes_fit_json_png_and_a_fragment_that_loads(tmp_path, capsy
     assert main(["calibrate", str(path), "--level", "line", "--start", "2020-01-01",
                  "--out", str(out)]) == 0
     assert capsys.readouterr().out.startswith("line: innovation ")
-    assert sorted(p.name for p in out.iterdir()) == ["fit.json", "fit.png", "fragment.toml"]
+    assert sorted(p.name for p in out.iterdir()) == ["fit.json", "fit.png", "fragment.toml",
+                                                     "report.html"]
     doc = json.loads((out / "fit.json").read_text())
     for name in ("innovation", "imitation", "market"):
         assert set(doc[name]) >= {"estimate", "ci95"}

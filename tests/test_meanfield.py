@@ -178,5 +178,5 @@ def test_mean_field_run_writes_the_same_files(tmp_path, write_scenario, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["engine"] == "meanfield" and summary["replications"] == 1
     assert summary["p_met"] in (0.0, 1.0)
-    assert sorted(p.name for p in out.iterdir()) == ["adoption.png", "curves.csv",
+    assert sorted(p.name for p in out.iterdir()) == ["adoption.png", "curves.csv", "report.html",
                                                      "scenario.toml", "summary.json"]

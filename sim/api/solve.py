@@ -92,10 +92,12 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
 
 
 def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
-    """Write scenario.toml, solve.png and solve.json (default results/<name>-solve/)."""
+    """Write scenario.toml, solve.png, report.html and solve.json (default
+    results/<name>-solve/)."""
     from sim.explore.solve import fitted_curve
     from sim.plots.adoption import png
     from sim.plots.sweep import solve_figure
+    from sim.store.report import read_text, solve_report, write_report
 
     sc, rng, res, doc = outcome.scenario, outcome.range, outcome.result, outcome.doc
     folder = Path(out) if out is not None else files.default_out(sc, "-solve")
@@ -108,6 +110,46 @@ def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
                        f"{t.deadline}; {doc['runs']} runs ({doc['engine']})\n{res.message}")
     folder.mkdir(parents=True, exist_ok=True)
     files.atomic_write(folder / "scenario.toml", files.scenario_text(sc))
-    files.atomic_write(folder / "solve.png", png(fig))
+    image = png(fig)
+    files.atomic_write(folder / "solve.png", image)
+    write_report(folder, solve_report, doc, image, sc.raw, source=sc.source,
+                 source_text=read_text(sc.source))
     files.write_json(folder / "solve.json", doc)
     return folder
+
+
+def redraw_solve(folder: str | Path) -> list[Path]:
+    """Draw a finished solve's solve.png again from its solve.json (`sim plot`): the same
+    figure `write_solve` drew, the monotone fit recomputed along the search direction."""
+    import json
+
+    import numpy as np
+
+    from sim.explore.solve import isotonic
+    from sim.plots.adoption import png
+    from sim.plots.sweep import solve_figure
+
+    folder = Path(folder)
+    path = folder / "solve.json"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        evs = sorted(doc["evaluations"], key=lambda e: e["value"])
+        # The fit runs along the search: towards smaller values when it was decreasing.
+        along = evs[::-1] if doc.get("direction") == "decreasing" else evs
+        fitted = isotonic(np.array([e["p_met"] for e in along], dtype=float),
+                          np.array([e["replications"] for e in along], dtype=float))
+        if along is not evs:
+            fitted = fitted[::-1]
+        t = doc["target"]
+        fig = solve_figure(evs, parameter=doc["parameter"], probability=doc["probability"],
+                           value=doc["value"], ci95=doc["ci95"], fitted=fitted,
+                           fitted_x=np.array([e["value"] for e in evs], dtype=float),
+                           log=bool(doc.get("log", False)),
+                           title=f"{doc['scenario']}: P(target met) against {doc['parameter']}",
+                           subtitle=f"target {t['firms']:,} at >= {t['level']} ({t['count']}) "
+                           f"by {t['deadline']}; {doc['runs']} runs ({doc['engine']})\n"
+                           f"{doc['message']}")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a solve.json written by sim solve ({exc})") from None
+    files.atomic_write(folder / "solve.png", png(fig))
+    return [folder / "solve.png"]

@@ -120,7 +120,7 @@ def _sweep_into(plan: SweepPlan, out: Path, executor: Executor, progress: Progre
             files.atomic_write(out / "scenario.toml", files.scenario_text(plan.scenario))
             rows = run_sweep(plan, out, executor, on_progress=progress or (lambda d, t: None))
             stats = _write_tables(plan, out, rows)
-            redraw_sweep(out, plan.axes)
+            redraw_sweep(out, plan.axes, source=plan.scenario.source)
             elapsed = time.perf_counter() - started
             failed = sum(1 for r in rows.values() if r.get("error") is not None)
             asked = {"axes": list(plan.axes)} if plan.axes else {}  # `sim plot` redraws them
@@ -195,11 +195,14 @@ def _sweep_line(plan: SweepPlan, stats: Sequence[Mapping[str, Any]],
     return line
 
 
-def redraw_sweep(folder: Path, axes: Sequence[str] | None = None) -> list[Path]:
+def redraw_sweep(folder: Path, axes: Sequence[str] | None = None, *,
+                 source: str | None = None) -> list[Path]:
     """Draw a sweep folder's figures from its manifest and tables, the map over `axes` (two
-    varied keys; default: those the sweep was asked for, else by sensitivity)."""
+    varied keys; default: those the sweep was asked for, else by sensitivity), and its
+    report.html (sources from the scenario file `source`, default the folder's copy)."""
     from sim.explore.reachability import folder_figures
     from sim.plots.adoption import png
+    from sim.store.report import sweep_folder_report, write_report
 
     if not (folder / "points.csv").is_file():
         raise InputError(f"{folder / 'points.csv'}: missing (the sweep has not finished: run "
@@ -210,4 +213,5 @@ def redraw_sweep(folder: Path, axes: Sequence[str] | None = None) -> list[Path]:
         raise InputError(*exc.lines, options=True) from None
     for name, fig in figures:
         files.atomic_write(folder / name, png(fig))
-    return [folder / name for name, _ in figures]
+    drawn = [folder / name for name, _ in figures]
+    return drawn + write_report(folder, sweep_folder_report, folder, drawn, source)

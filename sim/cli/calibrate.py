@@ -80,8 +80,9 @@ def is_fit_folder(folder: Path) -> bool:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    """Fit, then write the three files; nothing is written when the data are refused."""
+    """Fit, then write its files as one set; nothing is written when the data are refused."""
     from sim.store.files import RESULTS_ROOT, json_text, publish
+    from sim.store.report import fit_report, report_file
 
     try:
         series = read_series(args.series, args.where)
@@ -102,8 +103,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     doc["where"] = list(args.where)
     # One set: killed at any moment, the folder holds the previous fit or this one, and
     # fit.json (which `sim plot` reads) comes last.
-    publish(out, [("fragment.toml", fragment(result)), ("fit.png", fig),
-                  ("fit.json", json_text(doc))])
+    text = fragment(result)
+    publish(out, [("fragment.toml", text), ("fit.png", fig),
+                  *report_file(fit_report, doc, fig, text), ("fit.json", json_text(doc))])
     print(summary_line(result))
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -165,8 +167,10 @@ def draw(result: Fit, until: dt.date) -> bytes:
 
 
 def cmd_plot_fit(folder: Path) -> int:
-    """Redraw fit.png: refit the data stored in fit.json (the fit is deterministic)."""
+    """Redraw fit.png and report.html: refit the data stored in fit.json (the fit is
+    deterministic)."""
     from sim.store.files import atomic_write
+    from sim.store.report import fit_report, read_text, write_report
 
     path = folder / "fit.json"
     try:
@@ -185,6 +189,8 @@ def cmd_plot_fit(folder: Path) -> int:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BadInput(f"sim plot: {path}: not a fit.json written by sim calibrate ({exc})"
                        ) from None
-    atomic_write(folder / "fit.png", draw(result, until))
+    image = draw(result, until)
+    atomic_write(folder / "fit.png", image)
+    write_report(folder, fit_report, doc, image, read_text(folder / "fragment.toml") or "")
     print(f"redrew {folder / 'fit.png'}")
     return EXIT_OK
