@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -24,7 +25,7 @@ def test_run_writes_the_results_folder(tmp_path, write_scenario, capsys):
     assert main(["run", str(path), "--out", str(out), "--jobs", "1"]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith("target 2,000 firms at >= line (new) by 2027-12-31: met in ")
-    assert sorted(p.name for p in out.iterdir()) == ["adoption.png", "curves.csv",
+    assert sorted(p.name for p in out.iterdir()) == ["adoption.png", "curves.csv", "report.html",
                                                      "scenario.toml", "summary.json"]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) >= SUMMARY_KEYS
@@ -126,3 +127,86 @@ def test_public_names_resolve_and_version_loads_no_numerics():
             "print(sorted(m for m in ('scipy', 'matplotlib', 'numpy') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.splitlines() == ["sim 0.1.0", "[]"]
+
+
+def test_help_and_check_load_no_numerics_and_list_what_the_commands_say():
+    """`sim --help` and `sim check` import no command they do not run (the listing's lines
+    are kept in sim/cli/main.py; they must be the modules' own)."""
+    from sim.cli.main import build_parser
+
+    assert build_parser("").format_help() == build_parser().format_help()
+    shown = "print(sorted(m for m in ('scipy', 'matplotlib', 'numpy') if m in sys.modules))"
+    for argv in (["--help"], ["check", str(SCENARIOS[0])]):
+        code = (f"import sys\nfrom sim.cli import main\ntry:\n    main({argv!r})\n"
+                f"except SystemExit:\n    pass\n{shown}")
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              cwd=ROOT)
+        assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "[]", proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Results never replaced silently (issue 14)
+
+
+def short_hash(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def test_overrides_get_a_folder_of_their_own(tmp_path, write_scenario, monkeypatch, capsys):
+    """With --set and no --out, results/<name>-<first 8 hex digits of the SHA-256 of the
+    sorted key=value list, values in one TOML form>/: the same overrides, however written
+    and in any order, reuse it, and the scenario's own folder is left alone."""
+    path = write_scenario(base_raw())
+    monkeypatch.chdir(tmp_path)
+    run = ["run", str(path), "--jobs", "1", "--replications", "1"]
+    assert main(run) == 0
+    assert capsys.readouterr().err.splitlines()[-1].startswith("results in results/unit/ (")
+    own = (tmp_path / "results" / "unit" / "curves.csv").read_bytes()
+    h = short_hash("levels.line.imitation=0.8\nresources.integrators.capacity=1000")
+    assert main([*run, "--set", "levels.line.imitation=0.8",
+                 "--set", "resources.integrators.capacity=1_000"]) == 0
+    said = capsys.readouterr().err.splitlines()[-1]
+    assert said.startswith(f"results in results/unit-{h}/ (") and said.endswith(
+        " s, 1 run, 1 job)")
+    assert main([*run, "--set", "resources.integrators.capacity = 1000",
+                 "--set", "levels.line.imitation=0.80"]) == 0
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["unit", f"unit-{h}"]
+    assert (tmp_path / "results" / "unit" / "curves.csv").read_bytes() == own
+    summary = json.loads((tmp_path / "results" / f"unit-{h}" / "summary.json").read_text())
+    assert summary["scenario"] == "unit" and summary["replications"] == 1
+
+
+def test_a_sweep_with_overrides_gets_a_folder_of_its_own(tmp_path, write_scenario,
+                                                         monkeypatch):
+    raw = base_raw()
+    raw["population"]["firms"] = 4000
+    path = write_scenario(raw)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", str(path), "--jobs", "1", "--engine", "tau", "--samples", "2",
+                 "--replications", "1", "--vary", "levels.line.imitation=0.2:1.5",
+                 "--set", "target.firms=33"]) == 0
+    assert (tmp_path / "results" / f"unit-{short_hash('target.firms=33')}-sweep" /
+            "runs.csv").is_file()
+
+
+def test_another_scenarios_results_are_replaced_only_with_force(tmp_path, write_scenario,
+                                                                capsys):
+    """A folder holding a finished run of another scenario (another scenario hash) is
+    refused in one line, nothing written; a rerun of the same scenario replaces it, as
+    does --force."""
+    path = write_scenario(base_raw())
+    out = tmp_path / "out"
+    run = ["run", str(path), "--out", str(out), "--jobs", "1", "--replications", "2"]
+    assert main(run) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    assert main([*run, "--seed", "8"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"sim run: {out}/ holds another scenario's results (unit, 2 runs); pass --force to "
+        "replace them or --out DIR to write elsewhere"]
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # The same values with another comment in the source file: the same scenario.
+    path.write_text(path.read_text() + "# a note\n")
+    assert main(run) == 0
+    assert main([*run, "--seed", "8", "--force"]) == 0
+    assert json.loads((out / "summary.json").read_text())["seed"] == 8

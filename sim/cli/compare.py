@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from sim.analysis.compare import READINGS, RunCurve, compare, describe_reading, summary_lines
 from sim.analysis.compare import table_csv as compare_table_csv
-from sim.cli.common import EXIT_OK, _interrupted, _signals, _signals_held, check_out
+from sim.cli.common import EXIT_OK, check_out, interrupted_line, signals_held, stop_on_signals
 from sim.scenario import LEVELS
 from sim.store import files
 
@@ -49,12 +49,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     folders, left_out = _without_out(args.results, out)
     runs = compare(folders, count=args.count, level=args.level)
     figure = compare_figure_of(runs)
-    with _signals():
+    with stop_on_signals():
         try:
-            with _signals_held():
+            with signals_held():
                 write_compare(runs, out, figure)
         except KeyboardInterrupt as exc:
-            return _interrupted("compare", exc, f"{out}/ holds the previous comparison or none")
+            return interrupted_line("compare", exc, f"{out}/ holds the previous comparison or none")
     for line in summary_lines(runs):
         print(line)
     if left_out:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tomllib
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -11,17 +13,20 @@ from sim import api
 from sim.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
-    _interrupted,
-    _signals,
-    _signals_held,
+    TAU_SPEEDUP,
+    BadInput,
     check_out,
+    interrupted_line,
     nonnegative_int,
+    plural,
     positive_int,
-    progress_bar,
+    progress,
+    signals_held,
+    stop_on_signals,
 )
 from sim.execution.pool import default_jobs
-from sim.scenario import load
-from sim.store.files import default_out
+from sim.scenario import Scenario, load
+from sim.store.files import default_out, scenario_sha256
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -31,13 +36,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", type=nonnegative_int, help="override `seed`")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="override any scenario key (TOML value syntax); repeatable")
-    run.add_argument("--out", type=Path, help="results folder (default results/<name>/)")
+    run.add_argument("--out", type=Path, help="results folder (default results/<name>/, or "
+                     "results/<name>-<hash of the --set overrides>/)")
+    run.add_argument("--force", action="store_true",
+                     help="replace a folder that holds the results of another scenario")
     run.add_argument("--jobs", type=positive_int, default=None,
                      help="local worker processes (default: all cores)")
     run.add_argument("--engine", default="des",
                      help="des (exact discrete-event, default), tau (fixed steps of "
-                     "[engine] tau_step days, ~50x faster, for sweeps) or meanfield (the "
-                     "deterministic large-population limit, one trajectory)")
+                     f"[engine] tau_step days, {TAU_SPEEDUP} faster on the baseline, for "
+                     "sweeps) or meanfield (the deterministic large-population limit, one "
+                     "trajectory)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -49,28 +58,60 @@ def cmd_run(args: argparse.Namespace) -> int:
     api.check_engine(args.engine)
     sc = load(args.scenario, overrides)
     api.check_engine(args.engine, sc)
-    out = args.out if args.out is not None else default_out(sc)
+    out = args.out if args.out is not None else default_out(sc, overrides=args.overrides)
     check_out("run", out)
+    if not args.force:
+        refuse_other_scenario(out, sc)
     jobs = args.jobs or default_jobs()
     published = False
-    with _signals():  # SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated, in this thread
+    with stop_on_signals():  # SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated, in this thread
         try:
-            with progress_bar(sc.name) as bar:
-                outcome = api.run(sc, engine=args.engine, jobs=jobs, progress=bar)
+            with progress(f"sim run {sc.name}", workers=min(jobs, sc.replications),
+                          engine=args.engine) as shown:
+                outcome = api.run(sc, engine=args.engine, jobs=jobs, progress=shown)
             outcome.figure()  # drawn before the signals are held for publishing
-            with _signals_held():
+            with signals_held():
                 api.write(outcome, out)
                 published = True
         except KeyboardInterrupt as exc:
-            return _interrupted("run", exc, _kept(out, published))
+            return interrupted_line("run", exc, _kept(out, published))
         except BrokenProcessPool:
             print("sim run: a worker process died (killed from outside, or out of memory); "
                   "nothing was written", file=sys.stderr)
             return EXIT_ERROR
     print(outcome.line)
-    print(f"results in {out}/ ({outcome.elapsed:.1f} s, {len(outcome.results)} runs, "
-          f"{jobs} jobs)", file=sys.stderr)
+    print(f"results in {out}/ ({outcome.elapsed:.1f} s, {plural(len(outcome.results), 'run')}, "
+          f"{plural(jobs, 'job')})", file=sys.stderr)
     return EXIT_OK
+
+
+def refuse_other_scenario(out: Path, sc: Scenario) -> None:
+    """Refuse (BadInput) to replace the finished run of another scenario in `out`: one whose
+    summary.json records another scenario hash (a rerun of the same scenario replaces it)."""
+    try:
+        held = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError):
+        held = {}
+    held = held if isinstance(held, dict) else {}
+    if held.get("scenario_sha256") == scenario_sha256(sc) or _same_values(out, sc):
+        return
+    name, runs = held.get("scenario"), held.get("replications")
+    what = f" ({name}, {plural(runs, 'run')})" if isinstance(name, str) and \
+        isinstance(runs, int) else ""
+    raise BadInput(f"sim run: {out}/ holds another scenario's results{what}; pass --force to "
+                   "replace them or --out DIR to write elsewhere")
+
+
+def _same_values(out: Path, sc: Scenario) -> bool:
+    """True when the folder's scenario.toml holds the same values as `sc`. The hash is of
+    the text as written, which also changes with the source file's comments and with the
+    writer of another version of sim: neither makes it another scenario."""
+    try:
+        return tomllib.loads((out / "scenario.toml").read_text(encoding="utf-8")) == sc.raw
+    except (OSError, ValueError):
+        return False
 
 
 def _kept(out: Path, published: bool) -> str:

@@ -9,15 +9,16 @@ import sys
 from sim import api
 from sim.cli.common import (
     EXIT_OK,
-    _interrupted,
-    _signals,
     add_batch_options,
     check_jobs,
     check_out,
+    interrupted_line,
+    plural,
     positive_float,
     positive_int,
     probability,
-    progress_bar,
+    progress,
+    stop_on_signals,
 )
 from sim.cli.sweep import scenario_of
 from sim.store.files import default_out
@@ -43,21 +44,22 @@ def cmd_solve(args: argparse.Namespace) -> int:
     api.check_engine(args.engine)
     sc = scenario_of(args)
     rng = api.solve_range(sc, args.vary)
-    out = args.out if args.out is not None else default_out(sc, "-solve")
+    out = args.out if args.out is not None else default_out(sc, "-solve", args.overrides)
     check_out("solve", out)
     check_jobs(args)
     with api.executor_for(args.jobs, args.scheduler) as executor:
         try:
-            with _signals(), progress_bar(f"{sc.name} solve") as bar:
+            with stop_on_signals(), progress(f"sim solve {sc.name}", workers=executor.workers,
+                                      engine=args.engine) as shown:
                 outcome = api.solve(sc, rng, args.probability, engine=args.engine,
                                     replications=args.replications,
                                     max_replications=args.max_replications,
                                     decreasing=args.decreasing, tolerance=args.tolerance,
-                                    executor=executor, progress=bar)
+                                    executor=executor, progress=shown)
         except KeyboardInterrupt as exc:
-            return _interrupted("solve", exc, "nothing was written (a solve does not resume)")
+            return interrupted_line("solve", exc, "nothing was written (a solve does not resume)")
     api.write_solve(outcome, out)
     print(outcome.result.message)
-    print(f"results in {out}/ ({outcome.elapsed:.1f} s, {outcome.doc['runs']} runs)",
+    print(f"results in {out}/ ({outcome.elapsed:.1f} s, {plural(outcome.doc['runs'], 'run')})",
           file=sys.stderr)
     return EXIT_OK

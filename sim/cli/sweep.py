@@ -8,14 +8,15 @@ import sys
 from sim import api
 from sim.cli.common import (
     EXIT_OK,
-    _interrupted,
-    _signals,
     add_batch_options,
     check_jobs,
     check_out,
     half_width,
+    interrupted_line,
+    plural,
     positive_int,
-    progress_bar,
+    progress,
+    stop_on_signals,
 )
 from sim.scenario import DESIGNS, Scenario, load
 from sim.store.files import default_out
@@ -69,18 +70,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                           replications=args.replications, engine=args.engine,
                           precision=args.precision, max_replications=args.max_replications,
                           axes=args.axes)
-    out = args.out if args.out is not None else default_out(sc, "-sweep")
+    out = args.out if args.out is not None else default_out(sc, "-sweep", args.overrides)
     check_out("sweep", out)
     check_jobs(args)
     with api.executor_for(args.jobs, args.scheduler) as executor:
         try:
-            with _signals(), progress_bar(f"{sc.name} sweep", 0) as bar:
-                outcome = api.sweep(plan, out, executor=executor, progress=bar)
+            with stop_on_signals(), progress(f"sim sweep {sc.name}", workers=executor.workers,
+                                      engine=args.engine, resumes=True) as shown:
+                outcome = api.sweep(plan, out, executor=executor, progress=shown)
         except KeyboardInterrupt as exc:
-            return _interrupted("sweep", exc, f"{api.kept_runs(out)} finished runs are kept in "
+            return interrupted_line("sweep", exc, f"{api.kept_runs(out)} finished runs are kept in "
                                 f"{out}/; run the same command again to resume")
     print(outcome.line)
-    workers = outcome.workers
-    print(f"results in {out}/ ({outcome.elapsed:.1f} s, {len(outcome.rows)} runs, "
-          f"{workers} worker{'s' if workers > 1 else ''})", file=sys.stderr)
+    print(f"results in {out}/ ({outcome.elapsed:.1f} s, {plural(len(outcome.rows), 'run')}, "
+          f"{plural(outcome.workers, 'worker')})", file=sys.stderr)
     return EXIT_OK

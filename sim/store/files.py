@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sim.engines import RunResult
-from sim.scenario import COUNT_COLUMNS, LEVELS, Scenario, dumps
+from sim.scenario import COUNT_COLUMNS, LEVELS, Scenario, parse_value, toml_value
 
 RESULTS_ROOT = Path("results")
 
@@ -37,9 +37,34 @@ DIR_MODE = 0o777 & ~_umask()  # what mkdir() would have given; mkdtemp makes fol
 STAGING = ".partial-"  # `.<folder>.partial-<pid>-<random>`: a folder being built beside its place
 
 
-def default_out(scenario: Scenario, suffix: str = "") -> Path:
-    """`results/<name><suffix>/`; the validated name cannot climb out of `results/`."""
-    return RESULTS_ROOT / f"{scenario.name}{suffix}"
+def default_out(scenario: Scenario, suffix: str = "", overrides: Sequence[str] = ()) -> Path:
+    """`results/<name><suffix>/`, or `results/<name>-<hash><suffix>/` with `--set` overrides
+    (see `overrides_hash`), so that a variant never replaces the scenario's own results; the
+    validated name cannot climb out of `results/`."""
+    tag = f"-{overrides_hash(overrides)}" if overrides else ""
+    return RESULTS_ROOT / f"{scenario.name}{tag}{suffix}"
+
+
+def overrides_hash(overrides: Sequence[str]) -> str:
+    """The first 8 hex digits of the SHA-256 of the canonical override list: `key=value` per
+    key (the last one given wins), key as typed, value parsed as TOML and written back in one
+    form (so `40_000` and `40000` agree), sorted. The same overrides, in any order, give the
+    same hash. Overrides must already have been applied (they are well formed)."""
+    last: dict[str, str] = {}
+    for item in overrides:
+        key, text = item.split("=", 1)
+        last[key.strip()] = toml_value(_sorted_tables(parse_value(text)))
+    canonical = "\n".join(sorted(f"{k}={v}" for k, v in last.items()))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:8]
+
+
+def _sorted_tables(value: Any) -> Any:
+    """`value` with every inline table's keys in sorted order (TOML tables are unordered)."""
+    if isinstance(value, dict):
+        return {k: _sorted_tables(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_tables(v) for v in value]
+    return value
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
@@ -61,8 +86,12 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 
 
 def scenario_text(scenario: Scenario) -> str:
-    """The scenario exactly as run (overrides applied), as TOML."""
-    return dumps(scenario.raw)
+    """The scenario exactly as run (overrides applied), as TOML: its source file with the
+    changed values written in (comments and number forms kept), or canonical TOML when there
+    is no source file (a scenario built in Python)."""
+    from sim.scenario.tomlio import dumps_as_run
+
+    return dumps_as_run(scenario.raw, scenario.source)
 
 
 def scenario_sha256(scenario: Scenario) -> str:
