@@ -25,6 +25,7 @@ from sim.scenario import LEVELS, Scenario
 from sim.store import files
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
 from sim.api.common import InputError, Progress, check_engine
@@ -56,6 +57,19 @@ class RunOutcome:
                                       reps[0].initial, self.line,
                                       np.stack([r.upgraded for r in reps]))
         return self._figure
+
+    @property
+    def curves(self) -> pd.DataFrame:
+        """curves.csv as a long DataFrame: replication, date (datetime64), level and each
+        reading of the count (at_or_above, new_since_start, upgraded), the file's values."""
+        from sim.api.notebook import curves_frame
+
+        return curves_frame(self.scenario, self.results)
+
+    def write(self, out: str | Path | None = None) -> Path:
+        """Publish the run's folder (`write`): by default in `results/<name>/`, or in
+        `results/<name>-<hash>/` when the scenario differs from its file."""
+        return write(self, out)
 
 
 def run(scenario: Scenario, *, engine: str = "des", jobs: int | None = None,
@@ -118,24 +132,31 @@ def target_fields(sc: Scenario) -> dict[str, Any]:
 
 
 def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
-    """Publish the run's folder (default results/<name>/) as a whole: killed at any moment,
-    it holds the previous complete results or none. Returns the folder."""
+    """Publish the run's folder as a whole: killed at any moment, it holds the previous
+    complete results or none. By default `results/<name>/`, or `results/<name>-<hash>/` when
+    the scenario differs from its file (`notebook.run_folder`). Returns the folder."""
+    from sim.api.notebook import run_folder
     from sim.plots.adoption import png
+    from sim.store.report import read_text, report_file, run_report
 
-    folder = Path(out) if out is not None else files.default_out(outcome.scenario)
-    files.write_run(folder, outcome.scenario, outcome.results, outcome.summary,
-                    [("adoption.png", png(outcome.figure()))])
+    folder = Path(out) if out is not None else run_folder(outcome.scenario)
+    figures = [("adoption.png", png(outcome.figure()))]
+    sc = outcome.scenario  # report.html goes in the same set: never beside other results
+    report = report_file(run_report, outcome.summary, sc.raw, figures, source=sc.source,
+                         source_text=read_text(sc.source))
+    files.write_run(folder, sc, outcome.results, outcome.summary, figures + report)
     return folder
 
 
 def redraw_run(folder: Path) -> list[Path]:
-    """Draw a finished run's adoption.png again from its files."""
+    """Draw a finished run's adoption.png and report.html again from its files."""
     import json
 
     import numpy as np
 
     from sim.plots.adoption import png, run_figure
     from sim.scenario import read_toml, validate
+    from sim.store.report import read_text, run_report, write_report
 
     needed = [folder / "summary.json", folder / "curves.csv", folder / "scenario.toml"]
     missing = [str(p) for p in needed if not p.is_file()]
@@ -156,6 +177,8 @@ def redraw_run(folder: Path) -> list[Path]:
                              ) from None
         upgraded = np.stack([up[i] for i in sorted(up)])
     initial = np.array([summary["initial_at_or_above"][lv] for lv in LEVELS])
-    files.atomic_write(folder / "adoption.png", png(run_figure(
-        sc, curves, initial, summary.get("verdict", ""), upgraded)))
-    return [folder / "adoption.png"]
+    image = png(run_figure(sc, curves, initial, summary.get("verdict", ""), upgraded))
+    files.atomic_write(folder / "adoption.png", image)
+    return [folder / "adoption.png", *write_report(
+        folder, run_report, summary, sc.raw, [("adoption.png", image)], source=sc.source,
+        source_text=read_text(sc.source))]

@@ -1,0 +1,206 @@
+"""The Python API (sim/api/notebook.py, docs/api.md): `sim.run`, `sim.sweep` and `sim.solve`
+on a path or a Scenario, `set` overrides as Python values, results as DataFrames."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT, base_raw, make
+
+import sim
+from sim.api.notebook import run_folder, scenario_of
+
+
+def documented_names() -> list[str]:
+    """The names docs/api.md documents, one `### \\`sim.NAME\\`` heading each."""
+    text = (ROOT / "docs" / "api.md").read_text(encoding="utf-8")
+    return re.findall(r"^### `sim\.(\w+)`", text, flags=re.M)
+
+
+def test_all_is_what_docs_api_documents():
+    """SimPy's check: the public names and the reference cannot drift apart."""
+    names = documented_names()
+    assert len(names) == len(set(names)), "a name is documented twice"
+    assert sorted(sim.__all__) == sorted(names)
+    assert all(getattr(sim, name) is not None for name in sim.__all__)
+
+
+def test_import_sim_loads_no_numerics():
+    code = ("import sys, sim; print(sorted(m for m in ('numpy', 'pandas', 'scipy', "
+            "'matplotlib') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
+
+
+def read_curves(folder) -> pd.DataFrame:
+    return pd.read_csv(folder / "curves.csv", parse_dates=["date"])
+
+
+def test_run_takes_a_path_or_a_scenario_alike(write_scenario):
+    path = write_scenario(base_raw())
+    by_path = sim.run(path, engine="tau", jobs=1)
+    by_text = sim.run(str(path), engine="tau", jobs=1)
+    by_scenario = sim.run(sim.load(path), engine="tau", jobs=1)
+    assert isinstance(by_path, sim.RunOutcome)
+    assert by_path.line == by_text.line == by_scenario.line
+    assert len(by_path.results) == 4 and by_path.summary["engine"] == "tau"
+    pd.testing.assert_frame_equal(by_path.curves, by_scenario.curves)
+
+
+def test_set_applies_python_values_before_validation(write_scenario):
+    path = write_scenario(base_raw())
+    sc = scenario_of(path, {
+        "target.count": "upgraded",                          # text stays text
+        "levels.line.imitation": np.float64(0.8),            # numpy scalars become numbers
+        "resources.integrators.capacity": np.int64(900),
+        "policy.subsidy.end": "2027-06-30",                  # a date key takes an ISO date
+        "shock.chips.at": pd.Timestamp("2027-03-01"),        # a midnight Timestamp is a date
+        "policy.0.segments": ("sme", "large"),               # a tuple is a list
+        "levels.line.implementation": {"median": 8, "sigma": np.float32(0.25)},
+    }, replications=3, seed=11)
+    assert sc.target.count == "upgraded" and sc.levels[1].imitation == 0.8
+    assert sc.resources[0].capacity == 900 and type(sc.raw["resources"]["integrators"][
+        "capacity"]) is int
+    assert sc.policies[0].end == dt.date(2027, 6, 30) and sc.shocks[0].at == dt.date(2027, 3, 1)
+    assert set(sc.policies[0].segments) == {"sme", "large"}
+    assert sc.raw["levels"]["line"]["implementation"] == {"median": 8, "sigma": 0.25}
+    assert (sc.replications, sc.seed) == (3, 11)
+
+
+def test_set_changes_the_result_as_expected(write_scenario):
+    path = write_scenario(base_raw())
+    base = sim.run(path, engine="meanfield")
+    upgraded = sim.run(path, engine="meanfield", set={"target.count": "upgraded"})
+    assert upgraded.summary["target"]["count"] == "upgraded" and "(upgraded)" in upgraded.line
+    assert upgraded.summary["count_at_deadline"]["mean"] == pytest.approx(
+        base.summary["readings"]["upgraded"]["line"]["mean"])
+    faster = sim.run(path, engine="meanfield", set={"levels.line.innovation": 0.3})
+    assert (faster.summary["count_at_deadline"]["mean"]
+            > base.summary["count_at_deadline"]["mean"] + 100)
+
+
+def test_set_leaves_a_given_scenario_alone():
+    sc = make()
+    outcome = sim.run(sc, engine="meanfield", set={"target.firms": 10})
+    assert outcome.scenario.target.firms == 10 and sc.target.firms == 2_000
+    assert sc.raw["target"]["firms"] == 2_000
+
+
+def test_bad_overrides_name_the_key(write_scenario):
+    path = write_scenario(base_raw())
+    with pytest.raises(sim.ScenarioError) as err:
+        sim.run(path, set={"policy.nosuch.budget": 1.0, "levels.line.success": object(),
+                           "levels.line.imitation": -1})
+    lines = err.value.problems
+    assert any("'policy.nosuch.budget'" in ln and "no entry named 'nosuch'" in ln
+               for ln in lines)
+    assert any("'levels.line.success'" in ln and "not a scenario value" in ln for ln in lines)
+    with pytest.raises(sim.ScenarioError, match="levels.line.imitation"):
+        sim.run(path, set={"levels.line.imitation": -1})
+    with pytest.raises(sim.InputError, match="--engine 'fast'"):
+        sim.run(path, engine="fast")
+    with pytest.raises(TypeError):
+        sim.run(42)
+
+
+@pytest.mark.parametrize("engine", ["tau", "meanfield"])
+def test_curves_hold_what_curves_csv_holds(tmp_path, write_scenario, engine):
+    """Whole firms (tau) and expected values rounded as the file writes them (meanfield)."""
+    outcome = sim.run(write_scenario(base_raw()), engine=engine, jobs=1)
+    curves = outcome.curves
+    assert list(curves.columns) == ["replication", "date", "level", "at_or_above",
+                                    "new_since_start", "upgraded"]
+    assert pd.api.types.is_datetime64_any_dtype(curves["date"])
+    folder = outcome.write(tmp_path / "run")
+    assert folder == tmp_path / "run"
+    pd.testing.assert_frame_equal(curves, read_curves(folder))
+    months = len(outcome.scenario.month_ends())
+    assert len(curves) == len(outcome.results) * months * 4
+
+
+def test_write_never_puts_a_variant_in_the_scenarios_folder(tmp_path, monkeypatch,
+                                                             write_scenario):
+    """`.write()` goes where `sim run` would: results/<name>/ for the scenario as its file
+    has it (whatever replications and seed), results/<name>-<hash of the changes>/ else."""
+    from sim.store.files import default_out
+
+    path = write_scenario(base_raw())
+    monkeypatch.chdir(tmp_path)
+    plain = sim.run(path, engine="meanfield", replications=2, seed=3)
+    assert plain.write() == Path("results/unit") and (tmp_path / "results/unit/summary.json"
+                                                       ).is_file()
+    variant = sim.run(path, engine="meanfield", set={"levels.line.imitation": 0.8})
+    folder = variant.write()
+    assert folder == default_out(variant.scenario, overrides=["levels.line.imitation=0.8"])
+    assert folder != Path("results/unit") and (tmp_path / folder / "summary.json").is_file()
+    by_name = sim.run(path, engine="meanfield", set={"policy.subsidy.end": dt.date(2027, 6, 30)})
+    assert run_folder(by_name.scenario) == default_out(
+        by_name.scenario, overrides=["policy.0.end=2027-06-30"])
+
+
+def test_figure_is_a_matplotlib_figure(write_scenario):
+    from matplotlib.figure import Figure
+
+    outcome = sim.run(write_scenario(base_raw()), engine="meanfield")
+    assert isinstance(outcome.figure(), Figure)
+
+
+def test_progress_reports_runs(write_scenario, capsys):
+    seen = []
+    sim.run(write_scenario(base_raw()), engine="tau", jobs=1,
+            progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (4, 4)
+    sim.run(write_scenario(base_raw()), engine="tau", jobs=1, progress=True)
+    assert "4/4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_sweep_returns_its_tables_and_resumes(tmp_path, monkeypatch, write_scenario):
+    path = write_scenario(base_raw())
+    monkeypatch.chdir(tmp_path)
+    vary = {"levels.line.imitation": (0.3, 0.9),
+            "resources.integrators.capacity": (300, 1200, "log")}
+    swept = sim.sweep(path, vary=vary, design="grid", samples=4, replications=2, jobs=1)
+    assert isinstance(swept, sim.SweepTables) and isinstance(swept, sim.SweepOutcome)
+    assert re.fullmatch(r"results/unit-sweep-[0-9a-f]{8}", swept.out.as_posix())
+    assert len(swept.points) == 4 and len(swept.runs) == 8
+    assert {"levels.line.imitation", "resources.integrators.capacity", "p_met"} <= set(
+        swept.points.columns)
+    assert swept.runs["error"].isna().all()
+    assert {p.name for p in swept.figures()} >= {"reachability.png", "fan.png"}
+    assert swept.line.startswith("target 2,000 firms")
+    again = sim.sweep(path, vary=vary, design="grid", samples=4, replications=2, jobs=1)
+    assert again.out == swept.out
+    pd.testing.assert_frame_equal(again.runs, swept.runs)
+    plan = sim.sweep_plan(sim.load(path), vary=["levels.line.imitation=0.3:0.9",
+                                                "resources.integrators.capacity=300:1200:log"],
+                          design="grid", samples=4, replications=2, engine="tau")
+    assert sim.sweep(plan, jobs=1).out == swept.out  # the same sweep, read back
+    with pytest.raises(sim.InputError, match="run as it is: give vary"):
+        sim.sweep(plan, vary=vary)
+    other = sim.sweep(path, vary=vary, design="grid", samples=4, replications=2, jobs=1,
+                      set={"target.firms": 100})
+    assert other.out != swept.out and other.points["p_met"].iloc[-1] == 1.0
+    with pytest.raises(sim.InputError, match="give \\(LO, HI\\)"):
+        sim.sweep(path, vary={"levels.line.imitation": 0.5})
+
+
+def test_solve_finds_a_value_and_writes_when_asked(tmp_path, write_scenario):
+    """The largest target met with P >= 0.5 lies near the median count (~140 firms)."""
+    solved = sim.solve(write_scenario(base_raw()), probability=0.5, decreasing=True,
+                       vary={"target.firms": (50, 400)}, replications=4, max_replications=8,
+                       jobs=1, out=tmp_path / "solve")
+    assert isinstance(solved, sim.SolveOutcome) and solved.result.reached
+    median = sim.run(solved.scenario, engine="tau", jobs=1).summary["count_at_deadline"]["p50"]
+    assert solved.result.ci95[0] - 10 <= median <= solved.result.ci95[1] + 10
+    assert (tmp_path / "solve" / "solve.json").is_file()
+    with pytest.raises(sim.InputError, match="exactly one"):
+        sim.solve(make(), vary={}, probability=0.5)
