@@ -6,7 +6,8 @@ deterministic ODE limit. Everything above this package imports engine things fro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -21,13 +22,28 @@ DETERMINISTIC = frozenset({"meanfield"})
 """Engines whose result does not depend on the seed: one replication says everything."""
 
 
-def engines() -> dict[str, Engine]:
-    """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit."""
-    from sim.engines.des import simulate
-    from sim.engines.meanfield import solve
-    from sim.engines.tau import simulate_tau
+_MODULES = {"des": ("sim.engines.des", "simulate"), "tau": ("sim.engines.tau", "simulate_tau"),
+            "meanfield": ("sim.engines.meanfield", "solve")}
 
-    return {"des": simulate, "tau": simulate_tau, "meanfield": solve}
+
+class _Engines(Mapping[str, Engine]):
+    """The engines by name, each imported on first use: a tau run (and every worker process
+    it spawns) need not load simpy or scipy.integrate."""
+
+    def __getitem__(self, name: str) -> Engine:
+        module, attr = _MODULES[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+
+def engines() -> Mapping[str, Engine]:
+    """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit."""
+    return _Engines()
 
 
 __all__ = ["DETERMINISTIC", "Engine", "Layout", "RunResult", "engines", "layout", "refusal"]
