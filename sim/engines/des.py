@@ -40,7 +40,7 @@ class _Engine:
         self.draw = Stream(rng)
         # A second stream for what the first never drew before: which firm of a cell is one
         # that has completed no project yet, and the time left on projects under way at the
-        # start. Scenarios without the latter give the same curves as before it existed.
+        # start; so tracking the `upgraded` reading leaves the main stream's draws as they were.
         self.side = Stream(rng.spawn(1)[0])
         self.env = simpy.Environment()
         self.trace: list[tuple] | None = [] if trace else None
