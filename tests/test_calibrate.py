@@ -450,3 +450,41 @@ def test_unreadable_and_non_utf8_files_are_refused(tmp_path, capsys):
     path.write_bytes(b"date,cumulative,note\n2021-01-01,1,caf\xe9\n")
     assert main(["calibrate", str(path), "--level", "line"]) == 2
     assert "is not UTF-8" in capsys.readouterr().err
+
+
+# A published fit in the per-period form m f(t): US VCR sales (thousands) for the ten years
+# from 1980 (t = 1, ..., 10), fitted with R's nls(Sales ~ M (P+Q)^2/P e^{-(P+Q)t} /
+# (1 + Q/P e^{-(P+Q)t})^2) and printed as M = 6.80e+04 (SE 3.13e+03), P = 6.59e-03
+# (SE 1.43e-03), Q = 6.38e-01 (SE 4.14e-02), residual standard error 727 on 7 degrees of
+# freedom (tecdat, "BASS diffusion model" in R, segmentfault.com/a/1190000023280426).
+VCR = (840, 1470, 2110, 4000, 7590, 10950, 10530, 9470, 7790, 5890)
+
+
+def test_the_rate_form_reproduces_a_published_nls_fit(monkeypatch):
+    """Estimates agree with the printed ones to the digits printed (half a unit of the last
+    printed digit), and so do the standard errors (from the 95% intervals, t with 7 degrees
+    of freedom) and the residual standard error. The published fit counts time in whole
+    years (t = 1, ..., 10); sim counts days / 365.25 (1980 is a leap year, so its t would be
+    1.002, ...), so the test puts the fit on the published time axis."""
+    from scipy.stats import t as student
+
+    import sim.analysis.fit as fit_module
+
+    monkeypatch.setattr(fit_module, "years_since", lambda start, dates: np.array(
+        [float(d.year - start.year) for d in dates]))
+    dates = tuple(dt.date(1980 + i, 12, 31) for i in range(len(VCR)))
+    series = Series("VCR", "new", dates, tuple(float(v) for v in VCR))
+    result = fit(series, "line", start=dt.date(1979, 12, 31), estimator="rate")
+    p, q, m = result.params
+    assert abs(m - 6.80e4) <= 50 and abs(p - 6.59e-3) <= 5e-6 and abs(q - 0.638) <= 5e-4
+    t = np.arange(1.0, len(VCR) + 1)
+    resid = np.asarray(VCR) - form_values("rate", (p, q, m), t)
+    assert abs(math.sqrt((resid ** 2).sum() / 7) - 727) <= 0.5
+    # Intervals are Jacobian intervals on log parameters: est x exp(+-t SE(log)), and by the
+    # chain rule SE(log x) = SE(x) / x, so the printed standard error is recovered exactly.
+    crit = student.ppf(0.975, 7)
+    assert result.intervals == "jacobian"
+    for est, se, half_unit in ((result.market, 3.13e3, 5), (result.innovation, 1.43e-3, 5e-6),
+                               (result.imitation, 4.14e-2, 5e-5)):
+        lo, hi = est.ci95
+        assert abs(est.estimate * math.log(hi / lo) / (2 * crit) - se) <= half_unit, (est, se)
