@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 import subprocess
@@ -65,3 +66,13 @@ def test_no_module_over_500_lines():
     long = {str(p.relative_to(ROOT)): n for p in (ROOT / "sim").rglob("*.py")
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
     assert not long, f"modules over 500 lines: {long}"
+
+
+def test_mypy_clean(tmp_path):
+    """`mypy sim --ignore-missing-imports` reports no errors."""
+    if importlib.util.find_spec("mypy") is None:
+        pytest.skip("mypy is not installed (pip install -e '.[test]')")
+    proc = subprocess.run([sys.executable, "-m", "mypy", "sim", "--ignore-missing-imports",
+                           "--cache-dir", str(tmp_path / "mypy_cache")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -174,6 +174,7 @@ def _summary(path: Path) -> dict[str, Any]:
                     if k not in target]
     if lacking:
         raise CompareError([f"{path}: not a run summary (no {', '.join(lacking)})"])
+    assert isinstance(target, dict)  # else "target" would be in `lacking`
     try:
         deadline = dt.date.fromisoformat(str(target["deadline"]))
     except ValueError:

@@ -320,8 +320,7 @@ class _Problem:
                         lm = fixed[2]
                     elif linear:
                         g = self.shape(math.exp(lp), math.exp(lq))
-                        lm = math.log(max(float(g @ self.y) / max(float(g @ g), 1e-300),
-                                          1e-300))
+                        lm = math.log(max(float(g @ self.y) / max(float(g @ g), 1e-300), 1e-300))
                     else:
                         shape = bass_fraction(self.t, math.exp(lp), math.exp(lq))
                         lm = float(np.mean(np.log(self.cum) - np.log(np.maximum(shape, 1e-300))))
@@ -466,9 +465,10 @@ class _Problem:
                 continue
             lo, hi = est.ci95
             open_end = lo is None or hi is None
-            if not open_end and hi / lo <= WEAK_RATIO:
+            if not open_end and hi / lo <= WEAK_RATIO:  # type: ignore[operator]  # both set
                 continue
-            span = ("is open-ended" if open_end else f"spans a factor of {hi / lo:.3g}")
+            span = ("is open-ended" if open_end
+                    else f"spans a factor of {hi / lo:.3g}")  # type: ignore[operator]
             why = ""
             if name == "market" and not_bent:
                 why = (f": the series has not yet bent (fitted share {share:.0%} of the market "

@@ -140,7 +140,7 @@ def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
     from sim.store.report import read_text, report_file, run_report
 
     folder = Path(out) if out is not None else run_folder(outcome.scenario)
-    figures = [("adoption.png", png(outcome.figure()))]
+    figures: list[tuple[str, Any]] = [("adoption.png", png(outcome.figure()))]  # + report: str
     sc = outcome.scenario  # report.html goes in the same set: never beside other results
     report = report_file(run_report, outcome.summary, sc.raw, figures, source=sc.source,
                          source_text=read_text(sc.source))

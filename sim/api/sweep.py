@@ -83,7 +83,9 @@ def sweep_plan(scenario: Scenario, *, vary: Sequence[str] = (), design: str | No
                              "or replications", options=True)
         made = make_design(design_name, ranges, samples, scenario.seed)
         plan = SweepPlan(scenario, made, engine, replications, samples, precision,
-                         max(max_replications, replications), tuple(axes) if axes else None)
+                         max(max_replications, replications),
+                         # SweepPlan refuses axes that are not two varied keys (check_axes)
+                         tuple(axes) if axes else None)  # type: ignore[arg-type]
         check_points(scenario.raw, made, source)
     except InputError:
         raise

@@ -218,12 +218,14 @@ class Progress:
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
         self.started = clock()
-        self.done, self.total = 0, None
+        self.done: int = 0
+        self.total: int | None = None
         self._base: int | None = None if resumes else 0
         self._first: tuple[float, int] | None = None  # (time, done) when round one was back
         self._pace: float | None = None  # seconds per run after round one
         self._estimated = False
-        self._printed_at, self._printed = self.started, None  # time and done of the last line
+        self._printed_at = self.started  # time of the last line
+        self._printed: int | None = None  # done at the last line
         self._bar = None
         if tty if tty is not None else _isatty(self.stream):
             from tqdm import tqdm  # only a terminal gets a bar

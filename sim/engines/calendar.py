@@ -78,6 +78,7 @@ class Calendar:
             while later[b] is None:
                 b += 1
             bucket = later[b]
+            assert bucket is not None  # the loop above stopped at a filled bucket
             later[b] = None
             self.n_later -= len(bucket)
             heapify(bucket)

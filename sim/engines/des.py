@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from heapq import heappop
+from typing import Any, cast
 
 import numpy as np
 import simpy
@@ -257,7 +258,7 @@ class _Engine:
         ev.callbacks.append(self._tick)
 
     def _tick(self, ev: simpy.Event) -> None:
-        self.tick_pending[ev.value] = False
+        self.tick_pending[cast(int, ev.value)] = False  # the timeout carries its resource
         if self.n_waiting:
             self._serve_queues(self.env.now)
             self._total()
@@ -392,7 +393,7 @@ class _Engine:
     def _dated_process(self, kind: str, j: int):
         """Switch policy or shock j on for the part of its window inside the run (the rules'
         `window`), then off; a policy whose budget is spent stays off."""
-        item = (self.sc.policies if kind == "policy" else self.sc.shocks)[j]
+        item: Any = (self.sc.policies if kind == "policy" else self.sc.shocks)[j]  # by kind
         span = rules.window(self.sc, *((item.start, item.end) if kind == "policy"
                                        else (item.at, item.end)))
         if span is None:

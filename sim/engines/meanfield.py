@@ -238,7 +238,7 @@ class _MeanField:
 
     # -- the vector field and its Jacobian -----------------------------------------------------
 
-    def _hazard(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _hazard(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-lane decision hazard and the coefficient of each level's adopters in it."""
         ln, S = self.lanes, self.n_seg
         Y = y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS)
@@ -398,21 +398,21 @@ class _MeanField:
                 self._apply(actions[ai][1])
                 ai += 1
             t_next = min(actions[ai][0] if ai < len(actions) else horizon, horizon)
-            events = []
+            events: list = []  # event functions for solve_ivp
             budget_js = [j for j in range(len(sc.policies))
                          if self.policy_on[j] and not self.policy_spent_out[j]
                          and math.isfinite(self.budget[j])]
             for j in budget_js:
                 def spent_out(_t, yy, j=j):
                     return yy[self.o_spent + j] - self.budget[j]
-                spent_out.terminal = True
-                spent_out.direction = 1
+                spent_out.terminal = True  # type: ignore[attr-defined]  # solve_ivp's protocol
+                spent_out.direction = 1  # type: ignore[attr-defined]
                 events.append(spent_out)
 
             def crossed(_t, yy):
                 return count(yy) - firms
-            crossed.terminal = False
-            crossed.direction = 1
+            crossed.terminal = False  # type: ignore[attr-defined]  # solve_ivp's protocol
+            crossed.direction = 1  # type: ignore[attr-defined]
             events.append(crossed)
 
             self._build()

@@ -6,6 +6,7 @@ of noise between replications or between engines.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +16,7 @@ from sim.scenario import LEVELS, Scenario
 N_LEVELS = len(LEVELS)
 
 
-def apportion(total: int, weights: list[float]) -> list[int]:
+def apportion(total: int, weights: Sequence[float]) -> list[int]:
     """Split `total` into integers proportional to `weights` (largest-remainder method)."""
     wsum = float(sum(weights))
     if total <= 0 or wsum <= 0:

@@ -10,6 +10,7 @@ this module and the scenario schema.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ class Change:
         return self.day / DAYS_PER_YEAR
 
 
-def window(sc: Scenario, first: object, last: object | None) -> tuple[int, int] | None:
+def window(sc: Scenario, first: dt.date, last: dt.date | None) -> tuple[int, int] | None:
     """Days [begin, end) of an interval from the start of date `first` to the end of date
     `last` (None: open-ended), clipped to the run; None if nothing of it falls inside.
 
@@ -211,14 +212,14 @@ class Parameters:
 
     # policies ---------------------------------------------------------------------------
 
-    def multipliers(self, active: Sequence[bool]) -> np.ndarray:
+    def multipliers(self, active: Sequence[bool] | np.ndarray) -> np.ndarray:
         """M(s, k): product of the multipliers of the active policies covering segment s."""
         M = np.ones((self.n_segments, N_LEVELS + 1))
         for j in np.flatnonzero(np.asarray(active, dtype=bool)):
             M[self.policy_applies[j]] *= self.policy_multiplier[j]
         return M
 
-    def gain(self, active: Sequence[bool]) -> np.ndarray:
+    def gain(self, active: Sequence[bool] | np.ndarray) -> np.ndarray:
         """a(s, k) * M(s, k): what multiplies p + q * Phi in the hazard."""
         return self.propensity * self.multipliers(active)
 
@@ -271,7 +272,7 @@ class TargetCount:
     reading: str = "new"
 
     @classmethod
-    def of(cls, sc: Scenario, initial_at_or_above: Sequence[float]) -> TargetCount:
+    def of(cls, sc: Scenario, initial_at_or_above: Sequence[float] | np.ndarray) -> TargetCount:
         k = sc.target.level_index
         offset = initial_at_or_above[k - 1] if sc.target.count == "new" else 0
         return cls(k, offset, sc.target.firms, sc.target.count)
@@ -329,5 +330,6 @@ def residual_cdf(r, median_years: float, sigma: float):
         z = (np.log(np.maximum(r, 1e-300)) - mu) / sigma if sigma > 0 else None
     if sigma == 0:
         return np.minimum(r, median_years) / median_years
+    assert z is not None  # sigma > 0 here
     part = mean * ndtr(z - sigma) + r * (1 - ndtr(z))
     return np.where(r > 0, part / mean, 0.0)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from typing import cast
 
 import numpy as np
 from scipy.special import ndtr
@@ -231,7 +232,8 @@ class _Tau:
             return
         free = self.cap_steps[m] - self.in_use
         blocked = np.zeros(len(free), dtype=bool)
-        allowed = np.ones(len(self.units), dtype=bool)  # levels needing no blocked resource
+        # levels needing no blocked resource
+        allowed: np.ndarray = np.ones(len(self.units), dtype=bool)
         started = np.zeros_like(new)
         done = []
         for entry in self.queue:
@@ -261,7 +263,7 @@ class _Tau:
                     k -= int(over.max())
                     take = np.zeros_like(counts)
                 blocked |= uses & (demand - take.sum(axis=(0, 2)) @ self.units > 0)
-                allowed = ~((self.units > 0) & blocked[None, :]).any(axis=1)
+                allowed = cast(np.ndarray, ~((self.units > 0) & blocked[None, :]).any(axis=1))
             free -= take.sum(axis=(0, 2)) @ self.units
             started += take
             entry[0] = entry[0] - take

@@ -91,7 +91,7 @@ class LocalExecutor(_Base):
 
     def wait(self, handles: set[Hashable], timeout: float) -> list[tuple[Hashable, Any]]:
         done, _ = wait(handles, timeout=timeout, return_when=FIRST_COMPLETED)  # type: ignore[arg-type]
-        out = []
+        out: list[tuple[Hashable, Any]] = []
         for fut in done:
             exc = fut.exception()
             out.append((fut, exc if exc is not None else fut.result()))

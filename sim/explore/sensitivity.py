@@ -158,7 +158,7 @@ def point_noise(kind: str, n: np.ndarray, variance: np.ndarray, p: np.ndarray) -
 
 
 def analyse(design_name: str, base: int, parameters: Sequence[str], unit_x: np.ndarray,
-            outputs: dict[str, tuple[np.ndarray, np.ndarray | None]], *, seed: int = 0,
+            outputs: Mapping[str, tuple[np.ndarray, np.ndarray | None]], *, seed: int = 0,
             resamples: int = BOOTSTRAP) -> list[Index]:
     """Indices for every output (name -> (point means, noise per point or None)): Sobol
     first/total for a Sobol design with `base` rows per block, rank correlations otherwise."""

@@ -230,7 +230,7 @@ def _ci(ev: Evaluation, s: Solver) -> str:
 
 def isotonic(y: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Weighted least-squares non-decreasing fit (pool adjacent violators)."""
-    blocks: list[list[float]] = []  # [mean, weight, count]
+    blocks: list[list[Any]] = []  # [mean, weight, count]: floats and an int
     for yi, wi in zip(y, w, strict=True):
         blocks.append([float(yi), float(wi), 1])
         while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -51,10 +52,10 @@ def compare_figure(
     fig = Figure(figsize=(11, 6.2 + 0.24 * n), layout="constrained")
     ax = fig.add_subplot()
     top = 1.0
-    handles = []
+    handles: list[Any] = []  # (band, line) pairs: matplotlib's HandlerTuple draws them
     for k in range(n):
         colour = COLOURS[k % len(COLOURS)]
-        x = list(dates[k])
+        x: list[Any] = list(dates[k])  # dates: matplotlib plots them, its stubs want numbers
         lo, med, hi = (np.asarray(a, dtype=float) for a in (p05[k], p50[k], p95[k]))
         band = ax.fill_between(x, lo, hi, color=colour, alpha=BAND_ALPHA, lw=0)
         (line,) = ax.plot(x, med, color=colour, lw=2, ls=RUN_STYLES[k % len(RUN_STYLES)])
@@ -99,7 +100,7 @@ def _deadlines(ax: Axes, names: Sequence[str], deadlines: Sequence[dt.date]) -> 
     deadlines differ, and staggered so that close dates do not overprint."""
     distinct = sorted(set(deadlines))
     for j, deadline in enumerate(distinct):
-        ax.axvline(deadline, color="0.3", ls="--", lw=1)
+        ax.axvline(deadline, color="0.3", ls="--", lw=1)  # type: ignore[arg-type]  # a date
         text = f"deadline {deadline:%Y-%m-%d}"
         if len(distinct) > 1:
             text += ": " + ", ".join(name for name, d in zip(names, deadlines, strict=True)

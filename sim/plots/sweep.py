@@ -184,6 +184,7 @@ def reachability_figure(m: MapData, *, title: str, subtitle: str = "", counted: 
 def _count_map(fig: Figure, ax, m: MapData, ok: np.ndarray, counted: str):
     """Fill the map with the smoothed mean count; the target contour when a point's mean
     reaches it; the points coloured by their own mean, ringed where P(met) > 0."""
+    assert m.grid is not None  # the caller draws a map only with a grid
     X, Y, z = m.grid
     count, p = m.points["count_mean"], m.points["p_met"]
     x, y = m.values[:, 0], m.values[:, 1]
@@ -295,12 +296,13 @@ def fan_figure(dates: Sequence[dt.date], medians: Mapping[int, np.ndarray],
     for j in order:
         p = p_met.get(j, np.nan)
         colour = "0.6" if not np.isfinite(p) else cmap(p)
-        ax.plot(dates, medians[j], color=colour, lw=1.1, alpha=alpha)
+        ax.plot(dates, medians[j], color=colour, lw=1.1, alpha=alpha)  # type: ignore[arg-type]
         top = max(top, float(np.nanmax(medians[j])))
     ax.axhline(threshold, color=TARGET, lw=1.8, label=f"target {threshold:,.0f}")
-    ax.axvline(deadline, color="0.25", ls="--", lw=1.2)
-    ax.text(deadline, 0.98, f" deadline {deadline:%Y-%m-%d}", fontsize=8.5, color="0.25",
-            va="top", transform=ax.get_xaxis_transform())
+    # matplotlib draws dates on the x axis; its stubs accept only floats
+    ax.axvline(deadline, color="0.25", ls="--", lw=1.2)  # type: ignore[arg-type]
+    ax.text(deadline, 0.98, f" deadline {deadline:%Y-%m-%d}",  # type: ignore[arg-type]
+            fontsize=8.5, color="0.25", va="top", transform=ax.get_xaxis_transform())
     ax.set_ylim(0, top * 1.08)
     ax.yaxis.set_major_formatter(FuncFormatter(thousands))
     ax.xaxis.set_major_locator(mdates.YearLocator())

@@ -9,7 +9,7 @@ import datetime as dt
 import difflib
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from sim.scenario.show import _key, _show
 from sim.scenario.types import FIRST_DATE, LAST_DATE, LEVELS
@@ -126,11 +126,11 @@ class _Checker:
             self.fail(where, value, "must be a table per level, e.g. { line = 1.5 }")
             return (default,) * len(LEVELS)
         self.unknown(value, LEVELS, where)
-        return tuple(
-            self.check_number(value[lv], f"{where}.{lv}", default, lo=lo, hi=hi)
+        return tuple(  # default is a float, so check_number returns a float
+            cast(float, self.check_number(value[lv], f"{where}.{lv}", default, lo=lo, hi=hi))
             if lv in value else default
             for lv in LEVELS
-        )  # type: ignore[return-value]
+        )
 
 
 def _range_text(lo: float, hi: float, lo_open: bool) -> str:

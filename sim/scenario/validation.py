@@ -73,11 +73,11 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     c.unknown(levels_raw, LEVELS, "levels")
     resources = _resources(c, raw)
     resource_names = tuple(r.name for r in resources)
-    levels: list[Level] = []
+    built: list[Level] = []
     for lv in LEVELS:  # eligible defaults to the level below's share: "all who can climb"
-        below = levels[-1].eligible if levels else 1.0
-        levels.append(_level(c, levels_raw, lv, resource_names, below))
-    levels = tuple(levels)
+        below = built[-1].eligible if built else 1.0
+        built.append(_level(c, levels_raw, lv, resource_names, below))
+    levels = tuple(built)
     eligible = [lv.eligible for lv in levels]
     for k in range(1, len(LEVELS)):
         if eligible[k] > eligible[k - 1] + 1e-12:

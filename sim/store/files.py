@@ -138,7 +138,7 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def write_run(out: Path, scenario: Scenario, results: Mapping[int, RunResult],
-              summary: Mapping[str, Any], figures: Iterable[tuple[str, bytes]]) -> None:
+              summary: Mapping[str, Any], figures: Iterable[tuple[str, bytes | str]]) -> None:
     """Publish a finished run: scenario, curves, figures, and last the summary that vouches
     for them."""
     publish(out, [("scenario.toml", scenario_text(scenario)),

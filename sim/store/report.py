@@ -13,7 +13,7 @@ import tomllib
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sim.scenario import LEVELS
 from sim.store.page import (
@@ -343,4 +343,5 @@ def sweep_folder_report(folder: Path, figures: Sequence[Path], source: str | Non
     return sweep_report(manifest, rows("points.csv"), rows("sensitivity.csv"),
                         [(p.name, p.read_bytes()) for p in figures], tomllib.loads(scenario),
                         source_text=text or scenario,
-                        source=source if text else str(folder / "scenario.toml"))
+                        # text is read from `source`, so a source is given when there is text
+                        source=cast(str, source) if text else str(folder / "scenario.toml"))
