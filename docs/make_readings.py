@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from sim import api
-from sim.analysis.verdict import wilson
+from sim.analysis.verdict import reading_counts, wilson
 from sim.cli.main import main as sim_main
-from sim.scenario import load
+from sim.scenario import LEVELS, load
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
@@ -42,15 +42,8 @@ WHAT = {
 def counts(outcome: api.RunOutcome, reading: str, level: str) -> np.ndarray:
     """Each replication's count at the deadline under one reading of the target."""
     sc = outcome.scenario
-    m = sc.month_ends().index(sc.target.deadline)
-    k = ("device", "line", "factory", "ecosystem").index(level)
-    reps = [outcome.results[i] for i in sorted(outcome.results)]
-    stock = np.array([r.at_or_above[m, k] for r in reps], dtype=float)
-    if reading == "stock":
-        return stock
-    if reading == "new":
-        return stock - np.array([r.initial[k] for r in reps], dtype=float)
-    return np.array([r.upgraded[m, k] for r in reps], dtype=float)
+    k = LEVELS.index(level)
+    return reading_counts(sc, outcome.results, sc.target.deadline)[reading][:, k]
 
 
 def cell(x: np.ndarray, firms: int) -> str:

@@ -148,23 +148,29 @@ def summary_fields(v: Verdict) -> dict:
     }
 
 
-def readings_at(scenario: Scenario, results: Mapping[int, Any], date: dt.date
-                ) -> dict[str, dict[str, dict[str, float]]]:
-    """Every reading of the count (stock, new, upgraded) at every level on a month end, over
-    replications (mean, 5% and 95%): how the answer depends on what the target counts."""
-    from sim.scenario import LEVELS
-
+def reading_counts(scenario: Scenario, results: Mapping[int, Any], date: dt.date
+                   ) -> dict[str, np.ndarray]:
+    """Each replication's count under every reading (stock, new, upgraded) at every level,
+    (replications, 4) per reading, on the last month end at or before `date`."""
     m = scenario.month_ends().index(max(d for d in scenario.month_ends() if d <= date))
     reps = [results[i] for i in sorted(results)]
     stock = np.array([r.at_or_above[m] for r in reps], dtype=float)
-    arrays = {"stock": stock,
-              "new": stock - np.array([r.initial for r in reps], dtype=float),
-              "upgraded": np.array([r.upgraded[m] for r in reps], dtype=float)}
+    return {"stock": stock,
+            "new": stock - np.array([r.initial for r in reps], dtype=float),
+            "upgraded": np.array([r.upgraded[m] for r in reps], dtype=float)}
+
+
+def readings_at(scenario: Scenario, results: Mapping[int, Any], date: dt.date
+                ) -> dict[str, dict[str, dict[str, float]]]:
+    """Every reading of the count at every level on a month end, over replications (mean,
+    5% and 95%): how the answer depends on what the target counts."""
+    from sim.scenario import LEVELS
+
     return {reading: {lv: {"mean": float(a[:, k].mean()),
                            "p05": float(np.quantile(a[:, k], 0.05)),
                            "p95": float(np.quantile(a[:, k], 0.95))}
                       for k, lv in enumerate(LEVELS)}
-            for reading, a in arrays.items()}
+            for reading, a in reading_counts(scenario, results, date).items()}
 
 
 def point_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
