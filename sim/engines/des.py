@@ -66,6 +66,8 @@ class _Engine:
         # Firms that have completed no project since the start ("unmoved"): at exactly level j,
         # and idle ones per cell and ceiling. A firm's project carries this flag as bit 8 of
         # its ceiling code (FRESH), so failures return it and successes clear it.
+        # The rules' eligibility as a table for the hot loop: climbs[level][ceiling].
+        self.climbs = [[bool(rules.may_climb(j, c)) for c in range(L + 1)] for j in range(L + 1)]
         self.unmoved = [sum(self.exact[s][j] for s in range(n_seg)) for j in range(L + 1)]
         self.fresh_idle = [row[:] for row in self.idle]
         # Projects under way at the start leave the idle pool now and start below.
@@ -338,7 +340,7 @@ class _Engine:
             self.As[s][k] += 1
             if self.trace is not None:
                 self.trace.append(("climb", t, s, k - 1, k))
-            if rules.may_climb(k, c):
+            if self.climbs[k][c]:
                 i = s * L + k
                 self.idle[i][c] += 1
                 self.idle_total[i] += 1

@@ -59,7 +59,9 @@ def next_unit_change(base: float, factor: float, log_growth: float, units: int) 
 def may_climb(level, ceiling):
     """Eligibility: a firm at `level` may decide on the level above iff its ceiling (the
     highest level it is eligible for) lies above it. Works on ints and arrays."""
-    return np.greater(ceiling, level) if np.ndim(level) or np.ndim(ceiling) else ceiling > level
+    if isinstance(level, int) and isinstance(ceiling, int):
+        return ceiling > level
+    return np.greater(ceiling, level)
 
 
 def capacity_fluid(base: np.ndarray, factor: np.ndarray, log_growth: np.ndarray, t
