@@ -185,9 +185,9 @@ def duration(seconds: float) -> str:
     return f"{h} h {m} min" if m else f"{h} h"
 
 
-TAU_SPEEDUP = "about 40x"
-"""How much faster `tau` is than `des` on the baseline (520,000 firms): 0.023 s against 0.930 s
-per replication at the default 10-day step (docs/performance.md). Said by `--engine`'s help and
+TAU_SPEEDUP = "about 30x"
+"""How much faster `tau` is than `des` on the baseline (520,000 firms): 0.034 s against 1.06 s
+of CPU per replication at the default 10-day step (docs/performance.md, 6 December 2026). Said by `--engine`'s help and
 by the hint before a long exact run."""
 
 
