@@ -187,8 +187,8 @@ def duration(seconds: float) -> str:
 
 TAU_SPEEDUP = "about 30x"
 """How much faster `tau` is than `des` on the baseline (520,000 firms): 0.034 s against 1.06 s
-of CPU per replication at the default 10-day step (docs/performance.md, 6 December 2026). Said by `--engine`'s help and
-by the hint before a long exact run."""
+of CPU per replication at the default 10-day step (docs/performance.md, 6 December 2026).
+Said by `--engine`'s help and by the hint before a long exact run."""
 
 
 class Progress:
