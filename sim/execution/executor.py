@@ -137,16 +137,20 @@ class DaskExecutor(_Base):
             done, _ = dask_wait(list(handles), timeout=timeout, return_when="FIRST_COMPLETED")
         except TimeoutError:
             return []
-        return [(fut, self._outcome(fut)) for fut in done]
+        # A future the scheduler is recomputing (its worker died after finishing it) can be
+        # reported done and then be pending again: it is still in flight, not an outcome.
+        return [(fut, self._outcome(fut)) for fut in done if fut.status != "pending"]
 
     @staticmethod
     def _outcome(fut: Any) -> Any:
         if fut.status == "finished":
             return fut.result()
         try:
-            return fut.exception()
-        except Exception as exc:  # noqa: BLE001 - e.g. the future was cancelled
-            return exc
+            exc = fut.exception()
+        except Exception as err:  # noqa: BLE001 - e.g. the future was cancelled
+            return err
+        # 'lost' (or any state without an error of its own) is a failure to resubmit.
+        return exc if exc is not None else RuntimeError(f"task {fut.status}")
 
     def recover(self, exc: BaseException) -> bool:
         return True  # the scheduler already moved the other tasks; resubmit this one
