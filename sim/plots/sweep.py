@@ -252,12 +252,7 @@ def _count_1d(m: MapData, title: str, subtitle: str, counted: str) -> Figure:
     ax.xaxis.set_major_formatter(FuncFormatter(_tick))
     ax.set_xlabel(rng["key"])
     ax.set_ylabel(f"{counted} at the deadline")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.suptitle(title, fontsize=12, fontweight="bold")
-    if subtitle:
-        ax.set_title(subtitle, fontsize=9, color="0.25")
-    return fig
+    return _finish_line(fig, ax, title, subtitle)
 
 
 def _bars(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -405,6 +400,11 @@ def _probability_axes(fig: Figure, ax, parameter: str, log: bool, title: str, su
     ax.set_xlabel(parameter)
     ax.set_ylabel("P(target met)")
     ax.xaxis.set_major_formatter(FuncFormatter(_tick))
+    return _finish_line(fig, ax, title, subtitle)
+
+
+def _finish_line(fig: Figure, ax, title: str, subtitle: str) -> Figure:
+    """Grid, legend and titles of a figure against one parameter (P(met) or the count)."""
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.suptitle(title, fontsize=12, fontweight="bold")
