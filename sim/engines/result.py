@@ -12,7 +12,7 @@ class RunResult:
     """What one replication produced; arrays are indexed by month end, level 1..4."""
 
     at_or_above: np.ndarray  # (months, 4) firms at or above each level at each month end
-    by_segment: np.ndarray  # (months, segments, 5) firms at exactly each level 0..4
+    by_segment: np.ndarray  # (months, cells' segments, 5) firms at exactly each level 0..4
     initial: np.ndarray  # (4,) firms at or above each level at the start
     count_at_deadline: float  # whole firms in the stochastic engines, expected in the mean field
     crossing_time: float | None  # years from start; None if never within the horizon
@@ -22,3 +22,25 @@ class RunResult:
     events: dict[str, int] = field(default_factory=dict)
     spent: tuple[float, ...] = ()  # subsidy paid per policy, yuan
     trace: list[tuple] | None = None
+    # Per region (scenario.region_names order; one, `national`, when the scenario has none).
+    # None: the national arrays stand for the one region.
+    region_at_or_above: np.ndarray | None = None  # (months, regions, 4)
+    region_upgraded: np.ndarray | None = None  # (months, regions, 4)
+    region_initial: np.ndarray | None = None  # (regions, 4)
+    region_count_at_deadline: np.ndarray | None = None  # (regions,), adds up to the national
+    # Population change over the run (entry and exit; all 0 when the scenario has none).
+    entered: float = 0.0  # firms that entered after the start
+    exited: float = 0.0  # firms that left, at any level
+    exited_upgraded: float = 0.0  # of which had completed a project at or above the target
+    # level since the start (they no longer count: counts are over firms that exist)
+
+    def regional(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(at_or_above (months, R, 4), upgraded (months, R, 4), initial (R, 4), count at the
+        deadline (R,)), the national arrays as one region when the engine gave none."""
+        if self.region_at_or_above is None:
+            return (self.at_or_above[:, None, :], self.upgraded[:, None, :],
+                    np.asarray(self.initial)[None, :], np.array([self.count_at_deadline]))
+        assert self.region_upgraded is not None and self.region_initial is not None
+        assert self.region_count_at_deadline is not None
+        return (self.region_at_or_above, self.region_upgraded, self.region_initial,
+                self.region_count_at_deadline)

@@ -26,9 +26,12 @@ from sim.scenario.types import (
     MAX_FIRMS,
     MAX_HORIZON_YEARS,
     NAME_PATTERN,
+    NATIONAL,
     TAU_STEP_DAYS,
     Level,
     Policy,
+    Quotas,
+    Region,
     Resource,
     Scenario,
     ScenarioError,
@@ -51,8 +54,8 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
 __all__ = [
     "COUNT_COLUMNS", "COUNTS", "DAYS_PER_YEAR", "DESIGNS", "FIRST_DATE", "LAST_DATE", "LEVELS",
     "LEVEL_KEYS",
-    "MAX_FIRMS", "MAX_HORIZON_YEARS", "NAME_PATTERN", "TAU_STEP_DAYS", "TOP_KEYS", "Level",
-    "Policy", "Resource", "Scenario", "ScenarioError", "Segment", "Shock", "Sweep", "Target",
+    "MAX_FIRMS", "MAX_HORIZON_YEARS", "NAME_PATTERN", "NATIONAL", "TAU_STEP_DAYS", "TOP_KEYS",
+    "Level", "Policy", "Quotas", "Region", "Resource", "Scenario", "ScenarioError", "Segment", "Shock", "Sweep", "Target",
     "_key", "_value", "apply_overrides", "dumps", "get_key", "key_text", "load", "parse_value",
     "read_toml", "set_key", "split_key", "toml_value", "validate",
 ]

@@ -26,6 +26,7 @@ DAYS_PER_YEAR = 365.25
 MAX_FIRMS = 10**9
 TAU_STEP_DAYS = 10.0  # default step of the fast engine: bias measured in docs/performance.md
 FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+NATIONAL = "national"  # the one region of a scenario that declares none
 MAX_HORIZON_YEARS = 100  # a planning horizon; months, curves and figures grow with it
 
 
@@ -63,6 +64,28 @@ class Segment:
 
 
 @dataclass(frozen=True)
+class Region:
+    """A group of provinces: its share of the firms (every segment is split by it), rate
+    multipliers per level (on the segments' propensities) and, optionally, its quota: the
+    share of the national target it is asked to deliver (`population.region`)."""
+
+    name: str
+    share: float
+    multiplier: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)  # per level device..ecosystem
+    quota: float | None = None
+
+
+@dataclass(frozen=True)
+class Quotas:
+    """How regional quotas push (`population.quotas`): every `every` months a region whose
+    count lags `quota x firms x elapsed share of the plan period` has its hazards for the
+    levels up to the target's multiplied by `push` until the next review."""
+
+    push: float = 1.0
+    every: int = 3  # months
+
+
+@dataclass(frozen=True)
 class Resource:
     """A pool of units held by running projects; capacity compounds at `growth` per year."""
 
@@ -80,6 +103,7 @@ class Policy:
     end: dt.date
     multiplier: tuple[float, ...]  # per level
     segments: tuple[str, ...] | None = None  # None: all segments
+    regions: tuple[str, ...] | None = None  # None: all regions
     budget: float | None = None  # yuan; None: unlimited
     cost: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # yuan paid per project started, per level
 
@@ -145,6 +169,8 @@ class Scenario:
     sweep: Sweep | None = None
     in_flight: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # share of all firms with a project to
     # each level device..ecosystem under way at the start (`population.in_flight`)
+    regions: tuple[Region, ...] = ()  # () : one national region
+    quotas: Quotas = Quotas()
     tau_step: float = TAU_STEP_DAYS  # days; step of the fast engine (`[engine] tau_step`)
     source: str = "<scenario>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -158,6 +184,11 @@ class Scenario:
     def horizon(self) -> float:
         """Model time of the end of the last day."""
         return self.years(self.end, end_of_day=True)
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        """Names of the regions; a scenario without regions has one, `national`."""
+        return tuple(r.name for r in self.regions) or (NATIONAL,)
 
     @property
     def deadline(self) -> float:
