@@ -35,10 +35,15 @@ def _rich_raw() -> dict[str, Any]:
                     "vary": {"levels.line.imitation": [0.3, 0.7]},
                     "log": ["levels.line.imitation"]}
     raw["engine"] = {"tau_step": 5}
+    raw["population"].update(
+        region=[{"name": "east", "share": 0.6, "multiplier": {"line": 1.2}, "quota": 0.7},
+                {"name": "west", "share": 0.4, "multiplier": 0.8}],
+        quotas={"push": 1.5, "every": 3}, entry=0.02, exit=0.01, entry_device=0.3)
+    raw["policy"][0]["regions"] = ["east"]
     return raw
 
 
-SEGMENTS, RESOURCES = ("large", "sme"), ("integrators", "compute")
+SEGMENTS, REGIONS, RESOURCES = ("large", "sme"), ("east", "west"), ("integrators", "compute")
 
 
 def _declared(where: str) -> str:
@@ -47,6 +52,8 @@ def _declared(where: str) -> str:
     path = re.sub(r"\[\d+\]", "[]", where)
     path = re.sub(r"^population\.segment\.(\w+)", lambda m: "population.segment[]"
                   if m.group(1) in SEGMENTS else m.group(0), path)
+    path = re.sub(r"^population\.region\.(\w+)", lambda m: "population.region[]"
+                  if m.group(1) in REGIONS else m.group(0), path)
     path = re.sub(r"^levels\.(\w+)", lambda m: "levels.<level>" if m.group(1) in LEVELS
                   else m.group(0), path)
     path = re.sub(r"^resources\.(\w+)", "resources.<resource>", path)
@@ -120,7 +127,7 @@ def recorded() -> Recorder:
 
 # Keys the validator reads straight from the dictionary, not through the checker's helpers.
 READ_DIRECTLY = {"population.segment", "policy", "shock", "policy[].segments",
-                 "sweep.vary.<key>", "sweep.log", "resources.<resource>"}
+                 "policy[].regions", "sweep.vary.<key>", "sweep.log", "resources.<resource>"}
 
 
 def _by_path() -> dict[str, schema.Key]:

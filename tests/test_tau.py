@@ -20,7 +20,8 @@ from sim.analysis.verdict import wilson
 from sim.engines.des import simulate
 from sim.engines.meanfield import solve
 from sim.engines.population import layout
-from sim.engines.tau import _Tau, simulate_tau, step_edges
+from sim.engines.steps import step_edges
+from sim.engines.tau import _Tau, simulate_tau
 from sim.execution.runner import replication_rng
 from sim.scenario import read_toml, validate
 

@@ -58,6 +58,7 @@ def verdict(scenario: Scenario, counts: Sequence[float], crossings: Sequence[flo
     n = len(counts)
     arr = np.asarray(counts, dtype=float)
     met = int(np.sum(arr >= scenario.target.firms))
+    stats = count_stats(arr)
     cross = np.array([math.inf if c is None else c for c in crossings], dtype=float)
 
     def cross_q(q: float) -> dt.date | None:
@@ -70,10 +71,10 @@ def verdict(scenario: Scenario, counts: Sequence[float], crossings: Sequence[flo
         met=met,
         p_met=met / n if n else math.nan,
         p_met_ci95=(met / n, met / n) if deterministic and n else wilson(met, n),
-        count_mean=float(arr.mean()) if n else math.nan,
-        count_p05=float(np.quantile(arr, 0.05)) if n else math.nan,
-        count_p50=float(np.quantile(arr, 0.50)) if n else math.nan,
-        count_p95=float(np.quantile(arr, 0.95)) if n else math.nan,
+        count_mean=stats["mean"],
+        count_p05=stats["p05"],
+        count_p50=stats["p50"],
+        count_p95=stats["p95"],
         crossing_p05=cross_q(0.05),
         crossing_p50=cross_q(0.50),
         crossing_p95=cross_q(0.95),
@@ -81,6 +82,16 @@ def verdict(scenario: Scenario, counts: Sequence[float], crossings: Sequence[flo
         deterministic=deterministic,
         start_count=start_count,
     )
+
+
+def count_stats(counts: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """Mean and 5/50/95% quantiles of counts over replications (NaN when there are none): the
+    shape of summary.json's `count_at_deadline`, national and by region."""
+    arr = np.asarray(counts, dtype=float)
+    if not arr.size:
+        return {"mean": math.nan, "p05": math.nan, "p50": math.nan, "p95": math.nan}
+    return {"mean": float(arr.mean()), "p05": float(np.quantile(arr, 0.05)),
+            "p50": float(np.quantile(arr, 0.50)), "p95": float(np.quantile(arr, 0.95))}
 
 
 def _pct(x: float) -> str:
@@ -192,3 +203,39 @@ def point_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
         "count_p50": float(np.quantile(counts, 0.50)) if n else math.nan,
         "count_p95": float(np.quantile(counts, 0.95)) if n else math.nan,
     }
+
+
+def region_fields(scenario: Scenario, results: Mapping[int, Any]) -> list[dict[str, Any]]:
+    """summary.json's `by_region`, in the scenario's order (one, `national`, when it declares
+    none): share, quota, the count at the deadline over replications (as the national one:
+    the regions' means add up to it) and, with a quota, the share of runs that meet it."""
+    reps = [results[i] for i in sorted(results)]
+    counts = np.array([r.regional()[3] for r in reps], dtype=float).reshape(len(reps), -1)
+    regions = scenario.regions or ()
+    out = []
+    for j, name in enumerate(scenario.region_names):
+        region = regions[j] if regions else None
+        quota = None if region is None else region.quota
+        firms = None if quota is None else quota * scenario.target.firms
+        out.append({
+            "region": name, "share": 1.0 if region is None else region.share, "quota": quota,
+            "count_at_deadline": count_stats(counts[:, j]),
+            "quota_firms": firms,
+            "quota_met": None if firms is None or not reps else
+            float(np.mean(counts[:, j] >= firms)),
+        })
+    return out
+
+
+def population_fields(scenario: Scenario, results: Mapping[int, Any]) -> dict[str, float]:
+    """summary.json's `population`: firms at the start, and means over replications of the
+    firms that entered and left (and of those, the ones that had upgraded) and at the end."""
+    reps = list(results.values())
+
+    def mean(name: str) -> float:
+        return float(np.mean([float(getattr(r, name)) for r in reps])) if reps else 0.0
+
+    entered, exited = mean("entered"), mean("exited")
+    return {"firms_at_start": scenario.firms, "entered": entered, "exited": exited,
+            "exited_upgraded": mean("exited_upgraded"),
+            "firms_at_end": scenario.firms + entered - exited}

@@ -169,26 +169,49 @@ def curves_frame(scenario: Scenario, results: Mapping[int, RunResult]) -> pd.Dat
     """A run's curves.csv as a long DataFrame, the same rows and values (counts rounded as
     the file writes them), with `date` as datetime64."""
     import numpy as np
+
+    return _long_frame(scenario, {rep: (np.asarray(r.at_or_above)[:, None, :],
+                                        np.asarray(r.upgraded)[:, None, :],
+                                        np.asarray(r.initial)[None, :])
+                                  for rep, r in results.items()}, None)
+
+
+def regions_frame(scenario: Scenario, results: Mapping[int, RunResult]) -> pd.DataFrame:
+    """A run's regions.csv as a long DataFrame (curves_frame's columns with `region` after
+    the date), the same rows and values; one region, `national`, when there are none."""
+    return _long_frame(scenario, {rep: r.regional()[:3] for rep, r in results.items()},
+                       scenario.region_names)
+
+
+def _long_frame(scenario: Scenario, arrays: Mapping[int, tuple[Any, Any, Any]],
+                regions: Sequence[str] | None) -> pd.DataFrame:
+    """Rows by replication, month end, region (when `regions` is given) and level, from each
+    replication's (at_or_above, upgraded: (months, regions, 4); initial: (regions, 4))."""
+    import numpy as np
     import pandas as pd
 
     dates = [d.isoformat() for d in scenario.month_ends()]
-    months, width = len(dates), len(LEVELS)
-    reps = sorted(results)
+    width = len(LEVELS) * (len(regions) if regions is not None else 1)
+    reps = sorted(arrays)
     columns: dict[str, list[np.ndarray]] = {c: [] for c in files.CURVE_COLUMNS.values()}
     for rep in reps:
-        res = results[rep]
-        stock = np.asarray(res.at_or_above)
-        new = stock - np.asarray(res.initial)[None, :]
+        at_or_above, upgraded, initial = arrays[rep]
+        stock = np.asarray(at_or_above)
+        new = stock - np.asarray(initial)[None, :, :]
         whole = np.issubdtype(stock.dtype, np.integer)
-        for name, values in zip(columns, (stock, new, np.asarray(res.upgraded)), strict=True):
+        for name, values in zip(columns, (stock, new, np.asarray(upgraded)), strict=True):
             flat = np.asarray(values).reshape(-1)
             columns[name].append(flat.astype(np.int64) if whole else np.array(
                 [float(f"{x:.3f}") for x in flat], dtype=float))
+    rows = len(dates) * width * len(reps)
     frame = pd.DataFrame({
-        "replication": np.repeat(np.array(reps, dtype=np.int64), months * width),
+        "replication": np.repeat(np.array(reps, dtype=np.int64), len(dates) * width),
         "date": pd.to_datetime(np.tile(np.repeat(dates, width), len(reps)), format="%Y-%m-%d"),
-        "level": np.tile(np.array(LEVELS, dtype=object), months * len(reps)),
     })
+    if regions is not None:
+        per = np.repeat(np.array(list(regions), dtype=object), len(LEVELS))
+        frame["region"] = np.tile(per, rows // len(per)) if rows else per[:0]
+    frame["level"] = np.tile(np.array(LEVELS, dtype=object), rows // len(LEVELS))
     for name, parts in columns.items():
         frame[name] = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return frame
@@ -344,5 +367,5 @@ def solve(scenario: ScenarioLike, *, vary: str | Mapping[str, Any], probability:
     return outcome
 
 
-__all__ = ["ScenarioLike", "SweepTables", "curves_frame", "run", "run_folder", "scenario_of",
-           "solve", "sweep", "sweep_folder"]
+__all__ = ["ScenarioLike", "SweepTables", "curves_frame", "regions_frame", "run", "run_folder",
+           "scenario_of", "solve", "sweep", "sweep_folder"]

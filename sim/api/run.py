@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from sim import __version__
 from sim.analysis.verdict import (
+    READING_WORDS,
     Verdict,
+    population_fields,
     readings_at,
+    region_fields,
     summary_fields,
     verdict,
     verdict_line,
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 
 from sim.api.common import InputError, Progress, check_engine
 
+REGIONS_PNG = "regions.png"
+
 
 @dataclass
 class RunOutcome:
@@ -44,6 +49,7 @@ class RunOutcome:
     elapsed: float
     workers: int
     _figure: Figure | None = field(default=None, repr=False)
+    _regions_figure: Figure | None = field(default=None, repr=False)
 
     def figure(self) -> Figure:
         """adoption.png's figure (drawn once, on first call)."""
@@ -57,6 +63,27 @@ class RunOutcome:
                                       reps[0].initial, self.line,
                                       np.stack([r.upgraded for r in reps]))
         return self._figure
+
+    def regions_figure(self) -> Figure:
+        """regions.png's figure: the counted firms by region against their quotas, and the
+        count at the deadline by region (drawn once, on first call)."""
+        if self._regions_figure is None:
+            from sim.plots.regions import run_regions_figure
+
+            counted, start = regional_counted(self.scenario, self.results)
+            self._regions_figure = run_regions_figure(
+                self.scenario, counted, start, self.summary["by_region"],
+                reading_words(self.scenario), self.line)
+        return self._regions_figure
+
+    @property
+    def regions(self) -> pd.DataFrame:
+        """regions.csv as a long DataFrame: curves' columns with `region` after the date,
+        one row per replication, month end, region and level (one region, `national`, when
+        the scenario declares none, for which no regions.csv is written)."""
+        from sim.api.notebook import regions_frame
+
+        return regions_frame(self.scenario, self.results)
 
     @property
     def curves(self) -> pd.DataFrame:
@@ -89,7 +116,12 @@ def run(scenario: Scenario, *, engine: str = "des", jobs: int | None = None,
 
     results = run_replications(scenario, indices, seed=scenario.seed, engine=engine,
                                jobs=workers, on_result=on_result, executor=executor)
-    elapsed = time.perf_counter() - started
+    return outcome_of(scenario, engine, results, time.perf_counter() - started, workers)
+
+
+def outcome_of(scenario: Scenario, engine: str, results: dict[int, RunResult],
+               elapsed: float = 0.0, workers: int = 1) -> RunOutcome:
+    """The RunOutcome of replications already run: their verdict, its line and summary."""
     first = results[min(results)]
     stock = scenario.target.count == "stock"
     start = first.initial[scenario.target.level_index - 1] if stock else 0
@@ -121,7 +153,31 @@ def _summary(sc: Scenario, engine: str, results: Mapping[int, RunResult], v: Ver
         "subsidy_spent_mean": {p.name: sum(r.spent[j] for r in results.values()) / len(results)
                                for j, p in enumerate(sc.policies)},
         "readings": readings_at(sc, results, sc.target.deadline),
+        "by_region": region_fields(sc, results),
+        "population": population_fields(sc, results),
     }
+
+
+def regional_counted(sc: Scenario, results: Mapping[int, RunResult]) -> tuple[Any, Any]:
+    """The target's reading at its level by region: (replications, months, regions) at the
+    month ends, and its value at the start, (regions,) zeros or, for the stock reading,
+    (replications, regions)."""
+    import numpy as np
+
+    k = sc.target.level_index - 1
+    parts = [results[i].regional() for i in sorted(results)]
+    stock = np.stack([p[0][:, :, k] for p in parts]).astype(float)
+    initial = np.stack([p[2][:, k] for p in parts]).astype(float)
+    if sc.target.count == "upgraded":
+        return np.stack([p[1][:, :, k] for p in parts]).astype(float), np.zeros(stock.shape[2])
+    if sc.target.count == "new":
+        return stock - initial[:, None, :], np.zeros(stock.shape[2])
+    return stock, initial
+
+
+def reading_words(sc: Scenario) -> str:
+    """The target's reading in words, e.g. "new firms at >= line"."""
+    return READING_WORDS[sc.target.count].format(sc.target.level)
 
 
 def target_fields(sc: Scenario) -> dict[str, Any]:
@@ -142,6 +198,8 @@ def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
     folder = Path(out) if out is not None else run_folder(outcome.scenario)
     figures: list[tuple[str, Any]] = [("adoption.png", png(outcome.figure()))]  # + report: str
     sc = outcome.scenario  # report.html goes in the same set: never beside other results
+    if sc.regions:
+        figures.append((REGIONS_PNG, png(outcome.regions_figure())))
     report = report_file(run_report, outcome.summary, sc.raw, figures, source=sc.source,
                          source_text=read_text(sc.source))
     files.write_run(folder, sc, outcome.results, outcome.summary, figures + report)
@@ -149,7 +207,8 @@ def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
 
 
 def redraw_run(folder: Path) -> list[Path]:
-    """Draw a finished run's adoption.png and report.html again from its files."""
+    """Draw a finished run's adoption.png (and regions.png, when it has regions) and
+    report.html again from its files."""
     import json
 
     import numpy as np
@@ -179,6 +238,33 @@ def redraw_run(folder: Path) -> list[Path]:
     initial = np.array([summary["initial_at_or_above"][lv] for lv in LEVELS])
     image = png(run_figure(sc, curves, initial, summary.get("verdict", ""), upgraded))
     files.atomic_write(folder / "adoption.png", image)
-    return [folder / "adoption.png", *write_report(
-        folder, run_report, summary, sc.raw, [("adoption.png", image)], source=sc.source,
+    figures = [("adoption.png", image)]
+    if sc.regions and (folder / files.REGIONS_CSV).is_file() and summary.get("by_region"):
+        figures.append((REGIONS_PNG, png(_redrawn_regions(folder, sc, summary))))
+        files.atomic_write(folder / REGIONS_PNG, figures[-1][1])
+    return [*(folder / name for name, _ in figures), *write_report(
+        folder, run_report, summary, sc.raw, figures, source=sc.source,
         source_text=read_text(sc.source))]
+
+
+def _redrawn_regions(folder: Path, sc: Scenario, summary: Mapping[str, Any]) -> Figure:
+    """regions.png's figure from a run folder's regions.csv and summary.json."""
+    import numpy as np
+
+    from sim.plots.regions import run_regions_figure
+    from sim.scenario import COUNT_COLUMNS
+
+    k = sc.target.level_index - 1
+    path = folder / files.REGIONS_CSV
+    try:
+        _dates, _names, arrays = files.read_run_regions(path, COUNT_COLUMNS[sc.target.count])
+    except KeyError as exc:
+        raise InputError(f"{path}: no {exc.args[0]!r} column, which the target counts",
+                         options=True) from None
+    counted = np.stack([arrays[i][:, :, k] for i in sorted(arrays)])
+    start = np.zeros(counted.shape[2])
+    if sc.target.count == "stock":
+        _dates, _names, new = files.read_run_regions(path, "new_since_start")
+        start = np.stack([(arrays[i] - new[i])[0, :, k] for i in sorted(arrays)])
+    return run_regions_figure(sc, counted, start, summary["by_region"], reading_words(sc),
+                              str(summary.get("verdict", "")))

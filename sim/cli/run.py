@@ -70,6 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                           engine=args.engine) as shown:
                 outcome = api.run(sc, engine=args.engine, jobs=jobs, progress=shown)
             outcome.figure()  # drawn before the signals are held for publishing
+            if sc.regions:
+                outcome.regions_figure()
             with signals_held():
                 api.write(outcome, out)
                 published = True

@@ -13,16 +13,17 @@ from __future__ import annotations
 import math
 from collections import deque
 from heapq import heappop
-from typing import Any, cast
 
 import numpy as np
 import simpy
 
 from sim.engines import rules
 from sim.engines.calendar import Calendar, Stream
+from sim.engines.des_dated import DatedProcesses
+from sim.engines.des_resources import Resources
 from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
-from sim.scenario import DAYS_PER_YEAR, Scenario
+from sim.scenario import Scenario
 
 FRESH = 8
 """Bit of a ceiling code (ceilings are 0..4) marking a firm that has completed no project."""
@@ -33,7 +34,7 @@ def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = Fals
     return _Engine(scenario, rng, trace).run()
 
 
-class _Engine:
+class _Engine(DatedProcesses, Resources):
     """One replication's state. All of it lives here; nothing at module level."""
 
     def __init__(self, sc: Scenario, rng: np.random.Generator, trace: bool):
@@ -47,7 +48,8 @@ class _Engine:
         self.trace: list[tuple] | None = [] if trace else None
         self.params = par = rules.Parameters(sc)
         lay = par.layout
-        self.n_seg = n_seg = len(sc.segments)
+        self.n_seg = n_seg = par.n_segments
+        self.grp, self.reg = par.group.tolist(), par.region.tolist()
         L = N_LEVELS
 
         # Cells. Index i = s * L + (k - 1) names "segment s deciding on level k".
@@ -69,6 +71,10 @@ class _Engine:
         # The rules' eligibility as a table for the hot loop: climbs[level][ceiling].
         self.climbs = [[bool(rules.may_climb(j, c)) for c in range(L + 1)] for j in range(L + 1)]
         self.unmoved = [sum(self.exact[s][j] for s in range(n_seg)) for j in range(L + 1)]
+        self.unmoved_r = [[0] * (L + 1) for _ in range(par.n_regions)]  # the same per region
+        for s in range(n_seg):
+            for j in range(L + 1):
+                self.unmoved_r[self.reg[s]][j] += self.exact[s][j]
         self.fresh_idle = [row[:] for row in self.idle]
         # Projects under way at the start leave the idle pool now and start below.
         flight = [(s, k, c, n) for s, seg in enumerate(lay.flight) for k in range(1, L + 1)
@@ -83,9 +89,12 @@ class _Engine:
             for k in range(1, L + 1):
                 self.As[s][k] = sum(self.exact[s][k:])
                 self.A[k] += self.As[s][k]
+        # Adopters of each peer group (size segment across the regions).
+        self.Ag = (np.array(self.As).reshape(par.n_regions, par.n_groups, L + 1).sum(axis=0)
+                   .tolist())
         self.initial = np.array(self.A[1:])
         self.inv_E = par.inv_eligible.tolist()
-        self.inv_Es = par.inv_eligible_by_segment.tolist()
+        self.inv_Es = par.inv_eligible_by_segment.tolist()  # per peer group
 
         # Level parameters as plain lists (the hot loop indexes them); shocks refresh them.
         self._levels()
@@ -117,13 +126,20 @@ class _Engine:
         self.policy_active = [False] * len(sc.policies)
         self.budgets = rules.Budgets(par)
         self.cost = par.policy_cost.tolist()
+        self.quotas = rules.Quotas(sc, lay.region_at_or_above())
+        self.push = np.ones(par.n_regions)  # quota push per region, set at reviews
         self.gain = par.gain(self.policy_active).tolist()  # a(s, k) * M(s, k)
         # Policies that pay for a decision in cell i (segment in scope, a cost for the level).
         self.paying = [[j for j in par.paying() if par.subsidy(j)[i // L, i % L + 1] > 0]
                        for i in range(n_seg * L)]
 
         # Hazard per idle firm, per cell i, and the cell rates.
-        self.h, self.rate, self.R = [0.0] * (n_seg * L), [0.0] * (n_seg * L), 0.0
+        # h per cell; rates per peer-group cell g * L + (k - 1), summed over the regions, so
+        # that a draw scans the groups' cells and then the regions within the one it hits.
+        self.h, self.R = [0.0] * (n_seg * L), 0.0
+        self.rate = [0.0] * (par.n_groups * L)
+        self.gcell = [(s % par.n_groups) * L + k for s in range(n_seg) for k in range(L)]
+        self.single = par.n_regions == 1
         for k in range(1, L + 1):
             self._hazards(k)
         self._total()
@@ -140,6 +156,8 @@ class _Engine:
         self.curve, self.upgraded = (np.zeros((len(self.months), L), dtype=np.int64)
                                      for _ in range(2))
         self.by_segment = np.zeros((len(self.months), n_seg, L + 1), dtype=np.int64)
+        self.unmoved_month = np.zeros((len(self.months), par.n_regions, L + 1), dtype=np.int64)
+        self.region_at_deadline = np.zeros(par.n_regions)
         self.n_decisions = self.n_starts = self.n_completions = 0
         self.n_failures = self.n_retries = self.max_waiting = 0
         self._in_flight(flight)
@@ -172,98 +190,31 @@ class _Engine:
         L = N_LEVELS
         p, q, w = self.p[k], self.q[k], self.w
         pop = self.A[k] * self.inv_E[k]
-        hazard = rules.hazard
-        for s in range(self.n_seg):
-            i = s * L + k - 1
-            h = hazard(self.gain[s][k], p, q, w, pop, self.As[s][k] * self.inv_Es[s][k])
-            self.h[i] = h
-            self.rate[i] = h * self.idle_total[i]
+        hazard, G = rules.hazard, self.params.n_groups
+        for g in range(G):
+            x = hazard(1.0, p, q, w, pop, self.Ag[g][k] * self.inv_Es[g][k])  # h / gain
+            total = 0.0
+            for s in range(g, self.n_seg, G):
+                i = s * L + k - 1
+                h = self.gain[s][k] * x
+                self.h[i] = h
+                total += h * self.idle_total[i]
+            self.rate[g * L + k - 1] = total
+
+    def _pick(self, gi: int, u: float) -> int:
+        """The cell of the peer-group cell gi whose region decides, for u in [0, rate[gi])."""
+        L, G = N_LEVELS, self.params.n_groups
+        g, k1 = divmod(gi, L)
+        i = g * L + k1
+        for s in range(g, self.n_seg, G):
+            i = s * L + k1
+            u -= self.h[i] * self.idle_total[i]
+            if u < 0:
+                break
+        return i
 
     def _total(self) -> None:
         self.R = math.fsum(self.rate)
-
-    # -- resources -----------------------------------------------------------------------------
-
-    def _capacity(self, r: int, t: float) -> int:
-        """Units of resource r at time t (the rules' capacity), cached until the next whole
-        unit is gained or lost."""
-        if self.cap_from[r] <= t < self.cap_until[r]:
-            return self.cap_now[r]
-        factor = float(self.params.capacity_factor[r])
-        g = self.log_growth[r]
-        cap = rules.capacity_units(self.cap_base[r], factor, g, t)
-        self.cap_now[r] = cap
-        self.cap_from[r] = t
-        self.cap_until[r] = rules.next_unit_change(self.cap_base[r], factor, g, cap)
-        return cap
-
-    def _start(self, s: int, k: int, c: int, t: float, duration: float | None = None) -> None:
-        in_use = self.in_use
-        for r, units in self.needs[k]:
-            in_use[r] += units
-            if self.trace is not None:
-                self.trace.append(("use", t, r, in_use[r], self._capacity(r, t)))
-        if duration is None:
-            mu = self.mu[k]
-            duration = (0.0 if mu == -math.inf
-                        else math.exp(mu + self.sigma[k] * self.draw.normal()))
-        self.hseq += 1
-        self.calendar.push((t + duration, self.hseq, s, k, c))
-        self.n_starts += 1
-
-    def _serve_queues(self, t: float) -> None:
-        """Start waiting projects in FIFO order; one never overtakes an earlier project on a
-        resource that the earlier one lacks."""
-        queues = self.queues
-        blocked: set[int] = set()
-        self.blocked = blocked
-        free = [self._capacity(r, t) - self.in_use[r] for r in range(len(self.in_use))]
-        heads = [k for k in self.levels_with_needs if queues[k]]
-        while heads:
-            k = heads[0]
-            if len(heads) > 1:
-                first = queues[k][0][0]
-                for lv in heads:
-                    if queues[lv][0][0] < first:
-                        k, first = lv, queues[lv][0][0]
-            ok = True
-            for r, units in self.needs[k]:
-                if free[r] < units:
-                    ok = False
-                    if r not in blocked:
-                        blocked.add(r)
-                        self._schedule_tick(r, t)
-                elif r in blocked:
-                    ok = False
-            if not ok:
-                heads.remove(k)
-                continue
-            _, s, c = queues[k].popleft()
-            self.n_waiting -= 1
-            for r, units in self.needs[k]:
-                free[r] -= units
-            self._start(s, k, c, t)
-            if not queues[k]:
-                heads.remove(k)
-
-    def _schedule_tick(self, r: int, t: float) -> None:
-        """Wake the queue when growing capacity next adds a unit of resource r."""
-        if self.tick_pending[r] or self.log_growth[r] <= 0:
-            return
-        self._capacity(r, t)
-        when = self.cap_until[r]
-        if math.isinf(when):
-            return
-        self.tick_pending[r] = True
-        self.ticked = True
-        ev = self.env.timeout(max(when, t) - self.env.now, r)
-        ev.callbacks.append(self._tick)
-
-    def _tick(self, ev: simpy.Event) -> None:
-        self.tick_pending[cast(int, ev.value)] = False  # the timeout carries its resource
-        if self.n_waiting:
-            self._serve_queues(self.env.now)
-            self._total()
 
     # -- events --------------------------------------------------------------------------------
 
@@ -291,7 +242,7 @@ class _Engine:
             code = c
         idle[c] -= 1
         self.idle_total[i] -= 1
-        self.rate[i] -= self.h[i]
+        self.rate[self.gcell[i]] -= self.h[i]
         self.R -= self.h[i]
         self.n_decisions += 1
 
@@ -333,18 +284,20 @@ class _Engine:
         if self.success[k] >= 1.0 or self.draw.uniform() < self.success[k]:
             if c & FRESH:
                 self.unmoved[k - 1] -= 1
+                self.unmoved_r[self.reg[s]][k - 1] -= 1
                 c ^= FRESH
             self.exact[s][k - 1] -= 1
             self.exact[s][k] += 1
             self.A[k] += 1
             self.As[s][k] += 1
+            self.Ag[self.grp[s]][k] += 1
             if self.trace is not None:
                 self.trace.append(("climb", t, s, k - 1, k))
             if self.climbs[k][c]:
                 i = s * L + k
                 self.idle[i][c] += 1
                 self.idle_total[i] += 1
-                self.rate[i] += self.h[i]
+                self.rate[self.gcell[i]] += self.h[i]
             self._hazards(k)
             if k >= self.t_level:
                 self._check_target(t)
@@ -371,7 +324,7 @@ class _Engine:
             self.fresh_idle[i][c] += 1
         self.idle[i][c] += 1
         self.idle_total[i] += 1
-        self.rate[i] += self.h[i]
+        self.rate[self.gcell[i]] += self.h[i]
 
     def _count(self) -> float:
         k = self.t_level
@@ -385,30 +338,14 @@ class _Engine:
         if self.policy_active[j] == active:
             return
         self.policy_active[j] = active
-        self.gain = self.params.gain(self.policy_active).tolist()
+        self._regain()
+
+    def _regain(self) -> None:
+        """Take a(s, k) * M(s, k) * quota push from the rules after a policy or push change."""
+        self.gain = self.params.gain(self.policy_active, self.push).tolist()
         for k in range(1, N_LEVELS + 1):
             self._hazards(k)
         self._total()
-
-    # -- dated processes (plain simpy generators) -----------------------------------------------
-
-    def _dated_process(self, kind: str, j: int):
-        """Switch policy or shock j on for the part of its window inside the run (the rules'
-        `window`), then off; a policy whose budget is spent stays off."""
-        item: Any = (self.sc.policies if kind == "policy" else self.sc.shocks)[j]  # by kind
-        span = rules.window(self.sc, *((item.start, item.end) if kind == "policy"
-                                       else (item.at, item.end)))
-        if span is None:
-            return
-        begin, finish = (d / DAYS_PER_YEAR for d in span)
-        if begin > self.env.now:
-            yield self.env.timeout(begin - self.env.now)
-        switch = self._set_policy if kind == "policy" else self._set_shock
-        if kind == "shock" or self.budgets.has_money(j):
-            switch(j, True)
-            if item.end is not None and span[1] < self.horizon_days:  # as in rules.changes
-                yield self.env.timeout(finish - self.env.now)
-                switch(j, False)
 
     def _set_shock(self, i: int, on: bool) -> None:
         self.params.set_shock(i, on)
@@ -422,17 +359,6 @@ class _Engine:
             self._serve_queues(self.env.now)
         self._total()
 
-    def _month_process(self):
-        for m, when in enumerate(self.months):
-            yield self.env.timeout(when - self.env.now)
-            self.curve[m] = self.A[1:]
-            self.upgraded[m] = self.curve[m] - rules.unmoved_at_or_above(self.unmoved)
-            self.by_segment[m] = self.exact
-
-    def _deadline_process(self):
-        yield self.env.timeout(self.sc.deadline)
-        self.count_at_deadline = self._count()
-
     # -- main loop -----------------------------------------------------------------------------
 
     def run(self) -> RunResult:
@@ -443,10 +369,12 @@ class _Engine:
             env.process(self._dated_process("shock", i))
         env.process(self._month_process())
         env.process(self._deadline_process())
+        if self.quotas.days:
+            env.process(self._quota_process())
         horizon = self.sc.horizon + 1e-9
         draw = self.draw
         decide = self._decide
-        rate = self.rate
+        rate, single = self.rate, self.single
         n_cells = len(rate)
         calendar = self.calendar
         now = 0.0
@@ -465,8 +393,10 @@ class _Engine:
                     u -= rate[i]
                     if u < 0:
                         break
+                if not single:  # the region within the group's cell, by what u has left
+                    i = self._pick(i, u + rate[i])
                 if self.idle_total[i] == 0:  # rounding put u past the last non-empty cell
-                    i = max(range(n_cells), key=lambda x: rate[x])
+                    i = max(range(len(self.h)), key=lambda x: self.h[x] * self.idle_total[x])
                 decide(i, t)
                 if cur is not calendar.cur:
                     cur = calendar.cur  # a push started the calendar anew
@@ -490,8 +420,9 @@ class _Engine:
                   "completions": self.n_completions, "failures": self.n_failures,
                   "retries": self.n_retries, "max_waiting": self.max_waiting,
                   "events": self.n_decisions + self.n_completions}
-        return RunResult(
+        return rules.with_regions(RunResult(
             at_or_above=self.curve, upgraded=self.upgraded, by_segment=self.by_segment,
             initial=self.initial, count_at_deadline=self.count_at_deadline,
             crossing_time=self.crossing, met=self.target.met(self.count_at_deadline),
-            events=events, spent=tuple(float(x) for x in self.budgets.spent), trace=self.trace)
+            events=events, spent=tuple(float(x) for x in self.budgets.spent), trace=self.trace),
+            self.params, self.by_segment, self.unmoved_month, self.region_at_deadline)

@@ -2,8 +2,10 @@
 
 The state is the expected number of firms in each lane (segment s, target level k, hidden
 eligibility ceiling c) that are idle, waiting for resources, in each implementation stage,
-or waiting to retry. The ODEs are solved with `scipy.integrate.solve_ivp`, restarted at
-every policy, shock and budget date rather than smoothed across them.
+or waiting to retry. The ODEs are solved with `scipy.integrate.solve_ivp` (BDF with a sparse
+Jacobian: sums that many rates depend on, such as units in use and adopters per level, are
+carried as states of their own so that the Jacobian stays sparse), restarted at every
+policy, shock, budget and quota-review date rather than smoothed across them.
 
 Approximations (the exact engine has none of them; docs/validation.md measures them):
 - a lognormal implementation time is replaced by the phase-type time with the same mean and
@@ -19,72 +21,19 @@ Approximations (the exact engine has none of them; docs/validation.md measures t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.integrate import solve_ivp
 
 from sim.engines import rules
+from sim.engines.meanfield_parts import RETRY_STAGES, Triplets, erlang_stages, lanes_of
 from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
-from sim.scenario import Scenario
+from sim.scenario import DAYS_PER_YEAR, Scenario
 
-RETRY_STAGES = 8
-MAX_STAGES = 24
 KAPPA = 2000.0  # per year: a waiting firm starts within ~4 hours when units are free
 RTOL, ATOL = 1e-6, 1e-3  # relative; absolute in firms
-
-
-def erlang_stages(median_months: float, sigma: float) -> tuple[int, float, float]:
-    """Phase-type fit of a lognormal time: stages n, per-stage rate (per year), and the
-    probability of skipping the first stage (an Erlang(n-1) instead of Erlang(n)), chosen so
-    that mean and variance both match (Tijms 1994, section 5.7)."""
-    mean = median_months / 12.0 * math.exp(sigma * sigma / 2.0)
-    cv2 = math.expm1(sigma * sigma)
-    if cv2 <= 1.0 / MAX_STAGES:
-        return MAX_STAGES, MAX_STAGES / mean, 0.0
-    if cv2 >= 1.0:
-        return 1, 1.0 / mean, 0.0
-    n = math.ceil(1.0 / cv2)
-    skip = (n * cv2 - math.sqrt(n * (1 + cv2) - n * n * cv2)) / (1 + cv2)
-    return n, (n - skip) / mean, skip
-
-
-@dataclass(frozen=True)
-class _Lanes:
-    """Index arithmetic of the state vector."""
-
-    seg: np.ndarray  # lane -> segment
-    lvl: np.ndarray  # lane -> target level k (1..4)
-    ceil: np.ndarray  # lane -> ceiling c (>= k)
-    fresh: np.ndarray  # lane -> 1 if its firms have completed no project since the start
-    nxt: np.ndarray  # lane -> lane (s, k+1, c, moved) a success feeds, or -1 if c == k
-    by_level: tuple[np.ndarray, ...]  # lanes of level k at index k (index 0 empty)
-
-
-def _lanes(n_seg: int) -> _Lanes:
-    """Lanes (s, k, c, fresh). Firms at level >= 1 that have completed no project since the
-    start have lanes of their own (fresh), for the `upgraded` reading; at level 0 it does
-    not matter, so level-1 lanes are not split."""
-    seg, lvl, ceil, fresh = [], [], [], []
-    for s in range(n_seg):
-        for k in range(1, N_LEVELS + 1):
-            for c in range(N_LEVELS + 1):
-                if not rules.may_climb(k - 1, c):
-                    continue
-                for f in (0, 1) if k > 1 else (0,):
-                    seg.append(s)
-                    lvl.append(k)
-                    ceil.append(c)
-                    fresh.append(f)
-    lanes = list(zip(seg, lvl, ceil, fresh, strict=True))
-    index = {lane: i for i, lane in enumerate(lanes)}
-    nxt = [index.get((s, k + 1, c, 0), -1) if rules.may_climb(k, c) else -1
-           for s, k, c, _ in lanes]
-    arr = np.array
-    by_level = tuple(arr([i for i, k in enumerate(lvl) if k == lv], dtype=int)
-                     for lv in range(N_LEVELS + 1))
-    return _Lanes(arr(seg), arr(lvl), arr(ceil), arr(fresh), arr(nxt), by_level)
 
 
 class _MeanField:
@@ -92,13 +41,14 @@ class _MeanField:
         self.sc = sc
         self.params = par = rules.Parameters(sc)
         lay = par.layout
-        self.n_seg = S = len(sc.segments)
-        self.lanes = ln = _lanes(S)
+        self.n_seg = S = par.n_segments
+        self.lanes = ln = lanes_of(S)
         n_lanes = len(ln.seg)
         exact = np.array([[sum(cs) for cs in seg] for seg in lay.cells], dtype=float)  # (S, 5)
         self.As0 = np.array([[exact[s, k:].sum() for k in range(N_LEVELS + 1)]
                              for s in range(S)])  # (S, 5): at or above k
         self.initial = self.As0.sum(axis=0)[1:]
+        self.Ag0 = self.As0.reshape(par.n_regions, par.n_groups, -1).sum(axis=0)  # peer groups
 
         fits = [erlang_stages(12 * med, sig) if med > 0 else (0, 0.0, 0.0)
                 for med, sig in zip(par.median_years, par.sigma, strict=True)]
@@ -130,6 +80,16 @@ class _MeanField:
         off += S * N_LEVELS
         self.o_spent = off
         off += len(sc.policies)
+        # Sums carried as states of their own (kept equal to them: synced at each restart,
+        # derivative = the sum of the derivatives), so that what depends on a sum has a
+        # Jacobian column, not a dense block: units in use of each resource (u), successes
+        # per level nationally (a) and per peer group and level (g).
+        self.o_u = off
+        off += len(par.resource_names)
+        self.o_a = off
+        off += N_LEVELS
+        self.o_g = off
+        off += par.n_groups * N_LEVELS
         self.size = off
 
         self.unmoved0 = exact.sum(axis=0)  # (5,) firms at exactly each level, all unmoved
@@ -150,13 +110,41 @@ class _MeanField:
         self.budget = par.budget
         self.target = rules.TargetCount.of(sc, self.initial)
         self.inv_E = par.inv_eligible
-        self.inv_Es = par.inv_eligible_by_segment
+        self.inv_Es = par.inv_eligible_own  # of each cell segment's peer group
+        self.unmoved0_r = par.by_region(exact)  # (R, 5) per region
+        self.quotas = rules.Quotas(sc, lay.region_at_or_above())
+        self.push = np.ones(par.n_regions)
+        self._built: dict[tuple, tuple] = {}  # _build's matrices per success probabilities
+        self._sum_matrices()
         self._set_multipliers()
+
+    def _sum_matrices(self) -> None:
+        """`sums` (sum states x size): what each sum state adds up; `sum_rows` puts them back
+        in place. The units held by running states are fixed by the levels' needs."""
+        par, ln, S, L = self.params, self.lanes, self.n_seg, N_LEVELS
+        units = Triplets(len(par.resource_names), self.size)
+        for k in range(1, L + 1):
+            pos = np.arange(len(ln.by_level[k]) * self.stages[k])
+            for r, n in self.needs[k]:
+                units.add(r, self.o_run[k] + pos, float(n))
+        self.run_units = units.csr().toarray()
+        n_sum = self.size - self.o_u
+        rows = Triplets(n_sum, self.size)
+        for r in range(len(par.resource_names)):
+            rows.add_row(r, self.run_units[r])
+        cs, lv = np.divmod(np.arange(S * L), L)  # Y's cell segment and level - 1
+        rows.add(self.o_a - self.o_u + lv, self.o_y + cs * L + lv, 1.0)
+        rows.add(self.o_g - self.o_u + par.group[cs] * L + lv, self.o_y + cs * L + lv, 1.0)
+        self.sums = rows.csr()
+        self.sum_rows = sparse.csr_matrix((np.ones(n_sum), (self.o_u + np.arange(n_sum),
+                                                             np.arange(n_sum))),
+                                          shape=(self.size, n_sum))
 
     # -- parameters between breakpoints ------------------------------------------------------
 
     def _set_multipliers(self) -> None:
-        self.gain = self.params.gain(self.policy_on & ~self.policy_spent_out)  # a * M, (S, 5)
+        self.gain = self.params.gain(self.policy_on & ~self.policy_spent_out,
+                                     self.push)  # a * M * quota push, (S, 5)
 
     def _capacity(self, t: float) -> np.ndarray:
         par = self.params
@@ -166,11 +154,17 @@ class _MeanField:
         """The linear part B and the routing of decision and start flows, for the current
         success probabilities and policies: dy = B y + Rd decide(y) + Rs starts(y)."""
         ln, size, n = self.lanes, self.size, len(self.lanes.seg)
-        B = np.zeros((size, size))
-        Rd = np.zeros((size, n))
-        Rs = np.zeros((size, n))
-        self.run_units = np.zeros((len(self.res_names), size))  # units held per running state
-        self.entry = np.zeros((n, size))  # where a started project of each lane goes
+        spend = Triplets(size, n)
+        for j in range(len(self.sc.policies)):
+            if self.policy_on[j] and not self.policy_spent_out[j]:
+                spend.add_row(self.o_spent + j, self.params.subsidy(j)[ln.seg, ln.lvl])
+        key = tuple(self.params.success)  # what the flows depend on besides the subsidies
+        if key in self._built:
+            self.B, Rd, self.Rs, self.entry = self._built[key]
+            self.Rd = Rd + spend.csr()
+            return
+        B, Rd, Rs = Triplets(size, size), Triplets(size, n), Triplets(size, n)
+        entries = Triplets(n, size)  # where a started project of each lane goes
         for l_ in range(n):
             s, k = int(ln.seg[l_]), int(ln.lvl[l_])
             route = np.zeros(size)  # where a completed project of this lane goes
@@ -186,11 +180,9 @@ class _MeanField:
                 rr = self.retry_rate[k]
                 for m in range(RETRY_STAGES):
                     i = self._cool(l_, m)
-                    B[i, i] -= rr
-                    if m + 1 < RETRY_STAGES:
-                        B[self._cool(l_, m + 1), i] += rr
-                    else:
-                        B[self.o_idle + l_, i] += rr
+                    B.add(i, i, -rr)
+                    B.add(self._cool(l_, m + 1) if m + 1 < RETRY_STAGES else self.o_idle + l_,
+                          i, rr)
             else:
                 route[self.o_idle + l_] += 1 - succ
             n_st = self.stages[k]
@@ -203,28 +195,24 @@ class _MeanField:
                 rate = self.stage_rate[k]
                 for m in range(n_st):
                     i = self._run(l_, m)
-                    B[i, i] -= rate
+                    B.add(i, i, -rate)
                     if m + 1 < n_st:
-                        B[self._run(l_, m + 1), i] += rate
+                        B.add(self._run(l_, m + 1), i, rate)
                     else:
-                        B[:, i] += rate * route
-                    for r, units in self.needs[k]:
-                        self.run_units[r, i] = units
+                        B.add_col(i, rate * route)
             else:
                 entry = route
-            self.entry[l_] = entry
-            Rd[self.o_idle + l_, l_] -= 1.0
+            entries.add_row(l_, entry)
+            Rd.add(self.o_idle + l_, l_, -1.0)
             if self.needs[k]:
-                Rd[self.o_wait + l_, l_] += 1.0
-                Rs[self.o_wait + l_, l_] -= 1.0
-                Rs[:, l_] += entry
+                Rd.add(self.o_wait + l_, l_, 1.0)
+                Rs.add(self.o_wait + l_, l_, -1.0)
+                Rs.add_col(l_, entry)
             else:
-                Rd[:, l_] += entry
-        for j in range(len(self.sc.policies)):
-            if self.policy_on[j] and not self.policy_spent_out[j]:
-                Rd[self.o_spent + j, :] += self.params.subsidy(j)[ln.seg, ln.lvl]
-        self.B, self.Rd, self.Rs = B, Rd, Rs
-        self.needs_lane = np.array([bool(self.needs[int(k)]) for k in ln.lvl])
+                Rd.add_col(l_, entry)
+        self.B, self.Rs, self.entry = B.csr(), Rs.csr(), entries.csr()
+        self._built[key] = (self.B, Rd.csr(), self.Rs, self.entry)
+        self.Rd = self._built[key][1] + spend.csr()
 
     def _run(self, lane: int, stage: int) -> int:
         k = int(self.lanes.lvl[lane])
@@ -240,21 +228,21 @@ class _MeanField:
 
     def _hazard(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per-lane decision hazard and the coefficient of each level's adopters in it."""
-        ln, S = self.lanes, self.n_seg
-        Y = y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS)
-        As = self.As0.copy()
-        As[:, 1:] += Y
-        A = As.sum(axis=0)
-        par = self.params
+        ln, par = self.lanes, self.params
+        A = self.As0.sum(axis=0)
+        A[1:] += y[self.o_a:self.o_a + N_LEVELS]
+        Ag = self.Ag0.copy()  # (G, 5)
+        Ag[:, 1:] += y[self.o_g:self.o_g + par.n_groups * N_LEVELS].reshape(-1, N_LEVELS)
         h = rules.hazard(self.gain, par.innovation[None, :], par.imitation[None, :],
-                         self.sc.peer_weight, A * self.inv_E[None, :], As * self.inv_Es)
+                         self.sc.peer_weight, A * self.inv_E[None, :],
+                         Ag[par.group] * self.inv_Es)
         slope_pop, slope_own = rules.hazard_peer_slope(self.gain, par.imitation[None, :],
                                                        self.sc.peer_weight)
         return h[ln.seg, ln.lvl], slope_pop[ln.seg, ln.lvl], slope_own[ln.seg, ln.lvl]
 
     def _gates(self, t: float, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         cap = self._capacity(t)
-        free = cap - self.run_units @ y
+        free = cap - y[self.o_u:self.o_u + len(cap)]  # units in use, a state
         delta = np.maximum(0.5, 1e-3 * cap)
         pos = free > 0
         gate = np.where(pos, free / np.where(pos, free + delta, 1.0), 0.0)
@@ -274,36 +262,42 @@ class _MeanField:
         decide = h * y[self.o_idle:self.o_idle + n]
         gate, _, _ = self._gates(t, y)
         starts = self._theta(gate)[ln.lvl] * y[self.o_wait:self.o_wait + n]
-        return self.B @ y + self.Rd @ decide + self.Rs @ starts
+        dy = self.B @ y + self.Rd @ decide + self.Rs @ starts
+        dy[self.o_u:] = self.sums @ dy
+        return dy
+
+    def _sync_sums(self, y: np.ndarray) -> None:
+        """Set the sum states from what they sum (at every restart)."""
+        y[self.o_u:] = 0.0
+        y[self.o_u:] = self.sums @ y
 
     def jac(self, t: float, y: np.ndarray) -> np.ndarray:
-        ln, n, S = self.lanes, len(self.lanes.seg), self.n_seg
+        ln, n = self.lanes, len(self.lanes.seg)
         idle = y[self.o_idle:self.o_idle + n]
         wait = y[self.o_wait:self.o_wait + n]
         h, slope_pop, slope_own = self._hazard(y)
-        # d decide / dy: h on the idle diagonal; adopters of the lane's level through Phi.
-        Jd = np.zeros((n, self.size))
-        Jd[np.arange(n), self.o_idle + np.arange(n)] = h
-        for s2 in range(S):
-            col = self.o_y + s2 * N_LEVELS + (ln.lvl - 1)
-            dh = (slope_pop * self.inv_E[ln.lvl]
-                  + slope_own * (ln.seg == s2) * self.inv_Es[ln.seg, ln.lvl])
-            Jd[np.arange(n), col] += idle * dh
+        # d decide / dy: h on the idle diagonal; adopters of the lane's level through Phi
+        # (the whole population's, and the lane's peer group's).
+        lanes = np.arange(n)
+        Jd = Triplets(n, self.size)
+        Jd.add(lanes, self.o_idle + lanes, h)
+        group = self.params.group[ln.seg]
+        Jd.add(lanes, self.o_a + ln.lvl - 1, idle * slope_pop * self.inv_E[ln.lvl])
+        Jd.add(lanes, self.o_g + group * N_LEVELS + ln.lvl - 1,
+               idle * slope_own * self.inv_Es[ln.seg, ln.lvl])
         # d starts / dy: theta on the waiting diagonal; running states through the gates.
         gate, dgate, _ = self._gates(t, y)
         theta = self._theta(gate)
-        Js = np.zeros((n, self.size))
-        Js[np.arange(n), self.o_wait + np.arange(n)] = theta[ln.lvl]
+        Js = Triplets(n, self.size)
+        Js.add(lanes, self.o_wait + lanes, theta[ln.lvl])
         for k in range(1, N_LEVELS + 1):
-            if not self.needs[k]:
-                continue
-            dtheta = np.zeros(self.size)
-            for r, _ in self.needs[k]:
-                others = np.prod([gate[r2] for r2, _ in self.needs[k] if r2 != r])
-                dtheta -= KAPPA * others * dgate[r] * self.run_units[r]
             lanes_k = ln.by_level[k]
-            Js[lanes_k, :] += wait[lanes_k, None] * dtheta[None, :]
-        return self.B + self.Rd @ Jd + self.Rs @ Js
+            for r, _ in self.needs[k]:  # through the units in use (free = capacity - u)
+                others = np.prod([gate[r2] for r2, _ in self.needs[k] if r2 != r])
+                Js.add(lanes_k, self.o_u + r, -KAPPA * others * dgate[r] * wait[lanes_k])
+        J = self.B + self.Rd @ Jd.csr() + self.Rs @ Js.csr()
+        J = J + self.sum_rows @ (self.sums @ J)  # d sum / dt = the sum of the derivatives
+        return J
 
     def exact_by_segment(self, y: np.ndarray) -> np.ndarray:
         """Expected firms of each segment at exactly each level 0..4 for one state y."""
@@ -329,6 +323,18 @@ class _MeanField:
     def upgraded(self, y: np.ndarray) -> np.ndarray:
         """Firms at or above each level 1..4 that have completed a project since the start."""
         return self.at_or_above(y) - self.unmoved(y)
+
+    def unmoved_regions(self, y: np.ndarray) -> np.ndarray:
+        """Firms at exactly each level 0..4 per region that have completed no project."""
+        S = self.n_seg
+        Z = self.params.by_region(y[self.o_z:self.o_z + S * N_LEVELS].reshape(S, N_LEVELS))
+        return self.unmoved0_r - np.concatenate([Z, np.zeros((len(Z), 1))], axis=1)
+
+    def region_counts(self, y: np.ndarray) -> np.ndarray:
+        """Each region's target count for one state y."""
+        k = self.target.level
+        at = self.params.by_region(self.exact_by_segment(y)[:, k:].sum(axis=1))
+        return self.quotas.region_counts(at, self.unmoved_regions(y)[:, k:].sum(axis=1))
 
     def count(self, y: np.ndarray) -> float:
         """The rules' target count for one state vector y."""
@@ -357,7 +363,7 @@ class _MeanField:
             y[self.o_wait + lanes] += (1 - frac) * mass
             n_st = self.stages[k]
             if not n_st:
-                y += (frac * mass) @ self.entry[lanes]
+                y += self.entry[lanes].T @ (frac * mass)
                 continue
             weight = np.ones(n_st)
             weight[0] -= self.stage_skip[k]
@@ -373,7 +379,11 @@ class _MeanField:
         months = np.array([sc.years(d, end_of_day=True) for d in sc.month_ends()])
         horizon = sc.horizon
         # Dated breakpoints from the rules, applied in their order at equal times.
-        actions = [(c.years, c) for c in rules.changes(sc)]
+        # Quota reviews (None) come after the dated changes of the same time.
+        actions: list[tuple[float, rules.Change | None]] = [(c.years, c)
+                                                            for c in rules.changes(sc)]
+        actions += [(d / DAYS_PER_YEAR, None) for d in self.quotas.days]
+        actions.sort(key=lambda a: a[0])
 
         firms = sc.target.firms
         count = self.count
@@ -383,19 +393,21 @@ class _MeanField:
         curve = np.zeros((len(months), N_LEVELS))
         upgraded = np.zeros((len(months), N_LEVELS))
         by_segment = np.zeros((len(months), self.n_seg, N_LEVELS + 1))
+        unmoved_month = np.zeros((len(months), self.params.n_regions, N_LEVELS + 1))
+        region_at_deadline = np.zeros(self.params.n_regions)
         deadline = sc.deadline
         at_deadline = None
         t, y = 0.0, self.y0.copy()
         ai = 0
         self._set_multipliers()
         while ai < len(actions) and actions[ai][0] <= 1e-12:  # in force from the start
-            self._apply(actions[ai][1])
+            self._apply(actions[ai][1], t, y)
             ai += 1
         self._build()
         self._place_flight(y, 0.0)
         while t < horizon:
             while ai < len(actions) and actions[ai][0] <= t + 1e-12:
-                self._apply(actions[ai][1])
+                self._apply(actions[ai][1], t, y)
                 ai += 1
             t_next = min(actions[ai][0] if ai < len(actions) else horizon, horizon)
             events: list = []  # event functions for solve_ivp
@@ -416,8 +428,10 @@ class _MeanField:
             events.append(crossed)
 
             self._build()
-            sol = solve_ivp(self.rhs, (t, t_next), y, method="LSODA", jac=self.jac, rtol=RTOL,
-                            atol=ATOL, dense_output=True, events=events)
+            self._sync_sums(y)
+            sol = solve_ivp(self.rhs, (t, t_next), y, method="BDF",
+                            jac=self.jac, rtol=RTOL, atol=ATOL, dense_output=True,
+                            events=events)
             if sol.status < 0:
                 raise RuntimeError(f"mean-field integration failed at t={t:.4f}: {sol.message}")
             t_end = float(sol.t[-1])
@@ -426,8 +440,10 @@ class _MeanField:
                 curve[m] = self.at_or_above(state[:, None])[:, 0]
                 upgraded[m] = self.upgraded(state[:, None])[:, 0]
                 by_segment[m] = self.exact_by_segment(state)
+                unmoved_month[m] = self.unmoved_regions(state)
             if at_deadline is None and t - 1e-12 <= deadline <= t_end + 1e-12:
                 at_deadline = count(sol.sol(deadline))
+                region_at_deadline = self.region_counts(sol.sol(deadline))
             if crossing is None and len(sol.t_events[-1]):
                 crossing = float(sol.t_events[-1][0])
             y = sol.y[:, -1].copy()
@@ -439,9 +455,10 @@ class _MeanField:
             t = t_end
         if at_deadline is None:
             at_deadline = count(y)
+            region_at_deadline = self.region_counts(y)
         spent = tuple(float(min(y[self.o_spent + j], self.budget[j]))
                       for j in range(len(sc.policies)))
-        return RunResult(
+        return rules.with_regions(RunResult(
             at_or_above=curve,
             upgraded=upgraded,
             by_segment=by_segment,
@@ -450,11 +467,16 @@ class _MeanField:
             crossing_time=crossing,
             met=self.target.met(at_deadline + 1e-9),  # ODE rounding
             events={"events": 0},
-            spent=spent,
-        )
+            spent=spent),
+            self.params, by_segment, unmoved_month, region_at_deadline)
 
-    def _apply(self, change: rules.Change) -> None:
-        if change.kind == "policy":
+    def _apply(self, change: rules.Change | None, t: float, y: np.ndarray) -> None:
+        if change is None:  # a quota review
+            push = self.quotas.push(t, self.region_counts(y))
+            if not np.array_equal(push, self.push):
+                self.push = push
+                self._set_multipliers()
+        elif change.kind == "policy":
             self.policy_on[change.index] = change.on
             self._set_multipliers()
         else:
@@ -465,7 +487,7 @@ def solve(scenario: Scenario, rng: np.random.Generator | None = None) -> RunResu
     """The mean-field trajectory of `scenario` (deterministic: `rng` is ignored).
 
     BLAS runs on one thread here: the system is small, and multi-threaded BLAS made the
-    solve about ten times slower (baseline 2.3-3.6 s against 0.3 s)."""
+    dense solve of earlier versions about ten times slower."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="blas"):

@@ -32,29 +32,82 @@ def apportion(total: int, weights: Sequence[float]) -> list[int]:
 
 @dataclass(frozen=True)
 class Layout:
-    """Initial counts. `cells[s][j][c]`: firms of segment s at level j whose ceiling is c.
+    """Initial counts. `cells[s][j][c]`: firms of cell segment s at level j whose ceiling is c.
 
-    The ceiling is the highest level a firm is eligible for; eligibility is nested (a firm
-    eligible for level k is eligible for every level below), which is how `eligible` shares
-    that fall with the level are read.
+    A cell segment is a (region, size segment) pair, region-major: s = region * G + group,
+    with G the scenario's size segments (the peer groups); without regions, the segments
+    themselves. The ceiling is the highest level a firm is eligible for; eligibility is nested
+    (a firm eligible for level k is eligible for every level below), which is how `eligible`
+    shares that fall with the level are read.
     """
 
     segment_sizes: tuple[int, ...]
     cells: tuple[tuple[tuple[int, ...], ...], ...]  # [segment][level 0..4][ceiling 0..4]
     eligible: tuple[int, ...]  # E_k for k = 1..4 (index 0 unused, = firms)
-    eligible_by_segment: tuple[tuple[int, ...], ...]  # [segment][k]
+    eligible_by_segment: tuple[tuple[int, ...], ...]  # [peer group][k], national
     flight: tuple[tuple[tuple[int, ...], ...], ...] = ()
     """`flight[s][k][c]`: of the firms in `cells[s][k-1][c]`, those with a level-k project
     under way at the start (k = 1..4; index 0 unused). Empty: none."""
+    n_regions: int = 1
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.cells) // self.n_regions
+
+    def group(self, s: int) -> int:
+        """Peer group (size segment) of cell segment s."""
+        return s % self.n_groups
+
+    def region(self, s: int) -> int:
+        return s // self.n_groups
 
     def at_or_above(self) -> np.ndarray:
         """Initial firms at or above each level 1..4 (shape 4)."""
-        exact = np.array([[sum(cs) for cs in seg] for seg in self.cells]).sum(axis=0)
-        return np.array([exact[k:].sum() for k in range(1, N_LEVELS + 1)])
+        return self.region_at_or_above().sum(axis=0)
+
+    def region_at_or_above(self) -> np.ndarray:
+        """Initial firms at or above each level 1..4 per region (regions, 4)."""
+        exact = np.array([[sum(cs) for cs in seg] for seg in self.cells])
+        exact = exact.reshape(self.n_regions, self.n_groups, N_LEVELS + 1).sum(axis=1)
+        return np.flip(np.cumsum(np.flip(exact, axis=1), axis=1), axis=1)[:, 1:]
 
 
 def layout(scenario: Scenario) -> Layout:
-    """Apportion the population into segments, initial levels and eligibility ceilings."""
+    """Apportion the population into segments, initial levels and eligibility ceilings,
+    nationally, then split every cell over the regions by their shares."""
+    nat = _national(scenario)
+    if not scenario.regions:
+        return nat
+    shares = [r.share for r in scenario.regions]
+    R, G = len(shares), len(nat.cells)
+    cells = [[[0] * (N_LEVELS + 1) for _ in range(N_LEVELS + 1)] for _ in range(R * G)]
+    for g in range(G):
+        for j in range(N_LEVELS + 1):
+            for c in range(N_LEVELS + 1):
+                for r, n in enumerate(apportion(nat.cells[g][j][c], shares)):
+                    cells[r * G + g][j][c] = n
+    flight: list = []
+    if nat.flight:
+        flight = [[[0] * (N_LEVELS + 1) for _ in range(N_LEVELS + 1)] for _ in range(R * G)]
+        for g in range(G):
+            for k in range(1, N_LEVELS + 1):
+                for c in range(N_LEVELS + 1):
+                    caps = [cells[r * G + g][k - 1][c] for r in range(R)]
+                    weights = [caps[r] * scenario.regions[r].multiplier[k - 1] for r in range(R)]
+                    split = apportion_capped(nat.flight[g][k][c], weights, caps)
+                    for r, n in enumerate(split):
+                        flight[r * G + g][k][c] = n
+    sizes = tuple(sum(sum(row) for row in seg) for seg in cells)
+    return Layout(sizes, _freeze(cells), nat.eligible, nat.eligible_by_segment, _freeze(flight),
+                  n_regions=R)
+
+
+def _freeze(cells: list) -> tuple:
+    return tuple(tuple(tuple(c) for c in seg) for seg in cells)
+
+
+def _national(scenario: Scenario) -> Layout:
+    """The layout over the size segments alone (no regions)."""
     n = scenario.firms
     sizes = apportion(n, [s.share for s in scenario.segments])
     by_level = []
@@ -93,8 +146,8 @@ def layout(scenario: Scenario) -> Layout:
                            for c in range(k, N_LEVELS + 1)))
         elig_seg.append(tuple(row))
     eligible = tuple(sum(row[k] for row in elig_seg) for k in range(N_LEVELS + 1))
-    return Layout(tuple(sizes), tuple(tuple(tuple(c) for c in seg) for seg in cells), eligible,
-                  tuple(elig_seg), _flight(scenario, cells))
+    return Layout(tuple(sizes), _freeze(cells), eligible, tuple(elig_seg),
+                  _flight(scenario, cells))
 
 
 def apportion_capped(total: int, weights: list[float], caps: list[int]) -> list[int]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.engines.population import N_LEVELS, layout
+from sim.engines.result import RunResult
 from sim.scenario import DAYS_PER_YEAR, LEVELS, Scenario
 
 CAPACITY_EPS = 1e-9
@@ -138,7 +139,12 @@ class Parameters:
         self.layout = lay
         L = N_LEVELS
         lv = sc.levels
-        self.n_segments = len(sc.segments)
+        # Cell segments: (region, size segment) pairs, region-major (population.Layout).
+        self.n_segments = len(lay.cells)
+        self.n_regions = R = lay.n_regions
+        self.n_groups = G = lay.n_groups
+        self.group = np.tile(np.arange(G), R)  # cell segment -> peer group (size segment)
+        self.region = np.repeat(np.arange(R), G)  # cell segment -> region
         self.peer_weight = sc.peer_weight
         self.base_innovation = np.array([0.0] + [x.innovation for x in lv])
         self.base_imitation = np.array([0.0] + [x.imitation for x in lv])
@@ -146,13 +152,19 @@ class Parameters:
         self.retry_years = np.array([0.0] + [x.retry / 12.0 for x in lv])
         self.median_years = np.array([0.0] + [x.implementation_median / 12.0 for x in lv])
         self.sigma = np.array([0.0] + [x.implementation_sigma for x in lv])
-        # Propensity a(s, k) per segment and level.
-        self.propensity = np.array([[1.0, *seg.propensity] for seg in sc.segments])
+        # Propensity a(s, k) per cell segment and level: the size segment's propensity times
+        # the region's multiplier.
+        region_mult = np.array([[1.0, *r.multiplier] for r in sc.regions] or [[1.0] * (L + 1)])
+        self.propensity = (np.array([[1.0, *seg.propensity] for seg in sc.segments])[self.group]
+                           * region_mult[self.region])
         self.eligible = np.array(lay.eligible, dtype=float)  # E_k
-        self.eligible_by_segment = np.array(lay.eligible_by_segment, dtype=float)  # E_{s,k}
+        # E_{g,k} of each peer group, nationally: the own-segment part of the peer signal is
+        # the size segment's adopter share across all regions (regions are not peer groups).
+        self.eligible_by_segment = np.array(lay.eligible_by_segment, dtype=float)
         # 1 / E: an adopter share is count * inverse, 0 where nobody is eligible.
         self.inv_eligible = _inverse(self.eligible)
         self.inv_eligible_by_segment = _inverse(self.eligible_by_segment)
+        self.inv_eligible_own = self.inv_eligible_by_segment[self.group]  # per cell segment
 
         # Resources: units[k, r] held by a running level-k project.
         self.resource_names = [r.name for r in sc.resources]
@@ -167,10 +179,13 @@ class Parameters:
         self.log_growth = np.array([math.log1p(r.growth) for r in sc.resources])
 
         # Policies: which segments each covers, multipliers and cost per project per level.
-        names = [s.name for s in sc.segments]
+        names = [sc.segments[g].name for g in self.group]
+        regions = [sc.region_names[r] for r in self.region]
         P, S = len(sc.policies), self.n_segments
-        self.policy_applies = np.array([[p.segments is None or n in p.segments for n in names]
-                                        for p in sc.policies], dtype=bool).reshape(P, S)
+        self.policy_applies = np.array(
+            [[(p.segments is None or n in p.segments) and (p.regions is None or r in p.regions)
+              for n, r in zip(names, regions, strict=True)] for p in sc.policies],
+            dtype=bool).reshape(P, S)
         self.policy_multiplier = np.array([[1.0, *p.multiplier] for p in sc.policies]
                                           ).reshape(P, L + 1)
         self.policy_cost = np.array([[0.0, *p.cost] for p in sc.policies]).reshape(P, L + 1)
@@ -221,9 +236,28 @@ class Parameters:
             M[self.policy_applies[j]] *= self.policy_multiplier[j]
         return M
 
-    def gain(self, active: Sequence[bool] | np.ndarray) -> np.ndarray:
-        """a(s, k) * M(s, k): what multiplies p + q * Phi in the hazard."""
-        return self.propensity * self.multipliers(active)
+    def gain(self, active: Sequence[bool] | np.ndarray, push: np.ndarray | None = None
+             ) -> np.ndarray:
+        """a(s, k) * M(s, k), times the quota push of each lagging region (`push`, one factor
+        per region, see `Quotas`): what multiplies p + q * Phi in the hazard."""
+        g = self.propensity * self.multipliers(active)
+        if push is not None:
+            k = self.sc.target.level_index
+            g[:, 1:k + 1] *= np.asarray(push)[self.region][:, None]
+        return g
+
+    def own_adopters(self, As: np.ndarray) -> np.ndarray:
+        """Adopters of each cell segment's peer group, per cell segment: the sums over the
+        regions of the same size segment (As: cell segments first)."""
+        R, G = self.n_regions, self.n_groups
+        if R == 1:
+            return As
+        grouped = As.reshape(R, G, *As.shape[1:]).sum(axis=0)
+        return np.tile(grouped, (R,) + (1,) * (As.ndim - 1))
+
+    def by_region(self, x: np.ndarray) -> np.ndarray:
+        """Sum an array over cell segments (first axis) into regions."""
+        return x.reshape(self.n_regions, self.n_groups, *x.shape[1:]).sum(axis=1)
 
     def paying(self) -> list[int]:
         """Policies that pay a subsidy for some project."""
@@ -294,6 +328,55 @@ class TargetCount:
         if self.reading == "upgraded":
             return upgraded_level
         return at_or_above_level - self.offset
+
+
+class Quotas:
+    """Regional quotas (`population.region[].quota`, `population.quotas`): at each review, the
+    end of every `every`-th month before the deadline, a region whose count (the target's
+    reading at its level, over the region's firms) lags `quota x firms x t / deadline` has
+    the hazards of the levels up to the target's multiplied by `push` until the next review;
+    from the deadline on no region is pushed. A top-down push that the hazards lack."""
+
+    def __init__(self, sc: Scenario, region_initial: np.ndarray):
+        self.push_factor = sc.quotas.push
+        self.quota = np.array([r.quota or 0.0 for r in sc.regions] or [0.0])
+        self.firms = sc.target.firms
+        self.deadline = sc.deadline
+        self.counts = [TargetCount.of(sc, row) for row in region_initial]
+        deadline_day = (sc.target.deadline - sc.start).days + 1
+        ends = [(d - sc.start).days + 1 for d in sc.month_ends()]
+        every = sc.quotas.every
+        self.days = [d for m, d in enumerate(ends) if (m + 1) % every == 0 and d < deadline_day]
+        if self.days:
+            self.days.append(deadline_day)  # the push ends with the plan period
+        if not (self.quota > 0).any() or self.push_factor == 1.0:
+            self.days = []  # nothing to push: no review changes anything
+
+    def region_counts(self, at_or_above_level: np.ndarray, unmoved: np.ndarray) -> np.ndarray:
+        """Each region's count, from its firms at or above the target level and the unmoved
+        ones among them."""
+        return np.array([tc.count(float(a), float(u)) for tc, a, u
+                         in zip(self.counts, at_or_above_level, unmoved, strict=True)])
+
+    def push(self, t: float, counts: np.ndarray) -> np.ndarray:
+        """Factor per region until the next review, given the regions' counts at time t."""
+        if t >= self.deadline - 1e-9:
+            return np.ones(len(self.quota))
+        due = self.quota * self.firms * t / self.deadline
+        return np.where((self.quota > 0) & (counts < due), self.push_factor, 1.0)
+
+
+def with_regions(result: RunResult, par: Parameters, by_segment: np.ndarray,
+                 unmoved_region: np.ndarray, at_deadline: np.ndarray) -> RunResult:
+    """`result` with its per-region fields, from the month-end counts per cell segment
+    (months, segments, 0..4) and unmoved firms per region (months, regions, 0..4)."""
+    exact = np.moveaxis(par.by_region(np.moveaxis(by_segment, 1, 0)), 0, 1)  # (m, R, 5)
+    at = np.flip(np.cumsum(np.flip(exact, axis=-1), axis=-1), axis=-1)[..., 1:]
+    result.region_at_or_above = at
+    result.region_upgraded = at - unmoved_at_or_above(unmoved_region)
+    result.region_initial = par.layout.region_at_or_above()
+    result.region_count_at_deadline = np.asarray(at_deadline, dtype=float)
+    return result
 
 
 def unmoved_at_or_above(unmoved_exact) -> np.ndarray:

@@ -22,6 +22,7 @@ from scipy.special import ndtr
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
+from sim.engines.steps import step_edges
 from sim.scenario import DAYS_PER_YEAR, Scenario
 
 _CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
@@ -30,29 +31,6 @@ HAZARD_CHANGE = 0.002
 projects that start and finish inside it; a step where it would be larger is cut into equal
 sub-steps (docs/performance.md measures the accuracy this buys)."""
 MAX_SUBSTEPS = 64
-
-
-def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
-    """Step edges in whole days from the start, and the month index of each month-end edge.
-
-    Every month is cut into equal whole-day steps of about `sc.tau_step` days; policy and
-    shock dates and the deadline are added as edges where they do not fall on one already.
-    """
-    ends = [(d - sc.start).days + 1 for d in sc.month_ends()]
-    days = {0}
-    prev = 0
-    for end in ends:
-        n = max(1, round((end - prev) / sc.tau_step))
-        days.update(prev + round((end - prev) * j / n) for j in range(1, n + 1))
-        prev = end
-    horizon = (sc.end - sc.start).days + 1
-    days.add(horizon)
-    deadline = (sc.target.deadline - sc.start).days + 1
-    extra = [deadline, *(c.day for c in rules.changes(sc))]
-    days.update(d for d in extra if 0 < d < horizon)
-    edges = np.array(sorted(days), dtype=np.int64)
-    index = {int(d): i for i, d in enumerate(edges)}
-    return edges, {index[end]: m for m, end in enumerate(ends)}
 
 
 def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
@@ -72,10 +50,11 @@ class _Tau:
         L = N_LEVELS
         self.params = par = rules.Parameters(sc)
         lay = par.layout
-        S = self.S = len(sc.segments)
+        S = self.S = par.n_segments
         cells = np.array(lay.cells, dtype=np.int64)  # [s, j, c]
         self.exact = cells.sum(axis=2)  # [s, j] firms at exactly level j
         self.unmoved = self.exact.sum(axis=0)  # [j] firms at j that have completed no project
+        self.unmoved_r = par.by_region(self.exact)  # [region, j] the same per region
         W = self.W = L + 1
         self.idle = np.zeros((S, L, 2 * W), dtype=np.int64)  # deciding on level i+1
         climbs = rules.may_climb(np.arange(L)[:, None], np.arange(L + 1)[None, :])  # [i, c]
@@ -91,7 +70,7 @@ class _Tau:
         # Arrays below are indexed by the level being decided, i = k - 1 (columns 1..4 of the
         # rules' arrays).
         self.inv_E = par.inv_eligible[1:]
-        self.inv_Es = par.inv_eligible_by_segment[:, 1:]
+        self.inv_Es = par.inv_eligible_own[:, 1:]  # of each cell's peer group
         self._levels()
         self.retry = par.retry_years[1:]
         self.sigma = par.sigma[1:]
@@ -107,6 +86,8 @@ class _Tau:
 
         self.active = np.zeros(len(sc.policies), dtype=bool)
         self.budgets = rules.Budgets(par)
+        self.quotas = rules.Quotas(sc, lay.region_at_or_above())
+        self.push = np.ones(par.n_regions)  # quota push per region, set at reviews
         self.gain = par.gain(self.active)[:, 1:]  # a(s, k) * M(s, k)
 
         days, self.month_at = step_edges(sc)
@@ -278,6 +259,11 @@ class _Tau:
         k = self.t_level
         return self.target.count(int(self.As[:, k].sum()), int(self.unmoved[k:].sum()))
 
+    def _region_counts(self) -> np.ndarray:
+        k = self.t_level
+        return self.quotas.region_counts(self.params.by_region(self.As[:, k]),
+                                         self.unmoved_r[:, k:].sum(axis=1))
+
     def _in_flight(self) -> None:
         """Start the projects under way at the start with the time they have left; those the
         resources cannot hold wait first in line, level by level (as in the exact engine)."""
@@ -319,14 +305,14 @@ class _Tau:
         hazards they feed by at most HAZARD_CHANGE (relative) each: such projects only
         count once their sub-step ends, and the peer term must not lag behind them."""
         As = self.As[:, 1:]
-        pop, own = As.sum(axis=0) * self.inv_E, As * self.inv_Es
+        pop, own = As.sum(axis=0) * self.inv_E, self.params.own_adopters(As) * self.inv_Es
         h = rules.hazard(self.gain, self.p, self.q, self.w, pop, own)
         idle = self.idle.sum(axis=2)
         new = idle * -np.expm1(-step_years * h) * (self.success * within)  # [s, i]
         # Firms reaching level i+1 raise the hazard of level i+1's deciders (cell i) by
         # what they add to its adopter shares.
         d_pop = new.sum(axis=0) * self.inv_E
-        d_own = new * self.inv_Es
+        d_own = self.params.own_adopters(new) * self.inv_Es
         dh = rules.hazard(self.gain, 0.0, self.q, self.w, d_pop, d_own)
         with np.errstate(divide="ignore", invalid="ignore"):
             change = np.where((idle > 0) & (dh > 0), dh / h, 0.0)
@@ -340,7 +326,7 @@ class _Tau:
         rules' hazard at its start."""
         As = self.As[:, 1:]
         h = rules.hazard(self.gain, self.p, self.q, self.w, As.sum(axis=0) * self.inv_E,
-                         As * self.inv_Es)
+                         self.params.own_adopters(As) * self.inv_Es)
         prob = -np.expm1(-stretch * h)
         D = self.rng.binomial(self.idle, prob[:, :, None])
         self.idle -= D
@@ -365,7 +351,9 @@ class _Tau:
         self.exact[:, 1:] += up
         self.As[:, 1:] += up
         W = self.W
-        self.unmoved[:-1] -= G[:, :, W:].sum(axis=(0, 2))  # their first project done
+        first = G[:, :, W:].sum(axis=2)  # [s, i] their first project done
+        self.unmoved[:-1] -= first.sum(axis=0)
+        self.unmoved_r[:, :-1] -= self.params.by_region(first)
         # Those eligible for the next level go on, now with plain (moved) ceiling codes.
         self.idle[:, 1:, :W] += (G[:, :-1, :W] + G[:, :-1, W:]) * self.goes_on
         n_fail = int(F.sum())
@@ -404,6 +392,9 @@ class _Tau:
         curve = np.zeros((months, L), dtype=np.int64)
         upgraded = np.zeros((months, L), dtype=np.int64)
         by_segment = np.zeros((months, S, L + 1), dtype=np.int64)
+        unmoved_month = np.zeros((months, self.params.n_regions, L + 1), dtype=np.int64)
+        region_at_deadline = self._region_counts()
+        reviews = {self.edge_of_day[d] for d in self.quotas.days}
         deadline_edge = self.edge_of_day[(sc.target.deadline - sc.start).days + 1]
         mid_days = (0.5 * (edges[:-1] + edges[1:])) * DAYS_PER_YEAR
         # Failures return after the retry wait counted from mid-step, at the earliest in the
@@ -436,8 +427,12 @@ class _Tau:
             for change in cal.get(m, ()):
                 self._apply(change)
                 policy_changed = True
+            if m in reviews:  # a quota review at this edge, on the state it ends
+                push = self.quotas.push(float(edges[m]), self._region_counts())
+                policy_changed |= not np.array_equal(push, self.push)
+                self.push = push
             if policy_changed:
-                self.gain = self.params.gain(self.active)[:, 1:]
+                self.gain = self.params.gain(self.active, self.push)[:, 1:]
                 policy_changed = False
             t0, dt = edges[m], edges[m + 1] - edges[m]
             if fast.any():
@@ -467,7 +462,7 @@ class _Tau:
                     for k, cost in paying:
                         if self.active[k] and self.budgets.pay(k, float((per * cost).sum())):
                             self.active[k] = False
-                            self.gain = self.params.gain(self.active)[:, 1:]
+                            self.gain = self.params.gain(self.active, self.push)[:, 1:]
                 span = (d0 + (d1 - d0) * j / n_sub, d0 + (d1 - d0) * (j + 1) / n_sub)
                 self._start_decided(D, m, span)
                 if self.pipe[m].any():  # projects short enough to finish where they start
@@ -480,18 +475,20 @@ class _Tau:
                 crossing = t0 + dt * (sc.target.firms - before) / max(count - before, 1)
             if m + 1 == deadline_edge:
                 count_at_deadline = count
+                region_at_deadline = self._region_counts()
             mi = self.month_at.get(m + 1)
             if mi is not None:
                 curve[mi] = self.As[:, 1:].sum(axis=0)
                 upgraded[mi] = curve[mi] - rules.unmoved_at_or_above(self.unmoved)
                 by_segment[mi] = self.exact
+                unmoved_month[mi] = self.unmoved_r
 
         events = {"decisions": self.n_decisions, "completions": self.n_completions,
                   "failures": self.n_failures, "max_waiting": self.max_waiting, "steps": n_steps,
                   "events": self.n_decisions + self.n_completions}
-        return RunResult(
+        return rules.with_regions(RunResult(
             at_or_above=curve, upgraded=upgraded, by_segment=by_segment, initial=self.initial,
             count_at_deadline=count_at_deadline, crossing_time=crossing,
             met=self.target.met(count_at_deadline), events=events,
-            spent=tuple(float(x) for x in self.budgets.spent),
-        )
+            spent=tuple(float(x) for x in self.budgets.spent)),
+            self.params, by_segment, unmoved_month, region_at_deadline)

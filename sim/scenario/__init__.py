@@ -55,7 +55,8 @@ __all__ = [
     "COUNT_COLUMNS", "COUNTS", "DAYS_PER_YEAR", "DESIGNS", "FIRST_DATE", "LAST_DATE", "LEVELS",
     "LEVEL_KEYS",
     "MAX_FIRMS", "MAX_HORIZON_YEARS", "NAME_PATTERN", "NATIONAL", "TAU_STEP_DAYS", "TOP_KEYS",
-    "Level", "Policy", "Quotas", "Region", "Resource", "Scenario", "ScenarioError", "Segment", "Shock", "Sweep", "Target",
+    "Level", "Policy", "Quotas", "Region", "Resource", "Scenario", "ScenarioError", "Segment",
+    "Shock", "Sweep", "Target",
     "_key", "_value", "apply_overrides", "dumps", "get_key", "key_text", "load", "parse_value",
     "read_toml", "set_key", "split_key", "toml_value", "validate",
 ]

@@ -60,6 +60,7 @@ class Key:
     default_note: str = ""  # the default in words, where it is not a plain value
     lo: float | None = None  # inclusive bounds of a number (per entry for "levels")
     hi: float | None = None
+    lo_open: bool = False  # lo itself is excluded
     choices: tuple[str, ...] = ()
     unit: str = ""
     pattern: str = ""  # a regular expression the text must match in full
@@ -75,7 +76,7 @@ class Key:
             return "1-64 letters, digits, - or _"
         if self.lo is None and self.hi is None:
             return ""
-        return f"[{_num(self.lo)}, {_num(self.hi)}]"
+        return f"{'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}]"
 
     @property
     def default_text(self) -> str:
@@ -147,6 +148,31 @@ KEYS: tuple[Key, ...] = (
     K("population.segment[].initial", "levels", "share of the segment at EXACTLY each level "
       "at the start; sums to at most 1 (the rest are at no level)", default=0.0, lo=0, hi=1,
       unit="share of the segment"),
+    K("population.region", "tables", "groups of provinces; every segment is split across them "
+      "by share; shares sum to 1", default_note="none: one region, \"national\""),
+    K("population.region[].name", "text", "the region's name, unique, not \"national\" "
+      "(policies name it)", required=True),
+    K("population.region[].share", "number", "the region's share of the firms (of every "
+      "segment)", required=True, lo=0, hi=1, unit="share"),
+    K("population.region[].multiplier", "number or levels", "multiplier of the adoption "
+      "hazard of the region's firms (on the segment's propensity), one number or per level",
+      default=1.0, lo=0, hi=1e6),
+    K("population.region[].quota", "number", "share of the national target the region is "
+      "asked to deliver; it pushes only with [population.quotas]",
+      default_note="none: no quota", lo=0, hi=1, lo_open=True, unit="share of target.firms"),
+    K("population.quotas", "table", "how quotas push: at each review a region that lags its "
+      "quota (quota x target.firms x elapsed share of the plan) is pushed until the next",
+      default_note="none: quotas are only reported"),
+    K("population.quotas.push", "number", "multiplier of the hazards of the levels up to "
+      "target.level in a region lagging its quota", default=1.0, lo=1, hi=1e3),
+    K("population.quotas.every", "integer", "time between reviews of the regions against "
+      "their quotas", default=3, lo=1, hi=24, unit=_MONTHS),
+    K("population.entry", "number", "entrants per year, as a share of the firms at the start",
+      default=0.0, lo=0, hi=1, unit="share of the firms per year"),
+    K("population.exit", "number", "exit hazard of a firm with no project under way",
+      default=0.0, lo=0, hi=1, unit=_YEAR),
+    K("population.entry_device", "number", "share of entrants that arrive at device level "
+      "(the rest at no level)", default=0.0, lo=0, hi=1, unit="share of entrants"),
     # levels ------------------------------------------------------------------------------
     K("levels", "table", f"the four levels, climbed in order: {_LEVELS}", default_note="none"),
     K("levels.<level>", "table", "the project that takes a firm to this level from the one "
@@ -190,6 +216,8 @@ KEYS: tuple[Key, ...] = (
       default=1.0, lo=0, hi=1e3),
     K("policy[].segments", "list", "the segments it applies to",
       default_note="all segments"),
+    K("policy[].regions", "list", "the regions it applies to (names under "
+      "[[population.region]])", default_note="all regions"),
     K("policy[].budget", "number", "subsidy budget; the policy ends when it is spent",
       default_note="unlimited", lo=0, hi=1e15, unit="yuan"),
     K("policy[].cost", "levels", "subsidy paid per project started, drawn from the budget",
@@ -235,6 +263,10 @@ RULES: tuple[str, ...] = (
     "between them.",
     "`target.firms` is at most `population.firms`.",
     "Segment shares sum to 1; a segment's `initial` shares sum to at most 1.",
+    "Region shares sum to 1 (no regions: one national region); region names are unique and "
+    "not `national`; `policy[].regions` names regions and needs some; `[population.quotas]` "
+    "needs a region with a `quota` (a quota without it is only reported). Quotas need not "
+    "sum to 1.",
     "`levels.<level>.eligible` never exceeds the level below's, and is at least the share of "
     "firms already at or above the level.",
     "`population.in_flight.<level>` is at most the share of firms one level below at the "
@@ -341,7 +373,7 @@ def _value_schema(key: Key) -> dict[str, Any]:
     out: dict[str, Any] = {"description": key.meaning + (f" ({key.unit})" if key.unit else "")}
     number: dict[str, Any] = {"type": "integer" if key.kind == "integer" else "number"}
     if key.lo is not None:
-        number["minimum"] = _plain(key.lo)
+        number["exclusiveMinimum" if key.lo_open else "minimum"] = _plain(key.lo)
     if key.hi is not None:
         number["maximum"] = _plain(key.hi)
     default = {} if key.default is None or key.required else {"default": key.default}

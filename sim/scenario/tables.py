@@ -5,6 +5,7 @@ Each helper reads one table through the _Checker and returns typed objects.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import difflib
 import math
@@ -12,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sim.scenario.checker import _Checker
-from sim.scenario.keys import get_key, split_key
+from sim.scenario.keys import get_key, set_key, split_key
+from sim.scenario.regions import QUOTA_KEYS, TURNOVER_KEYS, _names
 from sim.scenario.show import _key
 from sim.scenario.types import (
     DESIGNS,
@@ -126,12 +128,15 @@ def _array_of_tables(c: _Checker, raw: Mapping[str, Any], key: str) -> list[dict
 
 
 def _policies(c: _Checker, raw: Mapping[str, Any], start: dt.date | None, end: dt.date | None,
-              segment_names: set[str]) -> list[Policy]:
+              segment_names: set[str], region_names: Sequence[str] | None = ()
+              ) -> list[Policy]:
+    """The policies; `region_names` None means the regions are a problem already: a policy's
+    `regions` is then not checked."""
     out = []
     for i, item in enumerate(_array_of_tables(c, raw, "policy")):
         where = f"policy[{i}]"
-        c.unknown(item, ("name", "start", "end", "multiplier", "segments", "budget", "cost"),
-                  where)
+        c.unknown(item, ("name", "start", "end", "multiplier", "segments", "regions", "budget",
+                         "cost"), where)
         name = c.string(item, "name", where, f"policy{i}") or f"policy{i}"
         p_start = c.date(item, "start", where) or start
         p_end = c.date(item, "end", where) or end
@@ -139,27 +144,23 @@ def _policies(c: _Checker, raw: Mapping[str, Any], start: dt.date | None, end: d
             c.fail(f"{where}.end", p_end, f"must not be before {where}.start ({p_start})")
         mult = c.per_level(item.get("multiplier", {}), f"{where}.multiplier", 1.0, lo=0, hi=1e3,
                            scalar_ok=False)
-        segs = None
-        if "segments" in item:
-            value = item["segments"]
-            if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
-                c.fail(f"{where}.segments", value, "must be a list of segment names")
-            else:
-                for s in value:
-                    if s not in segment_names:
-                        guess = difflib.get_close_matches(s, sorted(segment_names), n=1)
-                        hint = f"; did you mean {guess[0]!r}?" if guess else ""
-                        c.fail(f"{where}.segments", s, "is not a segment (defined: "
-                               f"{', '.join(sorted(segment_names))}){hint}")
-                segs = tuple(value)
+        segs = _names(c, item, "segments", where, sorted(segment_names), "segment")
+        regs = None
+        if region_names is not None and "regions" in item and not region_names:
+            c.fail(f"{where}.regions", item["regions"], "needs [[population.region]] tables: "
+                   "this scenario has none (leave regions out to apply the policy nationally)")
+        elif region_names is not None:
+            regs = _names(c, item, "regions", where, region_names, "region")
         budget = c.number(item, "budget", where, math.nan, lo=0, hi=1e15)
         cost = c.per_level(item.get("cost", {}), f"{where}.cost", 0.0, lo=0, hi=1e12,
                            scalar_ok=False)
         if budget is not None and not math.isnan(budget) and not any(cost):
             c.note(f"{where}.budget", "a budget needs a cost per project (e.g. cost = "
                    "{ line = 1.5e6 }) to be drawn down")
-        out.append(Policy(name, p_start or dt.date.min, p_end or dt.date.max, mult, segs,
-                          None if budget is None or math.isnan(budget) else budget, cost))
+        out.append(Policy(name, p_start or dt.date.min, p_end or dt.date.max, mult,
+                          segments=segs, regions=regs,
+                          budget=None if budget is None or math.isnan(budget) else budget,
+                          cost=cost))
     return out
 
 
@@ -230,7 +231,31 @@ def _is_known_key(raw: Mapping[str, Any], key: str) -> bool:
     try:
         value = get_key(raw, key)
     except KeyError:
-        # Keys with defaults (for example levels.line.eligible) may be varied without being set.
-        parts = split_key(key)
-        return len(parts) == 3 and parts[0] == "levels" and parts[2] in LEVEL_KEYS
+        return _has_default(raw, key)
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _has_default(raw: Mapping[str, Any], key: str) -> bool:
+    """True for a numeric key with a default that the scenario may vary without setting it:
+    `levels.line.eligible`, `population.entry`, `population.quotas.push`, and a declared
+    region's `quota` or `multiplier` (also `multiplier.<level>` unless it is one number)."""
+    parts = split_key(key)
+    if len(parts) == 3 and parts[0] == "levels":
+        return parts[2] in LEVEL_KEYS
+    if parts[:1] != ["population"]:
+        return False
+    if len(parts) == 2:
+        return parts[1] in TURNOVER_KEYS
+    if len(parts) == 3 and parts[1] == "quotas":
+        return parts[2] in QUOTA_KEYS
+    region = len(parts) == 4 and parts[3] in ("quota", "multiplier")
+    region = region or (len(parts) == 5 and parts[3] == "multiplier" and parts[4] in LEVELS)
+    pop = raw.get("population")
+    if not (parts[1] == "region" and region and isinstance(pop, dict)
+            and isinstance(pop.get("region"), list)):
+        return False
+    try:  # the region exists and the key can be set (not under a one-number multiplier)
+        set_key(copy.deepcopy(dict(raw)), key, 1.0)
+    except KeyError:
+        return False
+    return True

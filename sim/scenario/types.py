@@ -103,9 +103,9 @@ class Policy:
     end: dt.date
     multiplier: tuple[float, ...]  # per level
     segments: tuple[str, ...] | None = None  # None: all segments
-    regions: tuple[str, ...] | None = None  # None: all regions
     budget: float | None = None  # yuan; None: unlimited
     cost: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # yuan paid per project started, per level
+    regions: tuple[str, ...] | None = None  # None: all regions
 
 
 @dataclass(frozen=True)
@@ -170,6 +170,9 @@ class Scenario:
     in_flight: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0)  # share of all firms with a project to
     # each level device..ecosystem under way at the start (`population.in_flight`)
     regions: tuple[Region, ...] = ()  # () : one national region
+    entry: float = 0.0  # entrants per year, as a share of the firms at the start
+    exit: float = 0.0  # per year: exit hazard of a firm with no project under way
+    entry_device: float = 0.0  # share of entrants that arrive at device level (rest: none)
     quotas: Quotas = Quotas()
     tau_step: float = TAU_STEP_DAYS  # days; step of the fast engine (`[engine] tau_step`)
     source: str = "<scenario>"

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sim.scenario.checker import _Checker
+from sim.scenario.regions import TURNOVER_KEYS, _quotas, _regions, _turnover
 from sim.scenario.tables import _level, _policies, _resources, _segments, _shocks, _sweep
 from sim.scenario.types import (
     COUNTS,
@@ -54,7 +55,8 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
 
     # population and segments
     pop = c.table(raw, "population", "", required=True)
-    c.unknown(pop, ("firms", "peer_weight", "segment", "in_flight"), "population")
+    c.unknown(pop, ("firms", "peer_weight", "segment", "in_flight", "region", "quotas",
+                    *TURNOVER_KEYS), "population")
     firms = c.number(pop, "firms", "population", None, lo=1, hi=MAX_FIRMS, integer=True)
     peer_weight = c.number(pop, "peer_weight", "population", 0.0, lo=0, hi=1)
     segments = _segments(c, pop)
@@ -67,6 +69,11 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
             c.fail(f"population.in_flight.{lv}", in_flight[k],
                    f"must be at most the share of firms one level below {lv} at the start "
                    f"({below:.6g})")
+    regions = _regions(c, pop)  # None: not tables, a problem already
+    quotas = _quotas(c, pop, regions)
+    region_names = None if regions is None else tuple(r.name for r in regions)
+    regions = regions or []
+    turnover = _turnover(c, pop)
 
     # levels
     levels_raw = c.table(raw, "levels", "")
@@ -104,7 +111,7 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     if t_firms and firms and t_firms > firms:
         c.fail("target.firms", t_firms, f"must be at most population.firms ({firms:_})")
 
-    policies = _policies(c, raw, start, end, {s.name for s in segments})
+    policies = _policies(c, raw, start, end, {s.name for s in segments}, region_names)
     shocks = _shocks(c, raw, start, end, resource_names)
     sweep = _sweep(c, raw)
     tau_step = TAU_STEP_DAYS
@@ -123,6 +130,8 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
         target=Target(int(t_firms), t_level, t_deadline, t_count or "new"),
         firms=int(firms), peer_weight=float(peer_weight or 0.0), segments=tuple(segments),
         levels=levels, resources=resources, policies=tuple(policies), shocks=tuple(shocks),
-        sweep=sweep, in_flight=tuple(in_flight), tau_step=tau_step, source=source,
+        sweep=sweep, in_flight=tuple(in_flight), regions=tuple(regions), quotas=quotas,
+        entry=turnover["entry"], exit=turnover["exit"], entry_device=turnover["entry_device"],
+        tau_step=tau_step, source=source,
         raw=copy.deepcopy(dict(raw)),
     )

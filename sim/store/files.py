@@ -109,14 +109,39 @@ def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
     dates = [d.isoformat() for d in scenario.month_ends()]
     for rep in sorted(results):
         res = results[rep]
-        new = res.at_or_above - res.initial[None, :]
-        # Counts are whole firms in the stochastic engines, expected values in the mean field.
-        fmt = int if np.issubdtype(res.at_or_above.dtype, np.integer) else _expected
-        for m, date in enumerate(dates):
-            row_a, row_n, row_u = res.at_or_above[m], new[m], res.upgraded[m]
-            for k, level in enumerate(LEVELS):
-                writer.writerow([rep, date, level, fmt(row_a[k]), fmt(row_n[k]), fmt(row_u[k])])
+        _write_rows(writer, rep, dates, None, res.at_or_above[:, None, :],
+                    np.asarray(res.initial)[None, :], res.upgraded[:, None, :])
     return buf.getvalue()
+
+
+def run_regions_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
+    """A run's regions.csv: curves.csv with a `region` column after the date, one row per
+    replication, month end, region (the scenario's order) and level; the regions' rows add up
+    to curves.csv's. Written only when the scenario declares regions."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["replication", "date", "region", "level", *CURVE_COLUMNS.values()])
+    dates = [d.isoformat() for d in scenario.month_ends()]
+    for rep in sorted(results):
+        at_or_above, upgraded, initial, _count = results[rep].regional()
+        _write_rows(writer, rep, dates, scenario.region_names, at_or_above, initial, upgraded)
+    return buf.getvalue()
+
+
+def _write_rows(writer: Any, rep: int, dates: Sequence[str], regions: Sequence[str] | None,
+                at_or_above: np.ndarray, initial: np.ndarray, upgraded: np.ndarray) -> None:
+    """One replication's rows: (months, regions, 4) arrays; no region column when `regions`
+    is None (curves.csv, the one national region)."""
+    new = at_or_above - initial[None, :, :]
+    # Counts are whole firms in the stochastic engines, expected values in the mean field.
+    fmt = int if np.issubdtype(at_or_above.dtype, np.integer) else _expected
+    names: Sequence[Any] = regions if regions is not None else [None] * at_or_above.shape[1]
+    for m, date in enumerate(dates):
+        for j, region in enumerate(names):
+            row_a, row_n, row_u = at_or_above[m, j], new[m, j], upgraded[m, j]
+            head = [rep, date] if region is None else [rep, date, region]
+            for k, level in enumerate(LEVELS):
+                writer.writerow([*head, level, fmt(row_a[k]), fmt(row_n[k]), fmt(row_u[k])])
 
 
 CURVE_COLUMNS = {r: COUNT_COLUMNS[r] for r in ("stock", "new", "upgraded")}
@@ -139,11 +164,16 @@ def write_json(path: Path, obj: Any) -> None:
 
 def write_run(out: Path, scenario: Scenario, results: Mapping[int, RunResult],
               summary: Mapping[str, Any], figures: Iterable[tuple[str, bytes | str]]) -> None:
-    """Publish a finished run: scenario, curves, figures, and last the summary that vouches
-    for them."""
-    publish(out, [("scenario.toml", scenario_text(scenario)),
-                  ("curves.csv", run_curves_csv(scenario, results)), *figures,
+    """Publish a finished run: scenario, curves (and regions.csv when the scenario declares
+    regions), figures, and last the summary that vouches for them."""
+    tables = [("curves.csv", run_curves_csv(scenario, results))]
+    if scenario.regions:
+        tables.append((REGIONS_CSV, run_regions_csv(scenario, results)))
+    publish(out, [("scenario.toml", scenario_text(scenario)), *tables, *figures,
                   ("summary.json", json_text(dict(summary)))])
+
+
+REGIONS_CSV = "regions.csv"
 
 
 def publish(out: Path, files: Sequence[tuple[str, bytes | str]]) -> None:
@@ -219,3 +249,25 @@ def read_run_curves(path: Path, column: str = "at_or_above"
                 float(row[column]))
     arrays = {rep: np.array([cols[lv] for lv in LEVELS]).T for rep, cols in rows.items()}
     return dates, arrays
+
+
+def read_run_regions(path: Path, column: str = "at_or_above"
+                     ) -> tuple[list[str], list[str], dict[int, np.ndarray]]:
+    """Read one count column of a run's regions.csv back: month-end dates, region names (in
+    file order) and, per replication, a (months, regions, 4) array. KeyError if the file has
+    no such column."""
+    values: dict[int, dict[tuple[str, str], list[float]]] = {}
+    dates: dict[str, None] = {}  # insertion-ordered sets
+    regions: dict[str, None] = {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if column not in (reader.fieldnames or ()):
+            raise KeyError(column)
+        for row in reader:
+            dates.setdefault(row["date"])
+            regions.setdefault(row["region"])
+            values.setdefault(int(row["replication"]), {}).setdefault(
+                (row["region"], row["level"]), []).append(float(row[column]))
+    arrays = {rep: np.array([[cells[(g, lv)] for lv in LEVELS] for g in regions]
+                            ).transpose(2, 0, 1) for rep, cells in values.items()}
+    return list(dates), list(regions), arrays

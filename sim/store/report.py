@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
-from sim.scenario import LEVELS
+from sim.scenario import LEVELS, NATIONAL
 from sim.store.page import (
     assumptions,
     embed,
@@ -37,6 +37,7 @@ from sim.store.page import (
 )
 
 REPORT = "report.html"
+REGIONS_FIGURE = "regions.png"  # shown in the "By region" section, not beside adoption.png
 READINGS = {"new": "new: reached the level during the plan",
             "stock": "stock: at or above the level at the deadline",
             "upgraded": "upgraded: completed a project at or above it during the plan"}
@@ -67,6 +68,51 @@ def _readings(summary: Mapping[str, Any]) -> str:
                    table(["reading", *LEVELS], rows, num=(1, 2, 3, 4)))
 
 
+def has_regions(summary: Mapping[str, Any]) -> bool:
+    """Whether the run's scenario declares regions (not only the one national region)."""
+    names = [e.get("region") for e in summary.get("by_region") or []]
+    return bool(names) and names != [NATIONAL]
+
+
+def _regions(summary: Mapping[str, Any], figures: Sequence[tuple[str, bytes]]) -> str:
+    """The "By region" section: each region's count at the deadline against its quota, and
+    regions.png; empty without regions."""
+    if not has_regions(summary):
+        return ""
+    t = summary.get("target") or {}
+    rows = []
+    for e in summary.get("by_region") or []:
+        c, quota, firms = e.get("count_at_deadline") or {}, e.get("quota"), e.get("quota_firms")
+        rows.append([e.get("region"), percent(e.get("share")),
+                     "none" if quota is None else f"{percent(quota)} = {whole(firms)} firms",
+                     (f"{whole(c.get('mean'))} <small>[{whole(c.get('p05'))}–"
+                      f"{whole(c.get('p95'))}]</small>", ""),
+                     "–" if e.get("quota_met") is None else percent(e["quota_met"])])
+    note = (f"The count the target reads ({esc(t.get('count'))} at ≥ {esc(t.get('level'))}) at "
+            f"{esc(t.get('deadline'))}, mean [5%–95% of runs]; the regions add up to the "
+            "national count. A quota is the region's share of the national target; quota met: "
+            "the share of runs in which the region's count reaches it.")
+    return section("By region", f'<p class="note">{note}</p>',
+                   table(["region", "share of firms", "quota", "count at the deadline",
+                          "quota met"], rows, num=(1, 2, 3, 4)),
+                   *(embed(n, b, "The counted firms by region against each quota's linear "
+                           "schedule, and the count at the deadline by region")
+                     for n, b in figures if n == REGIONS_FIGURE))
+
+
+def _population(summary: Mapping[str, Any]) -> str:
+    """One line on entry and exit, when firms entered or left during the run."""
+    pop = summary.get("population") or {}
+    if not (pop.get("entered") or pop.get("exited")):
+        return ""
+    text = (f"{whole(pop.get('firms_at_start'))} firms at the start; {whole(pop.get('entered'))} "
+            f"entered and {whole(pop.get('exited'))} left (of which "
+            f"{whole(pop.get('exited_upgraded'))} had upgraded at or above the target's level "
+            f"and no longer count); {whole(pop.get('firms_at_end'))} at the end (means over "
+            "the runs).")
+    return section("Population", f"<p>{esc(text)}</p>")
+
+
 def _run_verdict(summary: Mapping[str, Any]) -> str:
     t, count = summary.get("target") or {}, summary.get("count_at_deadline") or {}
     p, n = summary.get("p_met"), summary.get("replications")
@@ -95,8 +141,9 @@ def _run_verdict(summary: Mapping[str, Any]) -> str:
 def run_report(summary: Mapping[str, Any], raw: Mapping[str, Any],
                figures: Sequence[tuple[str, bytes]], *, source_text: str | None = None,
                source: str = "") -> str:
-    """report.html of a run: verdict, figure, every reading, subsidies, assumptions, how to
-    run it again. `raw`: the scenario as run; `source_text`: its original file's text."""
+    """report.html of a run: verdict, figure, every reading, the regions and population change
+    when there are any, subsidies, assumptions, how to run it again. `raw`: the scenario as
+    run; `source_text`: its original file's text."""
     spent = summary.get("subsidy_spent_mean") or {}
     budgets = {p.get("name"): p.get("budget") for p in raw.get("policy", []) or []}
     subsidy = section("Subsidy spent (mean per run, yuan)", table(
@@ -114,14 +161,16 @@ def run_report(summary: Mapping[str, Any], raw: Mapping[str, Any],
         ("elapsed", f"{summary.get('elapsed_s')} s")])
     parts = [_run_verdict(summary),
              *(embed(n, b, "Adoption at each level: median and 5–95% band of the runs")
-               for n, b in figures),
-             _readings(summary), subsidy, assumptions(raw, source_text, source),
+               for n, b in figures if n != REGIONS_FIGURE),
+             _readings(summary), _regions(summary, figures), _population(summary), subsidy,
+             assumptions(raw, source_text, source),
              section("The run", about, _rerun(how, "To run it again from this folder "
                                               "(<code>scenario.toml</code> is the scenario "
                                               "exactly as run, overrides applied):"))]
     return page(f"{summary.get('scenario', 'run')}: will the target be met?",
                 str(raw.get("description", "")), parts,
-                ["scenario.toml", "summary.json", "curves.csv", *(n for n, _ in figures)])
+                ["scenario.toml", "summary.json", "curves.csv",
+                 *(["regions.csv"] if has_regions(summary) else []), *(n for n, _ in figures)])
 
 
 # ---------------------------------------------------------------------------------------------

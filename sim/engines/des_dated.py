@@ -1,0 +1,89 @@
+"""The exact engine's dated processes: plain simpy generators that switch policies and shocks,
+record month ends, review regional quotas and take the count at the deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim.engines import rules
+from sim.scenario import DAYS_PER_YEAR, Scenario
+
+
+class DatedProcesses:
+    """Mixed into the exact engine, whose state these read and switch."""
+
+    sc: Scenario
+    env: simpy.Environment
+    params: rules.Parameters
+    budgets: rules.Budgets
+    quotas: rules.Quotas
+    horizon_days: int
+    months: list[float]
+    A: list[int]
+    As: list[list[int]]
+    exact: list[list[int]]
+    unmoved: list[int]
+    unmoved_r: list[list[int]]
+    t_level: int
+    push: np.ndarray
+    curve: np.ndarray
+    upgraded: np.ndarray
+    by_segment: np.ndarray
+    unmoved_month: np.ndarray
+    count_at_deadline: float
+    region_at_deadline: np.ndarray
+    _set_policy: Callable[[int, bool], None]
+    _set_shock: Callable[[int, bool], None]
+    _regain: Callable[[], None]
+    _count: Callable[[], float]
+
+    def _dated_process(self, kind: str, j: int):
+        """Switch policy or shock j on for the part of its window inside the run (the rules'
+        `window`), then off; a policy whose budget is spent stays off."""
+        item: Any = (self.sc.policies if kind == "policy" else self.sc.shocks)[j]  # by kind
+        span = rules.window(self.sc, *((item.start, item.end) if kind == "policy"
+                                       else (item.at, item.end)))
+        if span is None:
+            return
+        begin, finish = (d / DAYS_PER_YEAR for d in span)
+        if begin > self.env.now:
+            yield self.env.timeout(begin - self.env.now)
+        switch = self._set_policy if kind == "policy" else self._set_shock
+        if kind == "shock" or self.budgets.has_money(j):
+            switch(j, True)
+            if item.end is not None and span[1] < self.horizon_days:  # as in rules.changes
+                yield self.env.timeout(finish - self.env.now)
+                switch(j, False)
+
+    def _month_process(self):
+        for m, when in enumerate(self.months):
+            yield self.env.timeout(when - self.env.now)
+            self.curve[m] = self.A[1:]
+            self.upgraded[m] = self.curve[m] - rules.unmoved_at_or_above(self.unmoved)
+            self.by_segment[m] = self.exact
+            self.unmoved_month[m] = self.unmoved_r
+
+    def _region_counts(self) -> np.ndarray:
+        """Each region's target count now."""
+        k, par = self.t_level, self.params
+        at = par.by_region(np.array([a[k] for a in self.As]))
+        unmoved = np.array([sum(u[k:]) for u in self.unmoved_r])
+        return self.quotas.region_counts(at, unmoved)
+
+    def _quota_process(self):
+        """Review the regions against their quotas on the rules' review days."""
+        for day in self.quotas.days:
+            yield self.env.timeout(day / DAYS_PER_YEAR - self.env.now)
+            push = self.quotas.push(self.env.now, self._region_counts())
+            if not np.array_equal(push, self.push):
+                self.push = push
+                self._regain()
+
+    def _deadline_process(self):
+        yield self.env.timeout(self.sc.deadline)
+        self.count_at_deadline = self._count()
+        self.region_at_deadline = self._region_counts()

@@ -1,0 +1,123 @@
+"""The exact engine's resources: capacity in whole units, FIFO queues that never let a
+project overtake an earlier one on a resource it lacks, and the ticks that wake the queues
+when growing capacity adds a unit."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, cast
+
+import simpy
+
+from sim.engines import rules
+from sim.engines.calendar import Calendar, Stream
+
+
+class Resources:
+    """Mixed into the exact engine, whose state these read and change."""
+
+    params: rules.Parameters
+    env: simpy.Environment
+    draw: Stream
+    calendar: Calendar
+    trace: list[tuple] | None
+    in_use: list[int]
+    cap_base: list[float]
+    cap_now: list[int]
+    cap_from: list[float]
+    cap_until: list[float]
+    log_growth: list[float]
+    tick_pending: list[bool]
+    needs: list[Any]
+    levels_with_needs: list[int]
+    queues: list[deque]
+    blocked: set[int]
+    mu: list[float]
+    sigma: list[float]
+    hseq: int
+    n_starts: int
+    n_waiting: int
+    ticked: bool
+    _total: Any
+
+    def _capacity(self, r: int, t: float) -> int:
+        """Units of resource r at time t (the rules' capacity), cached until the next whole
+        unit is gained or lost."""
+        if self.cap_from[r] <= t < self.cap_until[r]:
+            return self.cap_now[r]
+        factor = float(self.params.capacity_factor[r])
+        g = self.log_growth[r]
+        cap = rules.capacity_units(self.cap_base[r], factor, g, t)
+        self.cap_now[r] = cap
+        self.cap_from[r] = t
+        self.cap_until[r] = rules.next_unit_change(self.cap_base[r], factor, g, cap)
+        return cap
+
+    def _start(self, s: int, k: int, c: int, t: float, duration: float | None = None) -> None:
+        in_use = self.in_use
+        for r, units in self.needs[k]:
+            in_use[r] += units
+            if self.trace is not None:
+                self.trace.append(("use", t, r, in_use[r], self._capacity(r, t)))
+        if duration is None:
+            mu = self.mu[k]
+            duration = (0.0 if mu == -math.inf
+                        else math.exp(mu + self.sigma[k] * self.draw.normal()))
+        self.hseq += 1
+        self.calendar.push((t + duration, self.hseq, s, k, c))
+        self.n_starts += 1
+
+    def _serve_queues(self, t: float) -> None:
+        """Start waiting projects in FIFO order; one never overtakes an earlier project on a
+        resource that the earlier one lacks."""
+        queues = self.queues
+        blocked: set[int] = set()
+        self.blocked = blocked
+        free = [self._capacity(r, t) - self.in_use[r] for r in range(len(self.in_use))]
+        heads = [k for k in self.levels_with_needs if queues[k]]
+        while heads:
+            k = heads[0]
+            if len(heads) > 1:
+                first = queues[k][0][0]
+                for lv in heads:
+                    if queues[lv][0][0] < first:
+                        k, first = lv, queues[lv][0][0]
+            ok = True
+            for r, units in self.needs[k]:
+                if free[r] < units:
+                    ok = False
+                    if r not in blocked:
+                        blocked.add(r)
+                        self._schedule_tick(r, t)
+                elif r in blocked:
+                    ok = False
+            if not ok:
+                heads.remove(k)
+                continue
+            _, s, c = queues[k].popleft()
+            self.n_waiting -= 1
+            for r, units in self.needs[k]:
+                free[r] -= units
+            self._start(s, k, c, t)
+            if not queues[k]:
+                heads.remove(k)
+
+    def _schedule_tick(self, r: int, t: float) -> None:
+        """Wake the queue when growing capacity next adds a unit of resource r."""
+        if self.tick_pending[r] or self.log_growth[r] <= 0:
+            return
+        self._capacity(r, t)
+        when = self.cap_until[r]
+        if math.isinf(when):
+            return
+        self.tick_pending[r] = True
+        self.ticked = True
+        ev = self.env.timeout(max(when, t) - self.env.now, r)
+        ev.callbacks.append(self._tick)
+
+    def _tick(self, ev: simpy.Event) -> None:
+        self.tick_pending[cast(int, ev.value)] = False  # the timeout carries its resource
+        if self.n_waiting:
+            self._serve_queues(self.env.now)
+            self._total()
