@@ -128,21 +128,23 @@ class _Engine(DatedProcesses, Resources):
         self.cost = par.policy_cost.tolist()
         self.quotas = rules.Quotas(sc, lay.region_at_or_above())
         self.push = np.ones(par.n_regions)  # quota push per region, set at reviews
-        self.gain = par.gain(self.policy_active).tolist()  # a(s, k) * M(s, k)
+        self.gain: list[list[float]] = []  # a(s, k) * M(s, k) * push, set by _regain
         # Policies that pay for a decision in cell i (segment in scope, a cost for the level).
         self.paying = [[j for j in par.paying() if par.subsidy(j)[i // L, i % L + 1] > 0]
                        for i in range(n_seg * L)]
 
-        # Hazard per idle firm, per cell i, and the cell rates.
-        # h per cell; rates per peer-group cell g * L + (k - 1), summed over the regions, so
-        # that a draw scans the groups' cells and then the regions within the one it hits.
-        self.h, self.R = [0.0] * (n_seg * L), 0.0
+        # Rates per peer-group cell gi = g * L + (k - 1), summed over the regions, so that a
+        # draw scans the groups' cells and then the regions within the one it hits. The
+        # hazard of an idle firm in cell i is gain[i] * x[gi]: x, the part the peer signal
+        # sets, is shared by the group's cells; W[gi] = sum of gain * idle over them, so
+        # rate[gi] = x[gi] * W[gi] and a change of the peer signal costs one product.
+        self.R = 0.0
         self.rate = [0.0] * (par.n_groups * L)
+        self.x = [0.0] * (par.n_groups * L)
+        self.W = [0.0] * (par.n_groups * L)
         self.gcell = [(s % par.n_groups) * L + k for s in range(n_seg) for k in range(L)]
         self.single = par.n_regions == 1
-        for k in range(1, L + 1):
-            self._hazards(k)
-        self._total()
+        self._regain()
 
         # Target.
         self.target = rules.TargetCount.of(sc, self.A[1:])
@@ -190,16 +192,12 @@ class _Engine(DatedProcesses, Resources):
         L = N_LEVELS
         p, q, w = self.p[k], self.q[k], self.w
         pop = self.A[k] * self.inv_E[k]
-        hazard, G = rules.hazard, self.params.n_groups
-        for g in range(G):
-            x = hazard(1.0, p, q, w, pop, self.Ag[g][k] * self.inv_Es[g][k])  # h / gain
-            total = 0.0
-            for s in range(g, self.n_seg, G):
-                i = s * L + k - 1
-                h = self.gain[s][k] * x
-                self.h[i] = h
-                total += h * self.idle_total[i]
-            self.rate[g * L + k - 1] = total
+        hazard, Ag, inv_Es, x, W, rate = (rules.hazard, self.Ag, self.inv_Es, self.x, self.W,
+                                          self.rate)
+        for g in range(self.params.n_groups):
+            gi = g * L + k - 1
+            x[gi] = xg = hazard(1.0, p, q, w, pop, Ag[g][k] * inv_Es[g][k])  # h / gain
+            rate[gi] = xg * W[gi]
 
     def _pick(self, gi: int, u: float) -> int:
         """The cell of the peer-group cell gi whose region decides, for u in [0, rate[gi])."""
@@ -208,7 +206,7 @@ class _Engine(DatedProcesses, Resources):
         i = g * L + k1
         for s in range(g, self.n_seg, G):
             i = s * L + k1
-            u -= self.h[i] * self.idle_total[i]
+            u -= self.gflat[i] * self.x[gi] * self.idle_total[i]
             if u < 0:
                 break
         return i
@@ -242,8 +240,11 @@ class _Engine(DatedProcesses, Resources):
             code = c
         idle[c] -= 1
         self.idle_total[i] -= 1
-        self.rate[self.gcell[i]] -= self.h[i]
-        self.R -= self.h[i]
+        gi, gk = self.gcell[i], self.gflat[i]
+        self.W[gi] -= gk
+        h = gk * self.x[gi]
+        self.rate[gi] -= h
+        self.R -= h
         self.n_decisions += 1
 
         for j in self.paying[i]:
@@ -297,7 +298,9 @@ class _Engine(DatedProcesses, Resources):
                 i = s * L + k
                 self.idle[i][c] += 1
                 self.idle_total[i] += 1
-                self.rate[self.gcell[i]] += self.h[i]
+                gi, gk = self.gcell[i], self.gflat[i]
+                self.W[gi] += gk
+                self.rate[gi] += gk * self.x[gi]
             self._hazards(k)
             if k >= self.t_level:
                 self._check_target(t)
@@ -324,7 +327,9 @@ class _Engine(DatedProcesses, Resources):
             self.fresh_idle[i][c] += 1
         self.idle[i][c] += 1
         self.idle_total[i] += 1
-        self.rate[self.gcell[i]] += self.h[i]
+        gi, gk = self.gcell[i], self.gflat[i]
+        self.W[gi] += gk
+        self.rate[gi] += gk * self.x[gi]
 
     def _count(self) -> float:
         k = self.t_level
@@ -342,8 +347,15 @@ class _Engine(DatedProcesses, Resources):
 
     def _regain(self) -> None:
         """Take a(s, k) * M(s, k) * quota push from the rules after a policy or push change."""
+        L = N_LEVELS
         self.gain = self.params.gain(self.policy_active, self.push).tolist()
-        for k in range(1, N_LEVELS + 1):
+        self.gflat = [self.gain[s][k] for s in range(self.n_seg) for k in range(1, L + 1)]
+        W = self.W
+        for gi in range(len(W)):
+            W[gi] = 0.0
+        for i, n in enumerate(self.idle_total):
+            W[self.gcell[i]] += self.gflat[i] * n
+        for k in range(1, L + 1):
             self._hazards(k)
         self._total()
 
@@ -396,7 +408,8 @@ class _Engine(DatedProcesses, Resources):
                 if not single:  # the region within the group's cell, by what u has left
                     i = self._pick(i, u + rate[i])
                 if self.idle_total[i] == 0:  # rounding put u past the last non-empty cell
-                    i = max(range(len(self.h)), key=lambda x: self.h[x] * self.idle_total[x])
+                    i = max(range(len(self.gflat)),
+                            key=lambda j: self.gflat[j] * self.idle_total[j])
                 decide(i, t)
                 if cur is not calendar.cur:
                     cur = calendar.cur  # a push started the calendar anew
