@@ -16,15 +16,17 @@ from sim.scenario import LEVELS, Scenario
 N_LEVELS = len(LEVELS)
 
 
-def apportion(total: int, weights: Sequence[float]) -> list[int]:
-    """Split `total` into integers proportional to `weights` (largest-remainder method)."""
+def apportion(total: int, weights: Sequence[float], first: int = 0) -> list[int]:
+    """Split `total` into integers proportional to `weights` (largest-remainder method);
+    equal remainders go first to index `first`, then onwards, wrapping round."""
     wsum = float(sum(weights))
     if total <= 0 or wsum <= 0:
         return [0] * len(weights)
     exact = [total * w / wsum for w in weights]
     base = [int(x) for x in exact]
     short = total - sum(base)
-    order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - base[i]), i))
+    n = len(weights)
+    order = sorted(range(n), key=lambda i: (-(exact[i] - base[i]), (i - first) % n))
     for i in order[:short]:
         base[i] += 1
     return base
@@ -81,11 +83,13 @@ def layout(scenario: Scenario) -> Layout:
     shares = [r.share for r in scenario.regions]
     R, G = len(shares), len(nat.cells)
     cells = [[[0] * (N_LEVELS + 1) for _ in range(N_LEVELS + 1)] for _ in range(R * G)]
+    turn = 0  # ties go round the regions from cell to cell, so none is favoured throughout
     for g in range(G):
         for j in range(N_LEVELS + 1):
             for c in range(N_LEVELS + 1):
-                for r, n in enumerate(apportion(nat.cells[g][j][c], shares)):
+                for r, n in enumerate(apportion(nat.cells[g][j][c], shares, turn % R)):
                     cells[r * G + g][j][c] = n
+                turn += 1
     flight: list = []
     if nat.flight:
         flight = [[[0] * (N_LEVELS + 1) for _ in range(N_LEVELS + 1)] for _ in range(R * G)]
