@@ -108,9 +108,9 @@ class _Recorded(_MeanField):
         self.states = []
         return super().run()
 
-    def exact_by_segment(self, y):  # called once per month end, with that month's state
+    def exact_by_segment(self, y, t=0.0):  # called once per month end, with its state
         self.states.append(y.copy())
-        return super().exact_by_segment(y)
+        return super().exact_by_segment(y, t)
 
     def in_flight(self, months: np.ndarray) -> np.ndarray:
         """(months, 4) expected projects of each level running at each month end: the mass

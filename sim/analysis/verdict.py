@@ -167,7 +167,7 @@ def reading_counts(scenario: Scenario, results: Mapping[int, Any], date: dt.date
     reps = [results[i] for i in sorted(results)]
     stock = np.array([r.at_or_above[m] for r in reps], dtype=float)
     return {"stock": stock,
-            "new": stock - np.array([r.initial for r in reps], dtype=float),
+            "new": stock - np.array([r.base()[m] for r in reps], dtype=float),
             "upgraded": np.array([r.upgraded[m] for r in reps], dtype=float)}
 
 

@@ -172,21 +172,23 @@ def curves_frame(scenario: Scenario, results: Mapping[int, RunResult]) -> pd.Dat
 
     return _long_frame(scenario, {rep: (np.asarray(r.at_or_above)[:, None, :],
                                         np.asarray(r.upgraded)[:, None, :],
-                                        np.asarray(r.initial)[None, :])
+                                        r.base()[:, None, :])
                                   for rep, r in results.items()}, None)
 
 
 def regions_frame(scenario: Scenario, results: Mapping[int, RunResult]) -> pd.DataFrame:
     """A run's regions.csv as a long DataFrame (curves_frame's columns with `region` after
     the date), the same rows and values; one region, `national`, when there are none."""
-    return _long_frame(scenario, {rep: r.regional()[:3] for rep, r in results.items()},
+    return _long_frame(scenario, {rep: (*r.regional()[:2], r.region_base())
+                                  for rep, r in results.items()},
                        scenario.region_names)
 
 
 def _long_frame(scenario: Scenario, arrays: Mapping[int, tuple[Any, Any, Any]],
                 regions: Sequence[str] | None) -> pd.DataFrame:
     """Rows by replication, month end, region (when `regions` is given) and level, from each
-    replication's (at_or_above, upgraded: (months, regions, 4); initial: (regions, 4))."""
+    replication's (at_or_above, upgraded, base: (months, regions, 4); base is what `new`
+    subtracts from the stock)."""
     import numpy as np
     import pandas as pd
 
@@ -195,9 +197,9 @@ def _long_frame(scenario: Scenario, arrays: Mapping[int, tuple[Any, Any, Any]],
     reps = sorted(arrays)
     columns: dict[str, list[np.ndarray]] = {c: [] for c in files.CURVE_COLUMNS.values()}
     for rep in reps:
-        at_or_above, upgraded, initial = arrays[rep]
+        at_or_above, upgraded, base = arrays[rep]
         stock = np.asarray(at_or_above)
-        new = stock - np.asarray(initial)[None, :, :]
+        new = stock - np.asarray(base)
         whole = np.issubdtype(stock.dtype, np.integer)
         for name, values in zip(columns, (stock, new, np.asarray(upgraded)), strict=True):
             flat = np.asarray(values).reshape(-1)

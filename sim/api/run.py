@@ -61,7 +61,8 @@ class RunOutcome:
             reps = [self.results[i] for i in sorted(self.results)]
             self._figure = run_figure(self.scenario, np.stack([r.at_or_above for r in reps]),
                                       reps[0].initial, self.line,
-                                      np.stack([r.upgraded for r in reps]))
+                                      np.stack([r.upgraded for r in reps]),
+                                      np.stack([r.at_or_above - r.base() for r in reps]))
         return self._figure
 
     def regions_figure(self) -> Figure:
@@ -171,7 +172,8 @@ def regional_counted(sc: Scenario, results: Mapping[int, RunResult]) -> tuple[An
     if sc.target.count == "upgraded":
         return np.stack([p[1][:, :, k] for p in parts]).astype(float), np.zeros(stock.shape[2])
     if sc.target.count == "new":
-        return stock - initial[:, None, :], np.zeros(stock.shape[2])
+        base = np.stack([results[i].region_base()[:, :, k] for i in sorted(results)])
+        return stock - base, np.zeros(stock.shape[2])
     return stock, initial
 
 
@@ -235,8 +237,12 @@ def redraw_run(folder: Path) -> list[Path]:
                              "target counts (written before version 0.2?)", options=True
                              ) from None
         upgraded = np.stack([up[i] for i in sorted(up)])
+    new = None
+    if sc.target.count == "new" and sc.exit > 0:
+        _dates, nw = files.read_run_curves(folder / "curves.csv", "new_since_start")
+        new = np.stack([nw[i] for i in sorted(nw)])
     initial = np.array([summary["initial_at_or_above"][lv] for lv in LEVELS])
-    image = png(run_figure(sc, curves, initial, summary.get("verdict", ""), upgraded))
+    image = png(run_figure(sc, curves, initial, summary.get("verdict", ""), upgraded, new))
     files.atomic_write(folder / "adoption.png", image)
     figures = [("adoption.png", image)]
     if sc.regions and (folder / files.REGIONS_CSV).is_file() and summary.get("by_region"):

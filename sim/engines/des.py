@@ -21,12 +21,16 @@ from sim.engines import rules
 from sim.engines.calendar import Calendar, Stream
 from sim.engines.des_dated import DatedProcesses
 from sim.engines.des_resources import Resources
+from sim.engines.des_turnover import Turnover
 from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
 from sim.scenario import Scenario
 
 FRESH = 8
 """Bit of a ceiling code (ceilings are 0..4) marking a firm that has completed no project."""
+ORIGIN = 4
+"""With entry and exit, a code's bits from ORIGIN on hold the level the firm started at (0
+for entrants), so the `new` reading can count the survivors of the starting stock."""
 
 
 def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = False) -> RunResult:
@@ -34,7 +38,7 @@ def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = Fals
     return _Engine(scenario, rng, trace).run()
 
 
-class _Engine(DatedProcesses, Resources):
+class _Engine(DatedProcesses, Resources, Turnover):
     """One replication's state. All of it lives here; nothing at module level."""
 
     def __init__(self, sc: Scenario, rng: np.random.Generator, trace: bool):
@@ -83,6 +87,7 @@ class _Engine(DatedProcesses, Resources):
             for row in (self.idle[s * L + k - 1], self.fresh_idle[s * L + k - 1]):
                 row[c] -= n
             self.idle_total[s * L + k - 1] -= n
+        self._turnover_init(rng, flight)
         self.A = [0] * (L + 1)  # firms at or above k (index 1..4)
         self.As = [[0] * (L + 1) for _ in range(n_seg)]
         for s in range(n_seg):
@@ -174,10 +179,10 @@ class _Engine(DatedProcesses, Resources):
                                           float(self.sigma[k]), n).tolist():
                 if all(self.in_use[r] + units <= self._capacity(r, 0.0)
                        for r, units in self.needs[k]):
-                    self._start(s, k, c | FRESH, 0.0, x)
+                    self._start(s, k, c | FRESH | self.born[k - 1], 0.0, x)
                 else:
                     self.seq += 1
-                    self.queues[k].append((self.seq, s, c | FRESH))
+                    self.queues[k].append((self.seq, s, c | FRESH | self.born[k - 1]))
                     self.n_waiting += 1
         self.max_waiting = self.n_waiting
 
@@ -234,10 +239,15 @@ class _Engine(DatedProcesses, Resources):
                 c -= 1
         fresh = self.fresh_idle[i]
         if fresh[c] and (fresh[c] == idle[c] or self.side.uniform() * idle[c] < fresh[c]):
-            fresh[c] -= 1
             code = c | FRESH
+            if self.turnover:  # the origin: the one implied unless others are idle here
+                code = (self._take_origin(i, code, fresh[c]) if self.extra[i][code]
+                        else code | self.born[k - 1])
+            fresh[c] -= 1
         else:
             code = c
+            if self.turnover and self.extra[i][code]:
+                code = self._take_origin(i, code, idle[c] - fresh[c])
         idle[c] -= 1
         self.idle_total[i] -= 1
         gi, gk = self.gcell[i], self.gflat[i]
@@ -287,6 +297,7 @@ class _Engine(DatedProcesses, Resources):
                 self.unmoved[k - 1] -= 1
                 self.unmoved_r[self.reg[s]][k - 1] -= 1
                 c ^= FRESH
+            ceil = c & 7
             self.exact[s][k - 1] -= 1
             self.exact[s][k] += 1
             self.A[k] += 1
@@ -294,13 +305,17 @@ class _Engine(DatedProcesses, Resources):
             self.Ag[self.grp[s]][k] += 1
             if self.trace is not None:
                 self.trace.append(("climb", t, s, k - 1, k))
-            if self.climbs[k][c]:
+            if self.climbs[k][ceil]:
                 i = s * L + k
-                self.idle[i][c] += 1
+                self.idle[i][ceil] += 1
                 self.idle_total[i] += 1
+                if self.turnover:
+                    self._put_origin(i, c)
                 gi, gk = self.gcell[i], self.gflat[i]
                 self.W[gi] += gk
                 self.rate[gi] += gk * self.x[gi]
+            elif self.turnover:
+                self._settle(s, k, c)
             self._hazards(k)
             if k >= self.t_level:
                 self._check_target(t)
@@ -309,6 +324,8 @@ class _Engine(DatedProcesses, Resources):
             if self.retry[k] > 0:
                 self.hseq += 1
                 self.calendar.push((t + self.retry[k], self.hseq, s, -k, c))  # k < 0: a return
+                if self.turnover:
+                    self.live[self.hseq] = (s, -k, c)
             else:
                 self._back_to_idle(s, k, c)
         if self.n_waiting and self.needs[k]:
@@ -322,6 +339,9 @@ class _Engine(DatedProcesses, Resources):
 
     def _back_to_idle(self, s: int, k: int, c: int) -> None:
         i = s * N_LEVELS + k - 1
+        if self.turnover:
+            self._put_origin(i, c)
+        c &= FRESH | 7
         if c & FRESH:
             c ^= FRESH
             self.fresh_idle[i][c] += 1
@@ -333,7 +353,7 @@ class _Engine(DatedProcesses, Resources):
 
     def _count(self) -> float:
         k = self.t_level
-        return self.target.count(self.A[k], sum(self.unmoved[k:]))
+        return self.target.count(self.A[k], sum(self.unmoved[k:]), self.surv_now)
 
     def _check_target(self, t: float) -> None:
         if self.crossing is None and self._count() >= self.t_firms:
@@ -387,6 +407,7 @@ class _Engine(DatedProcesses, Resources):
         draw = self.draw
         decide = self._decide
         rate, single = self.rate, self.single
+        live = self.live if self.turnover else None
         n_cells = len(rate)
         calendar = self.calendar
         now = 0.0
@@ -421,7 +442,9 @@ class _Engine(DatedProcesses, Resources):
             if nxt >= horizon:
                 break
             if calendar.first() <= env.peek():
-                now, _, s, k, c = heappop(calendar.cur)
+                now, hseq, s, k, c = heappop(calendar.cur)
+                if live is not None and live.pop(hseq, None) is None:
+                    continue  # its firm has left
                 if k > 0:
                     self._complete(now, s, k, c)
                 else:
@@ -437,5 +460,8 @@ class _Engine(DatedProcesses, Resources):
             at_or_above=self.curve, upgraded=self.upgraded, by_segment=self.by_segment,
             initial=self.initial, count_at_deadline=self.count_at_deadline,
             crossing_time=self.crossing, met=self.target.met(self.count_at_deadline),
-            events=events, spent=tuple(float(x) for x in self.budgets.spent), trace=self.trace),
+            events=events, spent=tuple(float(x) for x in self.budgets.spent), trace=self.trace,
+            entered=self.entered, exited=self.exited, exited_upgraded=self.exited_upgraded,
+            survivors=self.survivors if self.turnover else None,
+            region_survivors=self.region_survivors if self.turnover else None),
             self.params, self.by_segment, self.unmoved_month, self.region_at_deadline)

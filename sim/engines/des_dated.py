@@ -40,6 +40,12 @@ class DatedProcesses:
     _set_shock: Callable[[int, bool], None]
     _regain: Callable[[], None]
     _count: Callable[[], float]
+    turnover: bool
+    rule: rules.Turnover
+    survivors: np.ndarray
+    region_survivors: np.ndarray
+    _survivors: Callable[[], np.ndarray]
+    _demography: Callable[[int, float], None]
 
     def _dated_process(self, kind: str, j: int):
         """Switch policy or shock j on for the part of its window inside the run (the rules'
@@ -66,13 +72,19 @@ class DatedProcesses:
             self.upgraded[m] = self.curve[m] - rules.unmoved_at_or_above(self.unmoved)
             self.by_segment[m] = self.exact
             self.unmoved_month[m] = self.unmoved_r
+            if self.turnover:
+                self.region_survivors[m] = self._survivors()
+                self.survivors[m] = self.region_survivors[m].sum(axis=0)
+                if m < len(self.rule.days):
+                    self._demography(m, self.env.now)
 
     def _region_counts(self) -> np.ndarray:
         """Each region's target count now."""
         k, par = self.t_level, self.params
         at = par.by_region(np.array([a[k] for a in self.As]))
         unmoved = np.array([sum(u[k:]) for u in self.unmoved_r])
-        return self.quotas.region_counts(at, unmoved)
+        survivors = self._survivors()[:, k - 1] if self.turnover else None
+        return self.quotas.region_counts(at, unmoved, survivors)
 
     def _quota_process(self):
         """Review the regions against their quotas on the rules' review days."""

@@ -39,6 +39,8 @@ class Resources:
     n_starts: int
     n_waiting: int
     ticked: bool
+    turnover: bool
+    live: dict[int, tuple[int, int, int]]
     _total: Any
 
     def _capacity(self, r: int, t: float) -> int:
@@ -66,6 +68,8 @@ class Resources:
                         else math.exp(mu + self.sigma[k] * self.draw.normal()))
         self.hseq += 1
         self.calendar.push((t + duration, self.hseq, s, k, c))
+        if self.turnover:
+            self.live[self.hseq] = (s, k, c)
         self.n_starts += 1
 
     def _serve_queues(self, t: float) -> None:

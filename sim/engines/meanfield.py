@@ -27,7 +27,14 @@ from scipy import sparse
 from scipy.integrate import solve_ivp
 
 from sim.engines import rules
-from sim.engines.meanfield_parts import RETRY_STAGES, Triplets, erlang_stages, lanes_of
+from sim.engines.meanfield_parts import (
+    RETRY_STAGES,
+    Triplets,
+    erlang_stages,
+    lanes_of,
+    place_flight,
+)
+from sim.engines.meanfield_turnover import MeanFieldTurnover
 from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
 from sim.scenario import DAYS_PER_YEAR, Scenario
@@ -36,7 +43,7 @@ KAPPA = 2000.0  # per year: a waiting firm starts within ~4 hours when units are
 RTOL, ATOL = 1e-6, 1e-3  # relative; absolute in firms
 
 
-class _MeanField:
+class _MeanField(MeanFieldTurnover):
     def __init__(self, sc: Scenario):
         self.sc = sc
         self.params = par = rules.Parameters(sc)
@@ -76,8 +83,10 @@ class _MeanField:
             off += len(ln.by_level[k]) * (RETRY_STAGES if self.retry_rate[k] > 0 else 0)
         self.o_y = off  # cumulative successes into level k per segment: (S, 4)
         off += S * N_LEVELS
-        self.o_z = off  # of which by firms completing their first project: (S, 4)
-        off += S * N_LEVELS
+        self.o_z = off  # unmoved firms (no project completed) at exactly each level: (S, 5)
+        off += S * (N_LEVELS + 1)  # (at level 0 not kept up to date: no count needs it)
+        self.o_x = off  # firms that left after a project at or above the target level
+        off += 1
         self.o_spent = off
         off += len(sc.policies)
         # Sums carried as states of their own (kept equal to them: synced at each restart,
@@ -92,7 +101,6 @@ class _MeanField:
         off += par.n_groups * N_LEVELS
         self.size = off
 
-        self.unmoved0 = exact.sum(axis=0)  # (5,) firms at exactly each level, all unmoved
         y0 = np.zeros(self.size)
         self.flight = np.zeros(n_lanes)  # projects under way at the start, per lane
         for i in range(n_lanes):
@@ -102,7 +110,9 @@ class _MeanField:
                 if lay.flight:
                     self.flight[i] = lay.flight[s][k][c]
         y0[self.o_idle:self.o_idle + n_lanes] -= self.flight
+        y0[self.o_z:self.o_z + S * (N_LEVELS + 1)] = exact.ravel()  # every firm unmoved
         self.y0 = y0
+        self._turnover_init(exact)
 
         # Time-varying: policies switch at dated restarts, budgets run out at events.
         self.policy_on = np.zeros(len(sc.policies), dtype=bool)
@@ -111,7 +121,6 @@ class _MeanField:
         self.target = rules.TargetCount.of(sc, self.initial)
         self.inv_E = par.inv_eligible
         self.inv_Es = par.inv_eligible_own  # of each cell segment's peer group
-        self.unmoved0_r = par.by_region(exact)  # (R, 5) per region
         self.quotas = rules.Quotas(sc, lay.region_at_or_above())
         self.push = np.ones(par.n_regions)
         self._built: dict[tuple, tuple] = {}  # _build's matrices per success probabilities
@@ -170,8 +179,8 @@ class _MeanField:
             route = np.zeros(size)  # where a completed project of this lane goes
             succ = self.params.success[k]
             route[self.o_y + s * N_LEVELS + k - 1] += succ
-            if ln.fresh[l_]:
-                route[self.o_z + s * N_LEVELS + k - 1] += succ
+            if ln.fresh[l_]:  # no longer unmoved at level k - 1
+                route[self.o_z + s * (N_LEVELS + 1) + k - 1] -= succ
             if ln.nxt[l_] >= 0:
                 route[self.o_idle + ln.nxt[l_]] += succ
             if self.retry_rate[k] > 0:
@@ -210,6 +219,7 @@ class _MeanField:
                 Rs.add_col(l_, entry)
             else:
                 Rd.add_col(l_, entry)
+        self._turnover_linear(B)
         self.B, self.Rs, self.entry = B.csr(), Rs.csr(), entries.csr()
         self._built[key] = (self.B, Rd.csr(), self.Rs, self.entry)
         self.Rd = self._built[key][1] + spend.csr()
@@ -257,12 +267,13 @@ class _MeanField:
         return theta
 
     def rhs(self, t: float, y: np.ndarray) -> np.ndarray:
+        self._at(t)
         ln, n = self.lanes, len(self.lanes.seg)
         h, _, _ = self._hazard(y)
         decide = h * y[self.o_idle:self.o_idle + n]
         gate, _, _ = self._gates(t, y)
         starts = self._theta(gate)[ln.lvl] * y[self.o_wait:self.o_wait + n]
-        dy = self.B @ y + self.Rd @ decide + self.Rs @ starts
+        dy = self.B @ y + self.Rd @ decide + self.Rs @ starts + self.src
         dy[self.o_u:] = self.sums @ dy
         return dy
 
@@ -272,6 +283,7 @@ class _MeanField:
         y[self.o_u:] = self.sums @ y
 
     def jac(self, t: float, y: np.ndarray) -> np.ndarray:
+        self._at(t)
         ln, n = self.lanes, len(self.lanes.seg)
         idle = y[self.o_idle:self.o_idle + n]
         wait = y[self.o_wait:self.o_wait + n]
@@ -299,10 +311,12 @@ class _MeanField:
         J = J + self.sum_rows @ (self.sums @ J)  # d sum / dt = the sum of the derivatives
         return J
 
-    def exact_by_segment(self, y: np.ndarray) -> np.ndarray:
-        """Expected firms of each segment at exactly each level 0..4 for one state y."""
+    def exact_by_segment(self, y: np.ndarray, t: float = 0.0) -> np.ndarray:
+        """Expected firms of each segment at exactly each level 0..4 for one state y at t."""
         S = self.n_seg
         As = self.As0.copy()
+        if self.turnover:
+            As[:, 0] = self.alive_at(t)
         As[:, 1:] += y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS)
         return As - np.concatenate([As[:, 1:], np.zeros((S, 1))], axis=1)
 
@@ -316,9 +330,8 @@ class _MeanField:
         """Firms at or above each level 1..4 that have completed no project since the start,
         for state vector(s) y (columns = times)."""
         S = self.n_seg
-        Z = y[self.o_z:self.o_z + S * N_LEVELS].reshape(S, N_LEVELS, -1).sum(axis=0)
-        unmoved = self.unmoved0[:, None] - np.vstack([Z, np.zeros((1, Z.shape[1]))])
-        return rules.unmoved_at_or_above(unmoved.T).T
+        U = y[self.o_z:self.o_z + S * (N_LEVELS + 1)].reshape(S, N_LEVELS + 1, -1).sum(axis=0)
+        return rules.unmoved_at_or_above(U.T).T
 
     def upgraded(self, y: np.ndarray) -> np.ndarray:
         """Firms at or above each level 1..4 that have completed a project since the start."""
@@ -327,50 +340,25 @@ class _MeanField:
     def unmoved_regions(self, y: np.ndarray) -> np.ndarray:
         """Firms at exactly each level 0..4 per region that have completed no project."""
         S = self.n_seg
-        Z = self.params.by_region(y[self.o_z:self.o_z + S * N_LEVELS].reshape(S, N_LEVELS))
-        return self.unmoved0_r - np.concatenate([Z, np.zeros((len(Z), 1))], axis=1)
+        return self.params.by_region(y[self.o_z:self.o_z + S * (N_LEVELS + 1)]
+                                     .reshape(S, N_LEVELS + 1))
 
-    def region_counts(self, y: np.ndarray) -> np.ndarray:
-        """Each region's target count for one state y."""
+    def region_counts(self, y: np.ndarray, t: float) -> np.ndarray:
+        """Each region's target count for one state y at time t."""
         k = self.target.level
-        at = self.params.by_region(self.exact_by_segment(y)[:, k:].sum(axis=1))
-        return self.quotas.region_counts(at, self.unmoved_regions(y)[:, k:].sum(axis=1))
+        S = self.n_seg
+        at_seg = self.As0[:, k] + y[self.o_y:self.o_y + S * N_LEVELS].reshape(S, N_LEVELS)[:, k - 1]
+        at = self.params.by_region(at_seg)
+        surv = self.region_survivors_at(t)[:, k - 1] if self.turnover else None
+        return self.quotas.region_counts(at, self.unmoved_regions(y)[:, k:].sum(axis=1), surv)
 
-    def count(self, y: np.ndarray) -> float:
-        """The rules' target count for one state vector y."""
+    def count(self, y: np.ndarray, t: float) -> float:
+        """The rules' target count for one state vector y at time t."""
         k = self.target.level - 1
         col = y.reshape(-1, 1)
-        return float(self.target.count(self.at_or_above(col)[k, 0], self.unmoved(col)[k, 0]))
-
-    def _place_flight(self, y: np.ndarray, t: float) -> None:
-        """Projects under way at the start: spread over their implementation stages as a
-        steady stream of starts would leave them (each stage as full as the share of
-        projects that pass through it), the resources permitting, level by level; the rest
-        wait first in line. Instant projects finish at once."""
-        ln = self.lanes
-        free = self._capacity(t) - self.run_units @ y
-        for k in range(1, N_LEVELS + 1):
-            lanes = ln.by_level[k]
-            mass = self.flight[lanes]
-            total = float(mass.sum())
-            if total <= 0:
-                continue
-            frac = 1.0
-            for r, units in self.needs[k]:
-                frac = min(frac, max(0.0, free[r]) / (units * total))
-            for r, units in self.needs[k]:
-                free[r] -= frac * units * total
-            y[self.o_wait + lanes] += (1 - frac) * mass
-            n_st = self.stages[k]
-            if not n_st:
-                y += self.entry[lanes].T @ (frac * mass)
-                continue
-            weight = np.ones(n_st)
-            weight[0] -= self.stage_skip[k]
-            weight /= weight.sum()
-            for pos in range(len(lanes)):
-                for m in range(n_st):
-                    y[self.o_run[k] + pos * n_st + m] += frac * mass[pos] * weight[m]
+        surv = float(self.region_survivors_at(t)[:, k].sum()) if self.turnover else None
+        return float(self.target.count(self.at_or_above(col)[k, 0], self.unmoved(col)[k, 0],
+                                       surv))
 
     # -- integration with restarts ---------------------------------------------------------------
 
@@ -388,7 +376,7 @@ class _MeanField:
         firms = sc.target.firms
         count = self.count
 
-        crossing: float | None = 0.0 if count(self.y0) >= firms else None
+        crossing: float | None = 0.0 if count(self.y0, 0.0) >= firms else None
 
         curve = np.zeros((len(months), N_LEVELS))
         upgraded = np.zeros((len(months), N_LEVELS))
@@ -404,7 +392,7 @@ class _MeanField:
             self._apply(actions[ai][1], t, y)
             ai += 1
         self._build()
-        self._place_flight(y, 0.0)
+        place_flight(self, y, 0.0)
         while t < horizon:
             while ai < len(actions) and actions[ai][0] <= t + 1e-12:
                 self._apply(actions[ai][1], t, y)
@@ -422,7 +410,7 @@ class _MeanField:
                 events.append(spent_out)
 
             def crossed(_t, yy):
-                return count(yy) - firms
+                return count(yy, _t) - firms
             crossed.terminal = False  # type: ignore[attr-defined]  # solve_ivp's protocol
             crossed.direction = 1  # type: ignore[attr-defined]
             events.append(crossed)
@@ -439,11 +427,11 @@ class _MeanField:
                 state = sol.sol(months[m])
                 curve[m] = self.at_or_above(state[:, None])[:, 0]
                 upgraded[m] = self.upgraded(state[:, None])[:, 0]
-                by_segment[m] = self.exact_by_segment(state)
+                by_segment[m] = self.exact_by_segment(state, months[m])
                 unmoved_month[m] = self.unmoved_regions(state)
             if at_deadline is None and t - 1e-12 <= deadline <= t_end + 1e-12:
-                at_deadline = count(sol.sol(deadline))
-                region_at_deadline = self.region_counts(sol.sol(deadline))
+                at_deadline = count(sol.sol(deadline), deadline)
+                region_at_deadline = self.region_counts(sol.sol(deadline), deadline)
             if crossing is None and len(sol.t_events[-1]):
                 crossing = float(sol.t_events[-1][0])
             y = sol.y[:, -1].copy()
@@ -454,8 +442,8 @@ class _MeanField:
                 self._set_multipliers()
             t = t_end
         if at_deadline is None:
-            at_deadline = count(y)
-            region_at_deadline = self.region_counts(y)
+            at_deadline = count(y, t)
+            region_at_deadline = self.region_counts(y, t)
         spent = tuple(float(min(y[self.o_spent + j], self.budget[j]))
                       for j in range(len(sc.policies)))
         return rules.with_regions(RunResult(
@@ -467,12 +455,12 @@ class _MeanField:
             crossing_time=crossing,
             met=self.target.met(at_deadline + 1e-9),  # ODE rounding
             events={"events": 0},
-            spent=spent),
+            spent=spent, **self.turnover_fields(y, months)),
             self.params, by_segment, unmoved_month, region_at_deadline)
 
     def _apply(self, change: rules.Change | None, t: float, y: np.ndarray) -> None:
         if change is None:  # a quota review
-            push = self.quotas.push(t, self.region_counts(y))
+            push = self.quotas.push(t, self.region_counts(y, t))
             if not np.array_equal(push, self.push):
                 self.push = push
                 self._set_multipliers()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -99,4 +100,35 @@ def lanes_of(n_seg: int) -> Lanes:
     return Lanes(arr(seg), arr(lvl), arr(ceil), arr(fresh), arr(nxt), by_level)
 
 
-__all__ = ["MAX_STAGES", "RETRY_STAGES", "Triplets", "lanes_of", "erlang_stages"]
+def place_flight(self: Any, y: np.ndarray, t: float) -> None:
+    """Projects under way at the start: spread over their implementation stages as a
+    steady stream of starts would leave them (each stage as full as the share of
+    projects that pass through it), the resources permitting, level by level; the rest
+    wait first in line. Instant projects finish at once."""
+    ln = self.lanes
+    free = self._capacity(t) - self.run_units @ y
+    for k in range(1, N_LEVELS + 1):
+        lanes = ln.by_level[k]
+        mass = self.flight[lanes]
+        total = float(mass.sum())
+        if total <= 0:
+            continue
+        frac = 1.0
+        for r, units in self.needs[k]:
+            frac = min(frac, max(0.0, free[r]) / (units * total))
+        for r, units in self.needs[k]:
+            free[r] -= frac * units * total
+        y[self.o_wait + lanes] += (1 - frac) * mass
+        n_st = self.stages[k]
+        if not n_st:
+            y += self.entry[lanes].T @ (frac * mass)
+            continue
+        weight = np.ones(n_st)
+        weight[0] -= self.stage_skip[k]
+        weight /= weight.sum()
+        for pos in range(len(lanes)):
+            for m in range(n_st):
+                y[self.o_run[k] + pos * n_st + m] += frac * mass[pos] * weight[m]
+
+
+__all__ = ["place_flight", "MAX_STAGES", "RETRY_STAGES", "Triplets", "lanes_of", "erlang_stages"]

@@ -28,11 +28,28 @@ class RunResult:
     region_upgraded: np.ndarray | None = None  # (months, regions, 4)
     region_initial: np.ndarray | None = None  # (regions, 4)
     region_count_at_deadline: np.ndarray | None = None  # (regions,), adds up to the national
+    # With exits: firms existing at each month end that were at or above each level at the
+    # start (the `new` reading subtracts these); None: all of them, i.e. `initial`.
+    survivors: np.ndarray | None = None  # (months, 4)
+    region_survivors: np.ndarray | None = None  # (months, regions, 4)
     # Population change over the run (entry and exit; all 0 when the scenario has none).
     entered: float = 0.0  # firms that entered after the start
     exited: float = 0.0  # firms that left, at any level
     exited_upgraded: float = 0.0  # of which had completed a project at or above the target
     # level since the start (they no longer count: counts are over firms that exist)
+
+    def base(self) -> np.ndarray:
+        """(months, 4): what the `new` reading subtracts from the stock at each month end."""
+        if self.survivors is not None:
+            return self.survivors
+        return np.broadcast_to(np.asarray(self.initial)[None, :], self.at_or_above.shape)
+
+    def region_base(self) -> np.ndarray:
+        """(months, regions, 4): `base` per region."""
+        if self.region_survivors is not None:
+            return self.region_survivors
+        _, _, initial, _ = self.regional()
+        return np.broadcast_to(initial[None, :, :], (len(self.at_or_above), *initial.shape))
 
     def regional(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(at_or_above (months, R, 4), upgraded (months, R, 4), initial (R, 4), count at the

@@ -297,10 +297,11 @@ class Budgets:
 @dataclass(frozen=True)
 class TargetCount:
     """How the target counts firms at or above `level` (MODEL.md, docs/model.md):
-    `stock` all of them; `new` less the ones there at the start; `upgraded` the distinct
-    firms that completed at least one project at or above `level` since the start, i.e. all
-    of them less those that have completed none (`unmoved`: still at their starting level,
-    which is at or above `level`)."""
+    `stock` all of them; `new` less the ones there at the start (with entry and exit: less
+    those of them that still exist, `survivors`); `upgraded` the distinct firms that
+    completed at least one project at or above `level` since the start, i.e. all of them
+    less those that have completed none (`unmoved`: still at the level they started or
+    entered at). Counts are over firms that exist: a firm that has left counts in none."""
 
     level: int  # 1..4
     offset: float
@@ -313,20 +314,27 @@ class TargetCount:
         offset = initial_at_or_above[k - 1] if sc.target.count == "new" else 0
         return cls(k, offset, sc.target.firms, sc.target.count)
 
-    def count(self, at_or_above_level: float, unmoved: float = 0.0) -> float:
-        """The counted firms, given the firms at or above the level and the unmoved ones
-        among them."""
+    def count(self, at_or_above_level: float, unmoved: float = 0.0,
+              survivors: float | None = None) -> float:
+        """The counted firms, given the firms at or above the level, the unmoved ones among
+        them and (with exits) the survivors of those at or above it at the start."""
         if self.reading == "upgraded":
             return at_or_above_level - unmoved
+        if self.reading == "new" and survivors is not None:
+            return at_or_above_level - survivors
         return at_or_above_level - self.offset
 
     def met(self, count: float) -> bool:
         return count >= self.firms
 
-    def curve(self, at_or_above_level: np.ndarray, upgraded_level: np.ndarray) -> np.ndarray:
-        """The counted curve over time, from the level's stock and upgraded curves."""
+    def curve(self, at_or_above_level: np.ndarray, upgraded_level: np.ndarray,
+              survivors: np.ndarray | None = None) -> np.ndarray:
+        """The counted curve over time, from the level's stock and upgraded curves (and the
+        survivors of the starting stock, with exits)."""
         if self.reading == "upgraded":
             return upgraded_level
+        if self.reading == "new" and survivors is not None:
+            return at_or_above_level - survivors
         return at_or_above_level - self.offset
 
 
@@ -352,11 +360,13 @@ class Quotas:
         if not (self.quota > 0).any() or self.push_factor == 1.0:
             self.days = []  # nothing to push: no review changes anything
 
-    def region_counts(self, at_or_above_level: np.ndarray, unmoved: np.ndarray) -> np.ndarray:
-        """Each region's count, from its firms at or above the target level and the unmoved
-        ones among them."""
-        return np.array([tc.count(float(a), float(u)) for tc, a, u
-                         in zip(self.counts, at_or_above_level, unmoved, strict=True)])
+    def region_counts(self, at_or_above_level: np.ndarray, unmoved: np.ndarray,
+                      survivors: np.ndarray | None = None) -> np.ndarray:
+        """Each region's count, from its firms at or above the target level, the unmoved
+        ones among them and, with exits, the survivors of its starting stock."""
+        surv = [None] * len(self.counts) if survivors is None else [float(x) for x in survivors]
+        return np.array([tc.count(float(a), float(u), v) for tc, a, u, v
+                         in zip(self.counts, at_or_above_level, unmoved, surv, strict=True)])
 
     def push(self, t: float, counts: np.ndarray) -> np.ndarray:
         """Factor per region until the next review, given the regions' counts at time t."""
@@ -364,6 +374,52 @@ class Quotas:
             return np.ones(len(self.quota))
         due = self.quota * self.firms * t / self.deadline
         return np.where((self.quota > 0) & (counts < due), self.push_factor, 1.0)
+
+
+class Turnover:
+    """Firm entry and exit (`population.entry`, `exit`, `entry_device`), the same in every
+    engine: at each month boundary (the end of every month but the last), after the month's
+    count, every firm leaves with probability 1 - exp(-exit x month length), whatever it is
+    doing (a project under way is abandoned and its resources freed); then a Poisson number
+    of firms, mean entry x firms at the start x month length, enters: each in a cell segment
+    with probability region share x size-segment share, at device with probability
+    `entry_device` (else none), with a ceiling drawn from the eligible shares as the firms
+    at the start were (P(ceiling >= k) = eligible_k, given ceiling >= own level); entrants
+    have completed no project and were not there at the start. The mean field runs the same
+    rates continuously (docs/model.md)."""
+
+    def __init__(self, sc: Scenario, par: Parameters):
+        self.exit, self.entry_rate = sc.exit, sc.entry * sc.firms  # per year
+        self.active = sc.exit > 0 or sc.entry > 0
+        ends = [(d - sc.start).days + 1 for d in sc.month_ends()]
+        self.days = ends[:-1] if self.active else []
+        starts = [0, *ends]
+        self.lengths = [(b - a) / DAYS_PER_YEAR for a, b in zip(starts, ends[:-1], strict=False)]
+        # Entrant cells: (cell segment, level 0 or 1, ceiling), with probabilities.
+        shares = [r.share for r in sc.regions] or [1.0]
+        e = [1.0, *(lv.eligible for lv in sc.levels), 0.0]
+        cells, probs = [], []
+        for cs in range(par.n_segments):
+            w_seg = shares[int(par.region[cs])] * sc.segments[int(par.group[cs])].share
+            for lv, w_lv in ((0, 1.0 - sc.entry_device), (1, sc.entry_device)):
+                if w_lv <= 0 or e[lv] <= 0:
+                    continue
+                for c in range(lv, N_LEVELS + 1):
+                    p_c = (e[c] - e[c + 1]) / e[lv]
+                    if p_c > 0:
+                        cells.append((cs, lv, c))
+                        probs.append(w_seg * w_lv * p_c)
+        self.cells = cells
+        self.probs = np.array(probs) / sum(probs) if probs else np.zeros(0)
+
+    def exit_probability(self, m: int) -> float:
+        """Probability that a firm leaves at the end of month m."""
+        return -math.expm1(-self.exit * self.lengths[m])
+
+    def entrants(self, rng: np.random.Generator, m: int) -> np.ndarray:
+        """Entrants at the end of month m, per entrant cell (`cells`)."""
+        n = int(rng.poisson(self.entry_rate * self.lengths[m])) if self.entry_rate > 0 else 0
+        return rng.multinomial(n, self.probs) if n else np.zeros(len(self.cells), dtype=int)
 
 
 def with_regions(result: RunResult, par: Parameters, by_segment: np.ndarray,

@@ -1,12 +1,23 @@
 """The fast engine's grid of steps: whole-day steps inside months, with every dated change,
-the deadline and the horizon on an edge."""
+the deadline and the horizon on an edge; and how finely a step is cut where projects can
+start and finish inside it."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from scipy.special import ndtr
 
 from sim.engines import rules
+from sim.engines.population import N_LEVELS
 from sim.scenario import Scenario
+
+HAZARD_CHANGE = 0.002
+"""Largest expected relative change of a decision hazard within one (sub-)step from
+projects that start and finish inside it; a step where it would be larger is cut into equal
+sub-steps (docs/performance.md measures the accuracy this buys)."""
+MAX_SUBSTEPS = 64
 
 
 def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
@@ -32,4 +43,55 @@ def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
     return edges, {index[end]: m for m, end in enumerate(ends)}
 
 
-__all__ = ["step_edges"]
+class SubSteps:
+    """Mixed into the fast engine: the share of projects that finish in the step they start
+    in, and the sub-steps that keep the peer term from lagging behind them."""
+
+    params: rules.Parameters
+    sigma: np.ndarray
+    As: np.ndarray
+    inv_E: np.ndarray
+    inv_Es: np.ndarray
+    gain: np.ndarray
+    p: np.ndarray
+    q: np.ndarray
+    w: float
+    idle: np.ndarray
+    success: np.ndarray
+
+    def _within(self, step_years: float) -> np.ndarray:
+        """Per level, the share of projects started in a step of this length that finish
+        inside it (the start uniform in the step, the rules' lognormal duration)."""
+        half = 0.5 * step_years
+        out = np.zeros(N_LEVELS)
+        for i in range(N_LEVELS):
+            med, sigma = self.params.median_years[i + 1], self.sigma[i]
+            if med <= 0 or med <= half and sigma == 0:
+                out[i] = 1.0
+            elif sigma > 0:
+                out[i] = float(ndtr((math.log(half / med)) / sigma))
+        return out
+
+    def _substeps(self, step_years: float, within: np.ndarray) -> int:
+        """Sub-steps needed so that projects starting and finishing within one change the
+        hazards they feed by at most HAZARD_CHANGE (relative) each: such projects only
+        count once their sub-step ends, and the peer term must not lag behind them."""
+        As = self.As[:, 1:]
+        pop, own = As.sum(axis=0) * self.inv_E, self.params.own_adopters(As) * self.inv_Es
+        h = rules.hazard(self.gain, self.p, self.q, self.w, pop, own)
+        idle = self.idle.sum(axis=2)
+        new = idle * -np.expm1(-step_years * h) * (self.success * within)  # [s, i]
+        # Firms reaching level i+1 raise the hazard of level i+1's deciders (cell i) by
+        # what they add to its adopter shares.
+        d_pop = new.sum(axis=0) * self.inv_E
+        d_own = self.params.own_adopters(new) * self.inv_Es
+        dh = rules.hazard(self.gain, 0.0, self.q, self.w, d_pop, d_own)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            change = np.where((idle > 0) & (dh > 0), dh / h, 0.0)
+        worst = float(change.max()) if change.size else 0.0
+        if not math.isfinite(worst):
+            return MAX_SUBSTEPS
+        return int(min(MAX_SUBSTEPS, max(1, math.ceil(worst / HAZARD_CHANGE))))
+
+
+__all__ = ["HAZARD_CHANGE", "MAX_SUBSTEPS", "SubSteps", "step_edges"]

@@ -22,15 +22,11 @@ from scipy.special import ndtr
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
-from sim.engines.steps import step_edges
+from sim.engines.steps import SubSteps, step_edges
+from sim.engines.tau_turnover import TauTurnover
 from sim.scenario import DAYS_PER_YEAR, Scenario
 
 _CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
-HAZARD_CHANGE = 0.002
-"""Largest expected relative change of a decision hazard within one (sub-)step from
-projects that start and finish inside it; a step where it would be larger is cut into equal
-sub-steps (docs/performance.md measures the accuracy this buys)."""
-MAX_SUBSTEPS = 64
 
 
 def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
@@ -38,7 +34,7 @@ def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
     return _Tau(scenario, rng).run()
 
 
-class _Tau:
+class _Tau(TauTurnover, SubSteps):
     """One replication's state as arrays: cells [segment, level being decided, ceiling code].
 
     A ceiling code is the ceiling c (0..4) for a firm that has completed a project since the
@@ -56,13 +52,18 @@ class _Tau:
         self.unmoved = self.exact.sum(axis=0)  # [j] firms at j that have completed no project
         self.unmoved_r = par.by_region(self.exact)  # [region, j] the same per region
         W = self.W = L + 1
-        self.idle = np.zeros((S, L, 2 * W), dtype=np.int64)  # deciding on level i+1
+        # Code families (tau_turnover): moved, unmoved; with entry and exit also unmoved
+        # entrants and moved firms by the level they started at.
+        self.rule = rules.Turnover(sc, par)
+        self.F = 6 if self.rule.active else 2
+        self.idle = np.zeros((S, L, self.F * W), dtype=np.int64)  # deciding on level i+1
         climbs = rules.may_climb(np.arange(L)[:, None], np.arange(L + 1)[None, :])  # [i, c]
-        self.idle[:, :, W:] = cells[:, :L, :] * climbs
+        self.idle[:, :, W:2 * W] = cells[:, :L, :] * climbs
         self.flight = np.zeros_like(self.idle)  # projects under way at the start
         if lay.flight:
-            self.flight[:, :, W:] = np.array(lay.flight, dtype=np.int64)[:, 1:, :]
+            self.flight[:, :, W:2 * W] = np.array(lay.flight, dtype=np.int64)[:, 1:, :]
             self.idle -= self.flight
+        self._turnover_init(cells)
         self.As = np.zeros((S, L + 1), dtype=np.int64)
         for k in range(1, L + 1):
             self.As[:, k] = self.exact[:, k:].sum(axis=1)
@@ -96,7 +97,7 @@ class _Tau:
         self.edges = days / DAYS_PER_YEAR  # model years
         self.cap_steps = self._capacities()
         # Per cell [s, i, c]: log median implementation time in days (-inf: instant), sigma.
-        shape = (S, L, 2 * W)
+        shape = (S, L, self.F * W)
         med_days = par.median_years[1:] * DAYS_PER_YEAR
         with np.errstate(divide="ignore"):
             self.log_median_days = np.broadcast_to(np.log(med_days)[None, :, None], shape
@@ -257,12 +258,14 @@ class _Tau:
 
     def _count(self) -> float:
         k = self.t_level
-        return self.target.count(int(self.As[:, k].sum()), int(self.unmoved[k:].sum()))
+        return self.target.count(int(self.As[:, k].sum()), int(self.unmoved[k:].sum()),
+                                 self.surv_now)
 
     def _region_counts(self) -> np.ndarray:
         k = self.t_level
         return self.quotas.region_counts(self.params.by_region(self.As[:, k]),
-                                         self.unmoved_r[:, k:].sum(axis=1))
+                                         self.unmoved_r[:, k:].sum(axis=1),
+                                         self.region_surv_now())
 
     def _in_flight(self) -> None:
         """Start the projects under way at the start with the time they have left; those the
@@ -286,40 +289,6 @@ class _Tau:
         if waiting.any():
             self.queue.append([waiting, int(waiting.sum())])
             self.max_waiting = int(waiting.sum())
-
-    def _within(self, step_years: float) -> np.ndarray:
-        """Per level, the share of projects started in a step of this length that finish
-        inside it (the start uniform in the step, the rules' lognormal duration)."""
-        half = 0.5 * step_years
-        out = np.zeros(N_LEVELS)
-        for i in range(N_LEVELS):
-            med, sigma = self.params.median_years[i + 1], self.sigma[i]
-            if med <= 0 or med <= half and sigma == 0:
-                out[i] = 1.0
-            elif sigma > 0:
-                out[i] = float(ndtr((math.log(half / med)) / sigma))
-        return out
-
-    def _substeps(self, step_years: float, within: np.ndarray) -> int:
-        """Sub-steps needed so that projects starting and finishing within one change the
-        hazards they feed by at most HAZARD_CHANGE (relative) each: such projects only
-        count once their sub-step ends, and the peer term must not lag behind them."""
-        As = self.As[:, 1:]
-        pop, own = As.sum(axis=0) * self.inv_E, self.params.own_adopters(As) * self.inv_Es
-        h = rules.hazard(self.gain, self.p, self.q, self.w, pop, own)
-        idle = self.idle.sum(axis=2)
-        new = idle * -np.expm1(-step_years * h) * (self.success * within)  # [s, i]
-        # Firms reaching level i+1 raise the hazard of level i+1's deciders (cell i) by
-        # what they add to its adopter shares.
-        d_pop = new.sum(axis=0) * self.inv_E
-        d_own = self.params.own_adopters(new) * self.inv_Es
-        dh = rules.hazard(self.gain, 0.0, self.q, self.w, d_pop, d_own)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            change = np.where((idle > 0) & (dh > 0), dh / h, 0.0)
-        worst = float(change.max()) if change.size else 0.0
-        if not math.isfinite(worst):
-            return MAX_SUBSTEPS
-        return int(min(MAX_SUBSTEPS, max(1, math.ceil(worst / HAZARD_CHANGE))))
 
     def _decide(self, stretch: float) -> np.ndarray:
         """Draw the firms of every idle cell that decide within `stretch` years, from the
@@ -351,15 +320,19 @@ class _Tau:
         self.exact[:, 1:] += up
         self.As[:, 1:] += up
         W = self.W
-        first = G[:, :, W:].sum(axis=2)  # [s, i] their first project done
+        first = G[:, :, W:3 * W].sum(axis=2)  # [s, i] their first project done (unmoved)
         self.unmoved[:-1] -= first.sum(axis=0)
         self.unmoved_r[:, :-1] -= self.params.by_region(first)
         # Those eligible for the next level go on, now with plain (moved) ceiling codes.
-        self.idle[:, 1:, :W] += (G[:, :-1, :W] + G[:, :-1, W:]) * self.goes_on
+        if self.F == 2:
+            self.idle[:, 1:, :W] += (G[:, :-1, :W] + G[:, :-1, W:]) * self.goes_on
+        else:
+            self._climb(G)
         n_fail = int(F.sum())
         if n_fail:
             self.n_failures += n_fail
-            self.ret.reshape(-1)[back] += F.ravel()  # cells distinct: plain += is exact
+            later = F if self.retry_now is None else F * (1 - self.retry_now)  # (not those
+            self.ret.reshape(-1)[back] += later.ravel()  # back at once) cells distinct: exact
             if self.retry_now is not None:
                 self.idle += F * self.retry_now
 
@@ -400,8 +373,8 @@ class _Tau:
         # Failures return after the retry wait counted from mid-step, at the earliest in the
         # next step (this step's returns have been taken by then); with no wait, at once
         # (their row is then the unread last one).
-        size = S * L * 2 * self.W
-        level = (np.arange(size) // (2 * self.W)) % L
+        size = S * L * self.F * self.W
+        level = (np.arange(size) // (self.F * self.W)) % L
         back = np.empty((n_steps, size), dtype=np.int64)
         for i, r in enumerate(self.retry):
             row = np.maximum(self.step_of_day[np.minimum(mid_days + r * DAYS_PER_YEAR,
@@ -427,10 +400,6 @@ class _Tau:
             for change in cal.get(m, ()):
                 self._apply(change)
                 policy_changed = True
-            if m in reviews:  # a quota review at this edge, on the state it ends
-                push = self.quotas.push(float(edges[m]), self._region_counts())
-                policy_changed |= not np.array_equal(push, self.push)
-                self.push = push
             if policy_changed:
                 self.gain = self.params.gain(self.active, self.push)[:, 1:]
                 policy_changed = False
@@ -476,12 +445,19 @@ class _Tau:
             if m + 1 == deadline_edge:
                 count_at_deadline = count
                 region_at_deadline = self._region_counts()
+            if m + 1 in reviews:  # a quota review at the step's end (before firms come and go)
+                push = self.quotas.push(float(edges[m + 1]), self._region_counts())
+                policy_changed |= not np.array_equal(push, self.push)
+                self.push = push
             mi = self.month_at.get(m + 1)
             if mi is not None:
                 curve[mi] = self.As[:, 1:].sum(axis=0)
                 upgraded[mi] = curve[mi] - rules.unmoved_at_or_above(self.unmoved)
                 by_segment[mi] = self.exact
                 unmoved_month[mi] = self.unmoved_r
+                if self.F > 2:
+                    self._month_end(mi, m + 1)
+                    count = self._count()
 
         events = {"decisions": self.n_decisions, "completions": self.n_completions,
                   "failures": self.n_failures, "max_waiting": self.max_waiting, "steps": n_steps,
@@ -490,5 +466,5 @@ class _Tau:
             at_or_above=curve, upgraded=upgraded, by_segment=by_segment, initial=self.initial,
             count_at_deadline=count_at_deadline, crossing_time=crossing,
             met=self.target.met(count_at_deadline), events=events,
-            spent=tuple(float(x) for x in self.budgets.spent)),
+            spent=tuple(float(x) for x in self.budgets.spent), **self._turnover_fields()),
             self.params, by_segment, unmoved_month, region_at_deadline)

@@ -84,8 +84,8 @@ def _row(sc: Scenario, point: int, rep: int, result: RunResult, *, keep_curve: b
     }
     if keep_curve:
         k = sc.target.level_index - 1
-        counted = rules.TargetCount.of(sc, result.initial).curve(result.at_or_above[:, k],
-                                                                 result.upgraded[:, k])
+        counted = rules.TargetCount.of(sc, result.initial).curve(
+            result.at_or_above[:, k], result.upgraded[:, k], result.base()[:, k])
         row["curve"] = [_number(x) for x in counted]
     return row
 

@@ -78,7 +78,6 @@ def adoption_figure(
             c_lo, c_med, c_hi = np.percentile(c_full, [5, 50, 95], axis=0)
             ax.fill_between(x, c_lo, c_hi, color=COUNTED, alpha=0.3, lw=0)
             ax.plot(x, c_med, color=COUNTED, lw=2, label=counted_label)
-            ax.legend(loc="upper left", fontsize=8, frameon=False)
             hi = hi.copy()
             hi[:, k] = np.maximum(hi[:, k], c_hi)
         if level == target_level:
@@ -86,6 +85,10 @@ def adoption_figure(
             ax.text(x[0], threshold, f" {target_label}", color=TARGET, fontsize=8.5,
                     va="bottom")
             ax.set_ylim(0, max(float(hi[:, k].max()), threshold) * 1.12)
+            if counted is not None:  # the legend below the target's line and label
+                frac = threshold / ax.get_ylim()[1]
+                anchor = (0.0, frac - 0.02) if frac > 0.6 else (0.0, 1.0)
+                ax.legend(loc="upper left", bbox_to_anchor=anchor, fontsize=8, frameon=False)
             for side in ax.spines.values():
                 side.set_edgecolor(TARGET)
                 side.set_linewidth(1.4)
@@ -106,10 +109,11 @@ def adoption_figure(
 
 
 def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line: str,
-               upgraded: np.ndarray | None = None) -> Figure:
+               upgraded: np.ndarray | None = None, new: np.ndarray | None = None) -> Figure:
     """adoption.png of a run: `curves` is (replications, months, levels), `initial` the
     firms at or above each level at the start, `line` the verdict shown beneath; `upgraded`
-    (same shape as `curves`) is drawn on the target's panel when the target counts it."""
+    (same shape as `curves`) is drawn on the target's panel when the target counts it, and
+    so is `new` when firms leave (the count is then not the stock less a fixed number)."""
     sc = scenario
     k = sc.target.level_index - 1
     counted = None
@@ -117,6 +121,10 @@ def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line
         threshold = float(sc.target.firms)
         label = f"target: {sc.target.firms:,} firms upgraded to >= {sc.target.level}"
         counted = upgraded[:, :, k]
+    elif sc.target.count == "new" and sc.exit > 0 and new is not None:
+        threshold = float(sc.target.firms)
+        label = f"target: {sc.target.firms:,} new at >= {sc.target.level} (firms that exist)"
+        counted = new[:, :, k]
     elif sc.target.count == "new":
         threshold = float(rules.TargetCount.of(sc, initial).offset) + sc.target.firms
         label = (f"target: {sc.target.firms:,} new (= {threshold:,.0f} at or above "
@@ -130,7 +138,8 @@ def run_figure(scenario: Scenario, curves: np.ndarray, initial: np.ndarray, line
         deadline=sc.target.deadline,
         title=f"{sc.name}: firms at or above each level, {curves.shape[0]} runs",
         subtitle=line, counted=counted,
-        counted_label=f"upgraded to >= {sc.target.level} since {sc.start:%Y-%m} (counted)",
+        counted_label=(f"{'upgraded to' if sc.target.count == 'upgraded' else 'new at'} >= "
+                       f"{sc.target.level} since {sc.start:%Y-%m} (counted)"),
     )
 
 

@@ -80,7 +80,7 @@ def _turnover(c: _Checker, pop: Mapping[str, Any]) -> dict[str, float]:
         "entry": c.number(pop, "entry", "population", 0.0, lo=0, hi=1,
                           what="entrants per year, a share of the firms at the start") or 0.0,
         "exit": c.number(pop, "exit", "population", 0.0, lo=0, hi=1,
-                         what="per year, of a firm with no project under way") or 0.0,
+                         what="per year, of every firm, whatever it is doing") or 0.0,
         "entry_device": c.number(pop, "entry_device", "population", 0.0, lo=0, hi=1,
                                  what="share of entrants at device level") or 0.0,
     }

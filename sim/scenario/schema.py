@@ -169,7 +169,8 @@ KEYS: tuple[Key, ...] = (
       "their quotas", default=3, lo=1, hi=24, unit=_MONTHS),
     K("population.entry", "number", "entrants per year, as a share of the firms at the start",
       default=0.0, lo=0, hi=1, unit="share of the firms per year"),
-    K("population.exit", "number", "exit hazard of a firm with no project under way",
+    K("population.exit", "number", "exit hazard per year of every firm, whatever it is "
+      "doing (a project under way is abandoned)",
       default=0.0, lo=0, hi=1, unit=_YEAR),
     K("population.entry_device", "number", "share of entrants that arrive at device level "
       "(the rest at no level)", default=0.0, lo=0, hi=1, unit="share of entrants"),

@@ -171,7 +171,7 @@ class Scenario:
     # each level device..ecosystem under way at the start (`population.in_flight`)
     regions: tuple[Region, ...] = ()  # () : one national region
     entry: float = 0.0  # entrants per year, as a share of the firms at the start
-    exit: float = 0.0  # per year: exit hazard of a firm with no project under way
+    exit: float = 0.0  # per year: exit hazard of every firm, whatever it is doing
     entry_device: float = 0.0  # share of entrants that arrive at device level (rest: none)
     quotas: Quotas = Quotas()
     tau_step: float = TAU_STEP_DAYS  # days; step of the fast engine (`[engine] tau_step`)

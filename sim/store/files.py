@@ -110,7 +110,7 @@ def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:
     for rep in sorted(results):
         res = results[rep]
         _write_rows(writer, rep, dates, None, res.at_or_above[:, None, :],
-                    np.asarray(res.initial)[None, :], res.upgraded[:, None, :])
+                    res.base()[:, None, :], res.upgraded[:, None, :])
     return buf.getvalue()
 
 
@@ -123,16 +123,18 @@ def run_regions_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str
     writer.writerow(["replication", "date", "region", "level", *CURVE_COLUMNS.values()])
     dates = [d.isoformat() for d in scenario.month_ends()]
     for rep in sorted(results):
-        at_or_above, upgraded, initial, _count = results[rep].regional()
-        _write_rows(writer, rep, dates, scenario.region_names, at_or_above, initial, upgraded)
+        at_or_above, upgraded, _initial, _count = results[rep].regional()
+        _write_rows(writer, rep, dates, scenario.region_names, at_or_above,
+                    results[rep].region_base(), upgraded)
     return buf.getvalue()
 
 
 def _write_rows(writer: Any, rep: int, dates: Sequence[str], regions: Sequence[str] | None,
-                at_or_above: np.ndarray, initial: np.ndarray, upgraded: np.ndarray) -> None:
-    """One replication's rows: (months, regions, 4) arrays; no region column when `regions`
-    is None (curves.csv, the one national region)."""
-    new = at_or_above - initial[None, :, :]
+                at_or_above: np.ndarray, base: np.ndarray, upgraded: np.ndarray) -> None:
+    """One replication's rows: (months, regions, 4) arrays (`base`: what `new` subtracts
+    from the stock, RunResult.base); no region column when `regions` is None (curves.csv,
+    the one national region)."""
+    new = at_or_above - base
     # Counts are whole firms in the stochastic engines, expected values in the mean field.
     fmt = int if np.issubdtype(at_or_above.dtype, np.integer) else _expected
     names: Sequence[Any] = regions if regions is not None else [None] * at_or_above.shape[1]

@@ -1,0 +1,236 @@
+"""The exact engine's entry and exit (rules.Turnover): at each month boundary every firm leaves
+with the rules' probability whatever it is doing, then the month's entrants arrive.
+
+With turnover a firm's code also carries the level it started at (bits from ORIGIN on; 0 for
+entrants), so that the `new` reading can subtract the survivors of the starting stock. Most
+idle firms have the origin their flag implies (a fresh firm started where it is, a moved one
+at level 0); per cell and code without origin, idle firms keep a count of the others only
+(fresh entrants above level 0, moved firms that started above it). Firms at their ceiling
+("settled") are kept per cell segment, level and code; running projects and retry waits are
+kept by calendar sequence number, and one whose firm leaves is skipped when it falls due.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+from sim.engines import rules
+from sim.engines.population import N_LEVELS
+
+FRESH, ORIGIN = 8, 4
+
+
+class Turnover:
+    """Mixed into the exact engine, whose state these read and change."""
+
+    params: rules.Parameters
+    sc: Any
+    idle: list[list[int]]
+    idle_total: list[int]
+    fresh_idle: list[list[int]]
+    exact: list[list[int]]
+    A: list[int]
+    As: list[list[int]]
+    Ag: list[list[int]]
+    unmoved: list[int]
+    unmoved_r: list[list[int]]
+    grp: list[int]
+    reg: list[int]
+    n_seg: int
+    W: list[float]
+    gcell: list[int]
+    gflat: list[float]
+    in_use: list[int]
+    needs: list[Any]
+    queues: list[deque]
+    n_waiting: int
+    inv_E: list[float]
+    inv_Es: list[list[float]]
+    t_level: int
+    _hazards: Any
+    _serve_queues: Any
+    _total: Any
+
+    def _turnover_init(self, rng: np.random.Generator, flight: list) -> None:
+        par, L = self.params, N_LEVELS
+        self.rule = rules.Turnover(self.sc, par)
+        self.turnover = on = self.rule.active
+        self.born = [(j << ORIGIN) if on else 0 for j in range(L + 1)]
+        self.live: dict[int, tuple[int, int, int]] = {}  # calendar seq -> (s, +-k, code)
+        self.entered = self.exited = self.exited_upgraded = 0
+        self.survivors = np.zeros((len(self.sc.month_ends()), L), dtype=np.int64)
+        self.region_survivors = np.zeros((len(self.survivors), par.n_regions, L),
+                                         dtype=np.int64)
+        self.surv_now: float | None = None  # survivors at the target level (with turnover)
+        if not on:
+            return
+        # A third stream, spawned after the side stream, so turnover leaves both as they were.
+        self.demog = rng.spawn(1)[0]
+        lay = par.layout
+        # extra[i][c | fresh] : {origin: idle firms} for origins other than the implied one;
+        # settled[s][j]: {code: firms}.
+        self.extra: list[list[dict[int, int]]] = [[{} for _ in range(FRESH + L + 1)]
+                                                 for _ in range(self.n_seg * L)]
+        self.settled: list[list[dict[int, int]]] = [[{} for _ in range(L + 1)]
+                                                    for _ in range(self.n_seg)]
+        self.alive_origin = [[0] * (L + 1) for _ in range(par.n_regions)]
+        self.elig = [[0] * (L + 1) for _ in range(par.n_groups)]  # by ceiling
+        for s in range(self.n_seg):
+            for j in range(L + 1):
+                self.alive_origin[self.reg[s]][j] += self.exact[s][j]
+                for c in range(L + 1):
+                    n = lay.cells[s][j][c]
+                    self.elig[self.grp[s]][c] += n
+                    if not n:
+                        continue
+                    if c == j:
+                        self.settled[s][j][c | FRESH | (j << ORIGIN)] = n
+        del flight  # projects under way carry their origin in their code (born)
+        self.surv_now = float(self._survivors()[:, self.sc.target.level_index - 1].sum())
+
+    # -- origin bookkeeping in the hot paths ----------------------------------------------------
+
+    def _take_origin(self, i: int, code: int, n: int) -> int:
+        """The origin of the idle firm of cell i that decides with `code` (ceiling | fresh),
+        one of n such firms."""
+        implied = i % N_LEVELS if code & FRESH else 0
+        d = self.extra[i][code]
+        if not d:
+            return code | (implied << ORIGIN)
+        u = self.demog.random() * n
+        for o in sorted(d):
+            u -= d[o]
+            if u < 0:
+                d[o] -= 1
+                if not d[o]:
+                    del d[o]
+                return code | (o << ORIGIN)
+        return code | (implied << ORIGIN)
+
+    def _put_origin(self, i: int, code: int) -> None:
+        """An idle firm with `code` joins cell i."""
+        o = code >> ORIGIN
+        if o != (i % N_LEVELS if code & FRESH else 0):
+            d = self.extra[i][code & (FRESH | 7)]
+            d[o] = d.get(o, 0) + 1
+
+    def _settle(self, s: int, k: int, code: int) -> None:
+        """A firm reaches its ceiling k."""
+        d = self.settled[s][k]
+        d[code] = d.get(code, 0) + 1
+
+    def _survivors(self) -> np.ndarray:
+        """(regions, 4): firms existing now that were at or above each level at the start."""
+        a = np.array(self.alive_origin)
+        return np.flip(np.cumsum(np.flip(a, axis=1), axis=1), axis=1)[:, 1:]
+
+    # -- the month boundary -------------------------------------------------------------------
+
+    def _count_change(self, s: int, j: int, code: int, n: int) -> None:
+        """n firms of cell segment s at level j with `code` arrive (n > 0) or leave (n < 0)."""
+        self.exact[s][j] += n
+        for k in range(1, j + 1):
+            self.A[k] += n
+            self.As[s][k] += n
+            self.Ag[self.grp[s]][k] += n
+        if code & FRESH:
+            self.unmoved[j] += n
+            self.unmoved_r[self.reg[s]][j] += n
+        self.alive_origin[self.reg[s]][code >> ORIGIN] += n
+        self.elig[self.grp[s]][code & 7] += n
+        if n < 0:
+            self.exited -= n
+            if not code & FRESH and j >= self.t_level:
+                self.exited_upgraded -= n
+        else:
+            self.entered += n
+
+    def _idle_change(self, i: int, code: int, n: int) -> None:
+        c = code & 7
+        self.idle[i][c] += n
+        self.idle_total[i] += n
+        if code & FRESH:
+            self.fresh_idle[i][c] += n
+        o = code >> ORIGIN
+        if o != (i % N_LEVELS if code & FRESH else 0):
+            d = self.extra[i][code & (FRESH | 7)]
+            d[o] = d.get(o, 0) + n
+            if not d[o]:
+                del d[o]
+        self.W[self.gcell[i]] += self.gflat[i] * n
+
+    def _demography(self, m: int, t: float) -> None:
+        """Exits, then entrants, at the end of month m (the rules' Turnover)."""
+        L, rng = N_LEVELS, self.demog
+        p = self.rule.exit_probability(m)
+        if p > 0:
+            for i in range(self.n_seg * L):  # idle firms, per ceiling, flag and origin
+                s, j = divmod(i, L)
+                for c in range(j + 1, L + 1):
+                    fresh = self.fresh_idle[i][c]
+                    for key, n in ((c | FRESH, fresh), (c, self.idle[i][c] - fresh)):
+                        if not n:
+                            continue
+                        d = self.extra[i][key]
+                        groups = list(d.items())
+                        implied = j if key & FRESH else 0
+                        groups.append((implied, n - sum(d.values())))
+                        for o, m_ in groups:
+                            x = int(rng.binomial(m_, p)) if m_ else 0
+                            if x:
+                                code = key | (o << ORIGIN)
+                                self._idle_change(i, code, -x)
+                                self._count_change(s, j, code, -x)
+            for s in range(self.n_seg):  # firms at their ceiling
+                for j in range(L + 1):
+                    d = self.settled[s][j]
+                    for code, n in list(d.items()):
+                        x = int(rng.binomial(n, p))
+                        if x:
+                            d[code] = n - x
+                            self._count_change(s, j, code, -x)
+            # Projects under way and retry waits (the calendar), in order of sequence number.
+            keys = np.fromiter(self.live, dtype=np.int64, count=len(self.live))  # (in order)
+            for h in keys[rng.random(len(keys)) < p].tolist():
+                s, k, code = self.live.pop(h)
+                if k > 0:  # a running project: its units are freed
+                    for r, units in self.needs[k]:
+                        self.in_use[r] -= units
+                self._count_change(s, abs(k) - 1, code, -1)
+            for k in range(1, L + 1):  # waiting projects
+                q = self.queues[k]
+                if not q:
+                    continue
+                stay = rng.random(len(q)) >= p
+                kept = deque(e for e, ok in zip(q, stay.tolist(), strict=True) if ok)
+                for (_, s, code), ok in zip(q, stay.tolist(), strict=True):
+                    if not ok:
+                        self._count_change(s, k - 1, code, -1)
+                self.n_waiting -= len(q) - len(kept)
+                self.queues[k] = kept
+        for (s, j, c), n in zip(self.rule.cells, self.rule.entrants(rng, m).tolist(),
+                                strict=True):
+            if not n:
+                continue
+            code = c | FRESH  # origin 0: not there at the start
+            if c > j:
+                self._idle_change(s * L + j, code, n)
+            else:
+                d = self.settled[s][j]
+                d[code] = d.get(code, 0) + n
+            self._count_change(s, j, code, n)
+        self.surv_now = float(self._survivors()[:, self.sc.target.level_index - 1].sum())
+        # Eligible firms per level (all and per peer group) follow the firms that exist.
+        G = self.params.n_groups
+        for k in range(1, L + 1):
+            e = [sum(self.elig[g][k:]) for g in range(G)]
+            self.inv_E[k] = 1.0 / sum(e) if sum(e) else 0.0
+            for g in range(G):
+                self.inv_Es[g][k] = 1.0 / e[g] if e[g] else 0.0
+            self._hazards(k)
+        if self.n_waiting:
+            self._serve_queues(t)
+        self._total()
