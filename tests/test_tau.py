@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from cases import bass_raw, bass_share
 from conftest import ROOT, base_raw
+from scipy.stats import t as student_t
 
 from sim.analysis.verdict import wilson
 from sim.engines.des import simulate
@@ -162,8 +163,13 @@ def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
     drawn from the same seed, so the pairs d_i = tau_i - des_i are independent and identically
     distributed; their mean estimates the engines' difference of means with standard error
     sd(d) / sqrt(R) (the paired form stays valid whatever the correlation within a pair). At
-    every month and level |mean d| <= 4 SE + TAU_BIAS x (new adopters in the exact engine):
-    the sampling noise plus the step's documented bias, nothing fitted to this run. P(met)
+    every month and level |mean d| <= z SE + TAU_BIAS x (new adopters in the exact engine):
+    the sampling noise plus the step's documented bias, nothing fitted to this run. z is the
+    Student-t quantile (R - 1 degrees of freedom) that keeps the chance of any false alarm
+    over all months x levels at 1e-3 (Bonferroni): a fixed 4 SE per cell over 240 cells
+    alarmed by chance several times in a hundred (accelerated with firms entering and leaving
+    failed at 1.13x at 60 runs, one ecosystem cell of ~15 firms, and passed at 0.67x at 240
+    runs, so no bias). P(met)
     intervals must overlap, with the target put at the mean-field count so that P(met) is far
     from 0 and 1 and sensitive to bias."""
     raw = _scaled(name, 0.1)
@@ -181,10 +187,11 @@ def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
     new = np.maximum(curves_des.mean(axis=0) - layout(sc).at_or_above(), 0.0)
     assert new[-1, 1] > 1000, "line must move, or the comparison is vacuous"
     gap = np.abs(d.mean(axis=0))
-    allowed = 4 * se + TAU_BIAS * new
+    z = float(student_t.isf(1e-3 / (2 * gap.size), reps - 1))
+    allowed = z * se + TAU_BIAS * new
     assert np.all(gap <= allowed), (
         f"worst gap / allowed {np.max(gap / np.where(allowed > 0, allowed, np.inf)):.2f}; "
-        f"last month: gap {gap[-1].round(1)}, 4 SE {(4 * se[-1]).round(1)}, "
+        f"last month: gap {gap[-1].round(1)}, {z:.2f} SE {(z * se[-1]).round(1)}, "
         f"bias {(TAU_BIAS * new[-1]).round(1)}")
     lo_d, hi_d = wilson(sum(r.met for r in des), reps)
     lo_t, hi_t = wilson(sum(r.met for r in tau), reps)
