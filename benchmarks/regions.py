@@ -33,7 +33,8 @@ import numpy as np
 from sim.scenario import read_toml, validate
 from sim.engines import engines
 variant, engine, path = sys.argv[1], sys.argv[2], sys.argv[3]
-raw = read_toml(path)
+from pathlib import Path
+raw = read_toml(Path(path))
 pop = raw["population"]
 if variant != "shipped":
     for key in ("entry", "exit", "entry_device"):

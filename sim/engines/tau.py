@@ -29,6 +29,16 @@ from sim.scenario import DAYS_PER_YEAR, Scenario
 _CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
 
 
+def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """rng.binomial(n, p) drawn for the cells that hold firms only: the same draws (a cell
+    with n = 0 takes no random number), without the cost of the many empty cells."""
+    flat = n.reshape(-1)
+    nz = np.flatnonzero(flat)
+    out = np.zeros_like(flat)
+    out[nz] = rng.binomial(flat[nz], np.broadcast_to(p, n.shape).reshape(-1)[nz])
+    return out.reshape(n.shape)
+
+
 def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
     """Run one replication of `scenario` with fixed steps of about `scenario.tau_step`."""
     return _Tau(scenario, rng).run()
@@ -297,7 +307,7 @@ class _Tau(TauTurnover, SubSteps):
         h = rules.hazard(self.gain, self.p, self.q, self.w, As.sum(axis=0) * self.inv_E,
                          self.params.own_adopters(As) * self.inv_Es)
         prob = -np.expm1(-stretch * h)
-        D = self.rng.binomial(self.idle, prob[:, :, None])
+        D = _binomial(self.rng, self.idle, prob[:, :, None])
         self.idle -= D
         self.n_decisions += int(D.sum())
         return D
@@ -312,7 +322,7 @@ class _Tau(TauTurnover, SubSteps):
         self.n_completions += n_done
         if self.units.size:
             self.in_use -= C.sum(axis=(0, 2)) @ self.units
-        G = self.rng.binomial(C, self.success[None, :, None])
+        G = _binomial(self.rng, C, self.success[None, :, None])
         F = C - G
         C[...] = 0
         up = G.sum(axis=2)  # [s, i] firms reaching level i+1
