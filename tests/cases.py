@@ -95,3 +95,14 @@ def binding_raw(firms: int = 20_000) -> dict:
         "shock": [{"name": "chips", "at": dt.date(2027, 1, 1), "resource": "compute",
                    "capacity_factor": 0.5}],
     }
+
+
+def assert_same_result(a, b) -> None:
+    """Two RunResults are the same to the bit: every array (national and per region) and
+    every scalar the engines report."""
+    for name in ("at_or_above", "upgraded", "by_segment", "initial", "region_at_or_above",
+                 "region_upgraded", "region_initial", "region_count_at_deadline"):
+        x, y = np.asarray(getattr(a, name)), np.asarray(getattr(b, name))
+        assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
+    assert (a.count_at_deadline, a.crossing_time, a.met, a.events, a.spent) == (
+        b.count_at_deadline, b.crossing_time, b.met, b.events, b.spent)
