@@ -15,13 +15,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     problems: list[str] = []
     for path in args.scenarios:
         try:
             sc = load(path, args.overrides)
-            print(f"{path}: ok ({sc.name}: {sc.firms:,} firms, {len(sc.segments)} segments, "
-                  f"{sc.start} to {sc.end})")
+            parts = [f"{sc.firms:,} firms", _count(len(sc.segments), "segment")]
+            if sc.regions:
+                parts.append(_count(len(sc.regions), "region"))
+            if sc.entry or sc.exit:
+                parts.append(f"entry {sc.entry:g}/yr, exit {sc.exit:g}/yr")
+            print(f"{path}: ok ({sc.name}: {', '.join(parts)}, {sc.start} to {sc.end})")
         except ScenarioError as exc:
             problems.extend(exc.problems)
     if problems:
