@@ -124,8 +124,7 @@ class Turnover:
 
     def _survivors(self) -> np.ndarray:
         """(regions, 4): firms existing now that were at or above each level at the start."""
-        a = np.array(self.alive_origin)
-        return np.flip(np.cumsum(np.flip(a, axis=1), axis=1), axis=1)[:, 1:]
+        return rules.at_or_above(np.array(self.alive_origin))
 
     # -- the month boundary -------------------------------------------------------------------
 
@@ -224,12 +223,10 @@ class Turnover:
             self._count_change(s, j, code, n)
         self.surv_now = float(self._survivors()[:, self.sc.target.level_index - 1].sum())
         # Eligible firms per level (all and per peer group) follow the firms that exist.
-        G = self.params.n_groups
+        inv_E, inv_Eg = rules.eligible_inverses(np.array(self.elig),
+                                                np.arange(self.params.n_groups))
+        self.inv_E, self.inv_Es = inv_E.tolist(), inv_Eg.tolist()
         for k in range(1, L + 1):
-            e = [sum(self.elig[g][k:]) for g in range(G)]
-            self.inv_E[k] = 1.0 / sum(e) if sum(e) else 0.0
-            for g in range(G):
-                self.inv_Es[g][k] = 1.0 / e[g] if e[g] else 0.0
             self._hazards(k)
         if self.n_waiting:
             self._serve_queues(t)

@@ -54,11 +54,9 @@ class MeanFieldTurnover:
             self.in_ceil[par.group[cs], c] += rate
             if c > lv:  # idle: the lane deciding on lv + 1 (unmoved lanes exist above level 0)
                 self.src[self.o_idle + lanes[(cs, lv + 1, c, int(lv >= 1))]] += rate
-        self.E0_g = self._elig_of(par.layout)
-
-    def _elig_of(self, lay: Any) -> np.ndarray:
-        """(groups, 5): firms eligible for each level at the start, per peer group."""
-        return np.array(lay.eligible_by_segment, dtype=float)
+        # Firms at the start per peer group and eligibility ceiling.
+        cells = np.array(par.layout.cells, dtype=float).sum(axis=1)  # (segments, ceiling)
+        self.ceil0 = cells.reshape(par.n_regions, par.n_groups, L + 1).sum(axis=0)
 
     def _turnover_linear(self, B: Triplets) -> None:
         """Exits and entrants in the linear part and the constant source: every lane state
@@ -74,7 +72,7 @@ class MeanFieldTurnover:
         B.add(ys, ys, -d)
         us = self.o_z + np.arange(S * (L + 1))
         B.add(us, us, -d)
-        at_in = np.flip(np.cumsum(np.flip(self.in_exact, axis=1), axis=1), axis=1)[:, 1:]
+        at_in = rules.at_or_above(self.in_exact)
         self.src[ys] = -d * self.As0[:, 1:].ravel() + at_in.ravel()
         self.src[us] = self.in_exact.ravel()
         k = self.sc.target.level_index
@@ -87,12 +85,8 @@ class MeanFieldTurnover:
         """Eligible firms at time t: those at the start decay, entrants add their own."""
         if not self.turnover:
             return
-        gained = np.flip(np.cumsum(np.flip(self.in_ceil, axis=1), axis=1), axis=1)
-        Eg = self.E0_g * self._keep(t) + gained * self._gained(t)  # (G, 5): ceiling >= k
-        tot = Eg.sum(axis=0)
-        self.inv_E = np.divide(1.0, tot, out=np.zeros_like(tot), where=tot > 0)
-        inv = np.divide(1.0, Eg, out=np.zeros_like(Eg), where=Eg > 0)
-        self.inv_Es = inv[self.params.group]
+        present = self.ceil0 * self._keep(t) + self.in_ceil * self._gained(t)
+        self.inv_E, self.inv_Es = rules.eligible_inverses(present, self.params.group)
 
     def _keep(self, t: float) -> float:
         return math.exp(-self.delta * t)

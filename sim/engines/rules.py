@@ -427,7 +427,7 @@ def with_regions(result: RunResult, par: Parameters, by_segment: np.ndarray,
     """`result` with its per-region fields, from the month-end counts per cell segment
     (months, segments, 0..4) and unmoved firms per region (months, regions, 0..4)."""
     exact = np.moveaxis(par.by_region(np.moveaxis(by_segment, 1, 0)), 0, 1)  # (m, R, 5)
-    at = np.flip(np.cumsum(np.flip(exact, axis=-1), axis=-1), axis=-1)[..., 1:]
+    at = at_or_above(exact)
     result.region_at_or_above = at
     result.region_upgraded = at - unmoved_at_or_above(unmoved_region)
     result.region_initial = par.layout.region_at_or_above()
@@ -435,11 +435,27 @@ def with_regions(result: RunResult, par: Parameters, by_segment: np.ndarray,
     return result
 
 
+def at_or_above(exact) -> np.ndarray:
+    """Counts at or above each level 1..4 from counts at exactly each level 0..4 (last
+    axis); any leading axes are kept."""
+    u = np.asarray(exact)
+    return np.flip(np.cumsum(np.flip(u, axis=-1), axis=-1), axis=-1)[..., 1:]
+
+
 def unmoved_at_or_above(unmoved_exact) -> np.ndarray:
     """Firms at or above each level 1..4 that have completed no project since the start,
-    from those at exactly each level 0..4 (last axis); any leading axes are kept."""
-    u = np.asarray(unmoved_exact)
-    return np.flip(np.cumsum(np.flip(u, axis=-1), axis=-1), axis=-1)[..., 1:]
+    from those at exactly each level 0..4 (last axis)."""
+    return at_or_above(unmoved_exact)
+
+
+def eligible_inverses(by_ceiling: np.ndarray, group: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """1 / E_k (levels 0..4; index 0 unused) and 1 / E_{g,k} per cell segment, from the
+    firms that exist per peer group and eligibility ceiling (groups, 5): eligible firms
+    follow entry and exit. 0 where nobody is eligible."""
+    E = np.concatenate([by_ceiling.sum(axis=1, keepdims=True), at_or_above(by_ceiling)],
+                       axis=1).astype(float)  # (G, 5): all firms, then ceiling >= k
+    return _inverse(E.sum(axis=0)), _inverse(E)[group]
 
 
 # -- projects under way at the start -----------------------------------------------------------

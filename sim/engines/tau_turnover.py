@@ -133,7 +133,7 @@ class TauTurnover:
     def _month_end(self, m: int, edge: int) -> None:
         """Record the survivors at month end m, then exits and entrants at its boundary
         (the fast engine's step edge `edge`)."""
-        self.region_survivors[m] = self.alive_origin[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:]
+        self.region_survivors[m] = rules.at_or_above(self.alive_origin)
         self.survivors[m] = self.region_survivors[m].sum(axis=0)
         if m >= len(self.rule.days):
             return
@@ -173,12 +173,9 @@ class TauTurnover:
             np.add.at(self.alive_origin, (par.region[sg], np.zeros_like(lv)), n)
             np.add.at(self.elig, (par.group[sg], ce), n)
             self.entered += int(n.sum())
-        # Eligible firms follow the firms that exist.
-        E = self.elig[:, ::-1].cumsum(axis=1)[:, ::-1][:, 1:].astype(float)  # [group, k-1]
-        tot = E.sum(axis=0)
-        self.inv_E = np.divide(1.0, tot, out=np.zeros_like(tot), where=tot > 0)
-        inv_g = np.divide(1.0, E, out=np.zeros_like(E), where=E > 0)
-        self.inv_Es = inv_g[self.params.group]
+        # Eligible firms follow the firms that exist (columns 1..4: the level decided).
+        inv_E, inv_Es = rules.eligible_inverses(self.elig, self.params.group)
+        self.inv_E, self.inv_Es = inv_E[1:], inv_Es[:, 1:]
         self.surv_now = float(self.region_surv_now().sum())  # type: ignore[union-attr]
 
     def _turnover_fields(self) -> dict[str, Any]:
