@@ -23,7 +23,7 @@ from sim.engines.meanfield import solve
 from sim.engines.population import layout
 from sim.engines.steps import step_edges
 from sim.engines.tau import _Tau, simulate_tau
-from sim.execution.runner import replication_rng
+from sim.execution.runner import replication_rng, run_replications
 from sim.scenario import read_toml, validate
 
 
@@ -57,7 +57,7 @@ class _Watched(_Tau):
     starts = 0
 
     def _start(self, X, m, span, **kw):
-        demand = X.sum(axis=(0, 2)) @ self.units if self.units.size else 0
+        demand = X.sum(axis=1) @ self.units_k if self.units.size else 0
         super()._start(X, m, span, **kw)
         if np.any(demand):
             over = self.in_use - self.cap_steps[m]
@@ -69,8 +69,8 @@ def test_capacity_never_exceeded_when_starting():
     raw = base_raw()
     raw["shock"] = []  # a shock may leave running projects above the new capacity, by design
     sc = validate(raw)
-    eng = _Watched(sc, replication_rng(5, 0))
-    res = eng.run()
+    eng = _Watched(sc, replication_rng(5, 0), 3)  # a batch: each replication's own units
+    res = eng.run()[0]
     assert _Watched.starts > 1000
     assert _Watched.worst <= 0
     assert res.events["max_waiting"] > 100, "the resources must bind for the check to matter"
@@ -159,10 +159,11 @@ TAU_BIAS = 0.003
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["baseline", "accelerated"])
 def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
-    """The issue's bias check, at a tenth of the population. Replication i of each engine is
-    drawn from the same seed, so the pairs d_i = tau_i - des_i are independent and identically
-    distributed; their mean estimates the engines' difference of means with standard error
-    sd(d) / sqrt(R) (the paired form stays valid whatever the correlation within a pair). At
+    """The issue's bias check, at a tenth of the population, with tau run as `sim run` runs
+    it (batches of replications). The pairs d_i = tau_i - des_i are independent and
+    identically distributed; their mean estimates the engines' difference of means with
+    standard error sd(d) / sqrt(R) (the paired form stays valid whatever the correlation
+    within a pair). At
     every month and level |mean d| <= z SE + TAU_BIAS x (new adopters in the exact engine):
     the sampling noise plus the step's documented bias, nothing fitted to this run. z is the
     Student-t quantile (R - 1 degrees of freedom) that keeps the chance of any false alarm
@@ -179,7 +180,7 @@ def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
     sc = validate(raw)
     reps = 60
     des = [simulate(sc, replication_rng(11, i)) for i in range(reps)]
-    tau = [simulate_tau(sc, replication_rng(11, i)) for i in range(reps)]
+    tau = list(run_replications(sc, range(reps), seed=11, engine="tau").values())  # batches
     curves_des = np.stack([r.at_or_above for r in des]).astype(float)
     curves_tau = np.stack([r.at_or_above for r in tau]).astype(float)
     d = curves_tau - curves_des
@@ -215,7 +216,7 @@ def test_cli_runs_the_tau_engine(tmp_path, write_scenario, capsys):
 def test_bulk_filing_of_crowded_cells_has_the_same_law(monkeypatch):
     """Filing every cell by one multinomial draw (as crowded cells are) against one draw per
     project: the means at every year end and level agree within 4 standard errors."""
-    import sim.engines.tau as tau
+    import sim.engines.tau_projects as tau
 
     sc = validate(base_raw())
     reps = 30

@@ -41,9 +41,24 @@ class _Engines(Mapping[str, Engine]):
         return len(_MODULES)
 
 
+BatchEngine = Callable[[Scenario, np.random.Generator, int], list[RunResult]]
+_BATCHED = {"tau": ("sim.engines.tau", "simulate_tau_batch", "batch_size")}
+
+
+def batched(name: str) -> tuple[BatchEngine, Callable[[Scenario], int]] | None:
+    """The engine's way of running n replications together from one stream, and the
+    number it runs together for a scenario; None if it runs one at a time."""
+    if name not in _BATCHED:
+        return None
+    module, run, size = _BATCHED[name]
+    mod = importlib.import_module(module)
+    return getattr(mod, run), getattr(mod, size)
+
+
 def engines() -> Mapping[str, Engine]:
     """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit."""
     return _Engines()
 
 
-__all__ = ["DETERMINISTIC", "Engine", "Layout", "RunResult", "engines", "layout", "refusal"]
+__all__ = ["DETERMINISTIC", "BatchEngine", "Engine", "Layout", "RunResult", "batched", "engines",
+           "layout", "refusal"]

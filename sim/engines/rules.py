@@ -14,6 +14,7 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -274,11 +275,13 @@ def _inverse(x: np.ndarray) -> np.ndarray:
 
 
 class Budgets:
-    """Subsidy drawn down per project decided; a policy whose budget is spent stops."""
+    """Subsidy drawn down per project decided; a policy whose budget is spent stops. With
+    `batch`, one budget per policy for each of `batch` replications (rows)."""
 
-    def __init__(self, params: Parameters):
-        self.left = params.budget.astype(float).copy()
-        self.spent = np.zeros(len(self.left))
+    def __init__(self, params: Parameters, batch: int | None = None):
+        shape = (len(params.budget),) if batch is None else (batch, len(params.budget))
+        self.left = np.broadcast_to(params.budget.astype(float), shape).copy()
+        self.spent = np.zeros(shape)
 
     def pay(self, j: int, amount: float) -> bool:
         """Pay `amount` (capped at what is left) from policy j; True if that empties it."""
@@ -287,8 +290,17 @@ class Budgets:
         self.spent[j] += paid
         return self.left[j] <= 0
 
-    def has_money(self, j: int) -> bool:
-        return self.left[j] > 0
+    def pay_many(self, j: int, amount: np.ndarray, paying: np.ndarray) -> np.ndarray:
+        """Batch: replication b pays amount[b] (capped) from policy j where `paying`; True
+        where that empties its budget."""
+        paid = np.where(paying, np.minimum(amount, self.left[:, j]), 0.0)
+        self.left[:, j] -= paid
+        self.spent[:, j] += paid
+        return paying & (self.left[:, j] <= 0)
+
+    def has_money(self, j: int):
+        """Money left in policy j's budget (per replication, with a batch)."""
+        return self.left[..., j] > 0
 
 
 # -- the target ---------------------------------------------------------------------------
@@ -314,10 +326,10 @@ class TargetCount:
         offset = initial_at_or_above[k - 1] if sc.target.count == "new" else 0
         return cls(k, offset, sc.target.firms, sc.target.count)
 
-    def count(self, at_or_above_level: float, unmoved: float = 0.0,
-              survivors: float | None = None) -> float:
+    def count(self, at_or_above_level: Any, unmoved: Any = 0.0, survivors: Any = None) -> Any:
         """The counted firms, given the firms at or above the level, the unmoved ones among
-        them and (with exits) the survivors of those at or above it at the start."""
+        them and (with exits) the survivors of those at or above it at the start (floats,
+        or arrays over a batch of replications)."""
         if self.reading == "upgraded":
             return at_or_above_level - unmoved
         if self.reading == "new" and survivors is not None:
@@ -416,8 +428,15 @@ class Turnover:
         """Probability that a firm leaves at the end of month m."""
         return -math.expm1(-self.exit * self.lengths[m])
 
-    def entrants(self, rng: np.random.Generator, m: int) -> np.ndarray:
-        """Entrants at the end of month m, per entrant cell (`cells`)."""
+    def entrants(self, rng: np.random.Generator, m: int, batch: int | None = None
+                 ) -> np.ndarray:
+        """Entrants at the end of month m, per entrant cell (`cells`); with `batch`, for
+        each of `batch` replications (rows)."""
+        if batch is not None:
+            if self.entry_rate <= 0:
+                return np.zeros((batch, len(self.cells)), dtype=np.int64)
+            each = rng.poisson(self.entry_rate * self.lengths[m], size=batch)
+            return rng.multinomial(each, self.probs)
         n = int(rng.poisson(self.entry_rate * self.lengths[m])) if self.entry_rate > 0 else 0
         return rng.multinomial(n, self.probs) if n else np.zeros(len(self.cells), dtype=int)
 
@@ -452,10 +471,10 @@ def eligible_inverses(by_ceiling: np.ndarray, group: np.ndarray
                       ) -> tuple[np.ndarray, np.ndarray]:
     """1 / E_k (levels 0..4; index 0 unused) and 1 / E_{g,k} per cell segment, from the
     firms that exist per peer group and eligibility ceiling (groups, 5): eligible firms
-    follow entry and exit. 0 where nobody is eligible."""
-    E = np.concatenate([by_ceiling.sum(axis=1, keepdims=True), at_or_above(by_ceiling)],
-                       axis=1).astype(float)  # (G, 5): all firms, then ceiling >= k
-    return _inverse(E.sum(axis=0)), _inverse(E)[group]
+    follow entry and exit. 0 where nobody is eligible. Leading axes (a batch) are kept."""
+    E = np.concatenate([by_ceiling.sum(axis=-1, keepdims=True), at_or_above(by_ceiling)],
+                       axis=-1).astype(float)  # (..., G, 5): all firms, then ceiling >= k
+    return _inverse(E.sum(axis=-2)), _inverse(E)[..., group, :]
 
 
 # -- projects under way at the start -----------------------------------------------------------

@@ -5,6 +5,8 @@ start and finish inside it."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.special import ndtr
@@ -59,6 +61,9 @@ class SubSteps:
     idle: np.ndarray
     success: np.ndarray
 
+    own: Callable[[np.ndarray], np.ndarray]
+    cells: Any
+
     def _within(self, step_years: float) -> np.ndarray:
         """Per level, the share of projects started in a step of this length that finish
         inside it (the start uniform in the step, the rules' lognormal duration)."""
@@ -75,16 +80,17 @@ class SubSteps:
     def _substeps(self, step_years: float, within: np.ndarray) -> int:
         """Sub-steps needed so that projects starting and finishing within one change the
         hazards they feed by at most HAZARD_CHANGE (relative) each: such projects only
-        count once their sub-step ends, and the peer term must not lag behind them."""
-        As = self.As[:, 1:]
-        pop, own = As.sum(axis=0) * self.inv_E, self.params.own_adopters(As) * self.inv_Es
+        count once their sub-step ends, and the peer term must not lag behind them (the
+        most any replication of the batch needs)."""
+        As = self.As  # [b, s, i]
+        pop, own = (As.sum(axis=1) * self.inv_E)[:, None, :], self.own(As) * self.inv_Es
         h = rules.hazard(self.gain, self.p, self.q, self.w, pop, own)
-        idle = self.idle.sum(axis=2)
-        new = idle * -np.expm1(-step_years * h) * (self.success * within)  # [s, i]
+        idle = self.cells.per_level(self.idle)
+        new = idle * -np.expm1(-step_years * h) * (self.success * within)  # [b, s, i]
         # Firms reaching level i+1 raise the hazard of level i+1's deciders (cell i) by
         # what they add to its adopter shares.
-        d_pop = new.sum(axis=0) * self.inv_E
-        d_own = self.params.own_adopters(new) * self.inv_Es
+        d_pop = (new.sum(axis=1) * self.inv_E)[:, None, :]
+        d_own = self.own(new) * self.inv_Es
         dh = rules.hazard(self.gain, 0.0, self.q, self.w, d_pop, d_own)
         with np.errstate(divide="ignore", invalid="ignore"):
             change = np.where((idle > 0) & (dh > 0), dh / h, 0.0)

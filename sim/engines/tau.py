@@ -8,29 +8,37 @@ in which it will complete, from its own lognormal duration and a start time spre
 step. Completions succeed by binomial draws and failures return after the retry wait. Steps
 fit inside months, so month ends, the deadline and policy and shock dates fall on step edges.
 docs/model.md lists the rules; docs/performance.md measures the bias against the exact engine.
+
+Replications run in batches: every array of the state carries the batch as its first axis,
+so a step's Python work is paid once for the whole batch (a batch of one is one
+replication). A batch draws from one stream, so each replication's draws depend on the
+batch it ran in; `sim.execution.runner` forms batches from the replication indices alone,
+so results do not depend on the number of workers.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from typing import cast
 
 import numpy as np
-from scipy.special import ndtr
 
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
 from sim.engines.steps import SubSteps, step_edges
+from sim.engines.tau_cells import Cells, families
+from sim.engines.tau_projects import TauProjects
 from sim.engines.tau_turnover import TauTurnover
 from sim.scenario import DAYS_PER_YEAR, Scenario
 
-_CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
+BATCH = 64
+"""Replications advanced together at most (fewer when the completion tables would pass
+TABLE_BYTES)."""
+TABLE_BYTES = 48 * 2**20
 
 
-def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """rng.binomial(n, p) drawn for the cells that hold firms only: the same draws (a cell
+def binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """rng.binomial(n, p) drawn for the cells that hold firms only: the same law (a cell
     with n = 0 takes no random number), without the cost of the many empty cells."""
     flat = n.reshape(-1)
     nz = np.flatnonzero(flat)
@@ -41,43 +49,62 @@ def _binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndar
 
 def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
     """Run one replication of `scenario` with fixed steps of about `scenario.tau_step`."""
-    return _Tau(scenario, rng).run()
+    return _Tau(scenario, rng).run()[0]
 
 
-class _Tau(TauTurnover, SubSteps):
-    """One replication's state as arrays: cells [segment, level being decided, ceiling code].
+def simulate_tau_batch(scenario: Scenario, rng: np.random.Generator, n: int
+                       ) -> list[RunResult]:
+    """Run n replications of `scenario` together, drawing from one stream."""
+    return _Tau(scenario, rng, n).run()
+
+
+def batch_size(scenario: Scenario) -> int:
+    """Replications per batch for `scenario`: BATCH, or fewer so that the tables of
+    completions and returns by step stay within TABLE_BYTES each."""
+    days, _ = step_edges(scenario)
+    cells = rules.Parameters(scenario).n_segments * Cells(families(scenario)).K
+    return int(max(1, min(BATCH, TABLE_BYTES // (4 * len(days) * cells))))
+
+
+class _Tau(TauTurnover, TauProjects, SubSteps):
+    """A batch of replications' state as arrays: [replication, segment, k], k a (level being
+    decided, ceiling code) cell that can hold firms (`tau_cells`).
 
     A ceiling code is the ceiling c (0..4) for a firm that has completed a project since the
     start, and W + c for one that has completed none ("unmoved"), so that the `upgraded`
     reading can be counted: a success moves a firm to the next level's plain codes."""
 
-    def __init__(self, sc: Scenario, rng: np.random.Generator):
-        self.sc, self.rng = sc, rng
+    def __init__(self, sc: Scenario, rng: np.random.Generator, batch: int = 1):
+        self.sc, self.rng, B = sc, rng, batch
+        self.B = B
         L = N_LEVELS
         self.params = par = rules.Parameters(sc)
         lay = par.layout
         S = self.S = par.n_segments
         cells = np.array(lay.cells, dtype=np.int64)  # [s, j, c]
-        self.exact = cells.sum(axis=2)  # [s, j] firms at exactly level j
-        self.unmoved = self.exact.sum(axis=0)  # [j] firms at j that have completed no project
-        self.unmoved_r = par.by_region(self.exact)  # [region, j] the same per region
+        exact = cells.sum(axis=2)
+        self.exact = np.repeat(exact[None], B, axis=0)  # [b, s, j] firms at exactly level j
+        # [b, j] firms at j that have completed no project; [b, region, j] the same by region
+        self.unmoved = np.repeat(exact.sum(axis=0)[None], B, axis=0)
+        self.unmoved_r = self.by_region(self.exact)
         W = self.W = L + 1
-        # Code families (tau_turnover): moved, unmoved; with entry and exit also unmoved
+        # Code families (tau_cells): moved, unmoved; with entry and exit also unmoved
         # entrants and moved firms by the level they started at.
         self.rule = rules.Turnover(sc, par)
-        self.F = 6 if self.rule.active else 2
-        self.idle = np.zeros((S, L, self.F * W), dtype=np.int64)  # deciding on level i+1
+        self.F = families(sc)
+        self.cells = cm = Cells(self.F)
+        idle = np.zeros((S, L, self.F * W), dtype=np.int64)  # deciding on level i+1
         climbs = rules.may_climb(np.arange(L)[:, None], np.arange(L + 1)[None, :])  # [i, c]
-        self.idle[:, :, W:2 * W] = cells[:, :L, :] * climbs
-        self.flight = np.zeros_like(self.idle)  # projects under way at the start
+        idle[..., W:2 * W] = cells[:, :L, :] * climbs
+        flight = np.zeros_like(idle)  # projects under way at the start
         if lay.flight:
-            self.flight[:, :, W:2 * W] = np.array(lay.flight, dtype=np.int64)[:, 1:, :]
-            self.idle -= self.flight
+            flight[:, :, W:2 * W] = np.array(lay.flight, dtype=np.int64)[:, 1:, :]
+        self.flight = cm.pack(flight)
+        self.idle = np.repeat(cm.pack(idle - flight)[None], B, axis=0)  # [b, s, k]
+        self.level_k = cm.level
         self._turnover_init(cells)
-        self.As = np.zeros((S, L + 1), dtype=np.int64)
-        for k in range(1, L + 1):
-            self.As[:, k] = self.exact[:, k:].sum(axis=1)
-        self.initial = self.As[:, 1:].sum(axis=0)
+        self.As = rules.at_or_above(self.exact)  # [b, s, k - 1]: at or above k = 1..4
+        self.initial = self.As[0].sum(axis=0)
         # Arrays below are indexed by the level being decided, i = k - 1 (columns 1..4 of the
         # rules' arrays).
         self.inv_E = par.inv_eligible[1:]
@@ -87,42 +114,56 @@ class _Tau(TauTurnover, SubSteps):
         self.sigma = par.sigma[1:]
         self.w = sc.peer_weight
 
-        R = len(sc.resources)
         self.units = par.units[1:]
         self.needs = par.needs[1:]
         self.queued_levels = [i for i in range(L) if self.needs[i]]
-        self.free_levels = [i for i in range(L) if not self.needs[i]]
-        self.in_use = np.zeros(R, dtype=np.int64)
-        self.queue: deque[list] = deque()  # per step of decision: [counts [s, i, c], total]
+        self.in_use = np.zeros((B, len(sc.resources)), dtype=np.int64)
+        self.queue: deque[list] = deque()  # per step of decision: [counts [b, s, i, c], totals]
 
-        self.active = np.zeros(len(sc.policies), dtype=bool)
-        self.budgets = rules.Budgets(par)
+        self.active = np.zeros((B, len(sc.policies)), dtype=bool)
+        self.budgets = rules.Budgets(par, B)
         self.quotas = rules.Quotas(sc, lay.region_at_or_above())
-        self.push = np.ones(par.n_regions)  # quota push per region, set at reviews
-        self.gain = par.gain(self.active)[:, 1:]  # a(s, k) * M(s, k)
+        self.push = np.ones((B, par.n_regions))  # quota push per region, set at reviews
+        self._gains: dict[bytes, np.ndarray] = {}
+        self.gain = self._gain()  # [b, s, i]: a(s, k) * M(s, k) * push
 
         days, self.month_at = step_edges(sc)
         self.edge_of_day = {int(d): i for i, d in enumerate(days)}
         self.days = days
         self.edges = days / DAYS_PER_YEAR  # model years
         self.cap_steps = self._capacities()
-        # Per cell [s, i, c]: log median implementation time in days (-inf: instant), sigma.
-        shape = (S, L, self.F * W)
-        med_days = par.median_years[1:] * DAYS_PER_YEAR
-        with np.errstate(divide="ignore"):
-            self.log_median_days = np.broadcast_to(np.log(med_days)[None, :, None], shape
-                                                   ).ravel().copy()
-        self.sigma_cell = np.broadcast_to(self.sigma[None, :, None], shape).ravel().copy()
-        n_steps = len(days) - 1
-        # Step of each day (one past the end: beyond the horizon), to file completions.
-        self.step_of_day = np.append(np.repeat(np.arange(n_steps), np.diff(days)), n_steps)
-        self.n_days = int(days[-1])
-        self.pipe = np.zeros((n_steps + 1, *shape), dtype=np.int64)  # completions by step
-        self.ret = np.zeros((n_steps + 1, *shape), dtype=np.int64)  # returns by step
+        self._tables((S, cm.K))
         self.target = rules.TargetCount.of(sc, [int(x) for x in self.initial])
         self.t_level = self.target.level
-        self.n_decisions = self.n_completions = self.n_failures = self.max_waiting = 0
+        self.n_decisions, self.n_completions, self.n_failures, self.max_waiting = (
+            np.zeros(B, dtype=np.int64) for _ in range(4))
 
+    # -- shapes -----------------------------------------------------------------------------
+
+    def by_region(self, x: np.ndarray) -> np.ndarray:
+        """Sum [b, cell segment, ...] into [b, region, ...]."""
+        par = self.params
+        return x.reshape(x.shape[0], par.n_regions, par.n_groups, *x.shape[2:]).sum(axis=2)
+
+    def own(self, x: np.ndarray) -> np.ndarray:
+        """[b, cell segment, ...]: each cell segment's peer-group sum (`own_adopters`)."""
+        R, G = self.params.n_regions, self.params.n_groups
+        if R == 1:
+            return x
+        grouped = x.reshape(x.shape[0], R, G, *x.shape[2:]).sum(axis=1)
+        return np.tile(grouped, (1, R) + (1,) * (x.ndim - 2))
+
+    # -- rules in force ----------------------------------------------------------------------
+
+    def _gain(self) -> np.ndarray:
+        """a * M * push per replication, from the policies active and the quota pushes."""
+        out = np.empty((self.B, self.S, N_LEVELS))
+        for b in range(self.B):
+            key = self.active[b].tobytes() + self.push[b].tobytes()
+            if key not in self._gains:
+                self._gains[key] = self.params.gain(self.active[b], self.push[b])[:, 1:]
+            out[b] = self._gains[key]
+        return out
 
     def _calendar(self) -> dict[int, list[rules.Change]]:
         """The rules' dated changes keyed by the index of the edge at which they happen."""
@@ -138,7 +179,8 @@ class _Tau(TauTurnover, SubSteps):
 
     def _apply(self, change: rules.Change) -> None:
         if change.kind == "policy":
-            self.active[change.index] = change.on and self.budgets.has_money(change.index)
+            self.active[:, change.index] = change.on & self.budgets.has_money(change.index)
+            self._gains.clear()
             return
         self.params.set_shock(change.index, change.on)
         r, k = self.params.shock_targets(change.index)
@@ -147,235 +189,94 @@ class _Tau(TauTurnover, SubSteps):
         if k is not None:
             self._levels()
 
-    # -- projects ----------------------------------------------------------------------------------
-
-    def _capacities(self) -> np.ndarray:
-        """Capacity of every resource at the start of every step (rows), for the present
-        shock factors; recomputed when a shock changes them."""
-        par = self.params
-        return rules.capacity_units(par.capacity_base, par.capacity_factor, par.log_growth,
-                                    self.edges[:, None])
-
-    def _start(self, X: np.ndarray, m: int, span: tuple[float, float], *,
-               residual: bool = False) -> None:
-        """File the projects X [s, i, c] started in step m during `span` (days) under their
-        completion steps; `residual`: projects under way at the start, with the time they
-        have left (the rules' law, `rules.residual_years`)."""
-        # Dated uniformly within the (sub-)step: new decisions happen during it, and the units
-        # that waiting projects take were freed by completions during it.
-        d0, d1 = span
-        flat = np.flatnonzero(X)
-        if flat.size == 0:
-            return
-        counts = X.ravel()[flat]
-        if counts.max() > _CROWD:  # memory stays bounded however large the population
-            for cell in flat[counts > _CROWD]:
-                self._file_crowd(int(cell), int(X.ravel()[cell]), d0, d1, m, residual)
-            flat, counts = flat[counts <= _CROWD], counts[counts <= _CROWD]
-        cell = np.repeat(flat, counts)
-        n = cell.size
-        end = self.rng.uniform(d0, d1, n)
-        sigma = self.sigma_cell[cell]
-        if residual:  # a uniform part of a length-biased duration is left
-            end *= np.exp(self.log_median_days[cell] + sigma * sigma
-                          + sigma * self.rng.standard_normal(n))
-        else:
-            end += np.exp(self.log_median_days[cell] + sigma * self.rng.standard_normal(n))
-        day = np.minimum(end, self.n_days).astype(np.int64)
-        step = np.maximum(self.step_of_day[day], m)  # the last row collects the overflow
-        np.add.at(self.pipe.reshape(-1), step * X.size + cell, 1)
-        if self.units.size:
-            self.in_use += X.sum(axis=(0, 2)) @ self.units
-
-    def _file_crowd(self, cell: int, n: int, d0: float, d1: float, m: int,
-                    residual: bool = False) -> None:
-        """File n projects of one cell by a multinomial draw over completion steps, with the
-        probabilities of a start uniform in [d0, d1) plus a lognormal duration (midpoint
-        rule over the start, 16 points): the same law as one draw per project, in O(steps)."""
-        edges = self.days[m + 1:].astype(float)  # upper edges of steps m, m+1, ...
-        u = d0 + (d1 - d0) * (np.arange(16) + 0.5) / 16
-        x = edges[:, None] - u[None, :]
-        mu, sigma = self.log_median_days[cell], self.sigma_cell[cell]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if residual:
-                cdf = rules.residual_cdf(edges[:, None] - d0, math.exp(mu), sigma)
-                cdf = np.broadcast_to(cdf, x.shape)
-            elif np.isinf(mu):  # instant projects
-                cdf = (x >= 0).astype(float)
-            elif sigma == 0:
-                cdf = (x >= math.exp(mu)).astype(float)
-            else:
-                cdf = np.where(x > 0, ndtr((np.log(np.maximum(x, 1e-300)) - mu) / sigma), 0.0)
-        cdf = cdf.mean(axis=1)
-        probs = np.diff(cdf, prepend=0.0)
-        probs = np.append(np.clip(probs, 0.0, None), max(0.0, 1.0 - cdf[-1]))
-        drawn = self.rng.multinomial(n, probs / probs.sum())
-        self.pipe.reshape(len(self.pipe), -1)[m:, cell] += drawn
-
-    def _serve(self, m: int, new: np.ndarray, span: tuple[float, float]) -> None:
-        """Start waiting projects, oldest step first, then this step's new ones `new`
-        [s, i, c], while units last. Within one step the order of decisions is unknown, so
-        a step that can be served only in part starts a uniformly drawn subset of its
-        projects, whatever their level: the levels interleave as their decisions did."""
-        total = int(new.sum())
-        if total:
-            self.queue.append([new, total])
-        if not self.queue:
-            return
-        free = self.cap_steps[m] - self.in_use
-        blocked = np.zeros(len(free), dtype=bool)
-        # levels needing no blocked resource
-        allowed: np.ndarray = np.ones(len(self.units), dtype=bool)
-        started = np.zeros_like(new)
-        done = []
-        for entry in self.queue:
-            if not allowed[self.queued_levels].any():
-                break  # every waiting project lacks a resource an earlier one lacks
-            counts, total = entry
-            if not allowed.all():
-                counts = counts * allowed[None, :, None]
-            per_level = counts.sum(axis=(0, 2))
-            demand = per_level @ self.units
-            uses = demand > 0
-            if not uses.any():
-                continue
-            n = int(counts.sum())
-            if np.all(demand <= free):
-                take = counts
-            else:
-                share = np.min(np.where(uses, np.maximum(free, 0) / np.maximum(demand, 1), 1.0))
-                k = int(share * n)
-                take = np.zeros_like(counts)
-                while k > 0:
-                    take = self.rng.multivariate_hypergeometric(counts.ravel(), k
-                                                                ).reshape(counts.shape)
-                    over = take.sum(axis=(0, 2)) @ self.units - free
-                    if np.all(over <= 0):
-                        break
-                    k -= int(over.max())
-                    take = np.zeros_like(counts)
-                blocked |= uses & (demand - take.sum(axis=(0, 2)) @ self.units > 0)
-                allowed = cast(np.ndarray, ~((self.units > 0) & blocked[None, :]).any(axis=1))
-            free -= take.sum(axis=(0, 2)) @ self.units
-            started += take
-            entry[0] = entry[0] - take
-            entry[1] = int(entry[0].sum())
-            if entry[1] == 0:
-                done.append(entry)
-        for entry in done:
-            self.queue.remove(entry)
-        self._start(started, m, span)
-
-    def _count(self) -> float:
+    def _count(self) -> np.ndarray:
         k = self.t_level
-        return self.target.count(int(self.As[:, k].sum()), int(self.unmoved[k:].sum()),
-                                 self.surv_now)
+        return self.target.count(self.As[:, :, k - 1].sum(axis=1),
+                                 self.unmoved[:, k:].sum(axis=1), self.surv_now)
 
     def _region_counts(self) -> np.ndarray:
         k = self.t_level
-        return self.quotas.region_counts(self.params.by_region(self.As[:, k]),
-                                         self.unmoved_r[:, k:].sum(axis=1),
-                                         self.region_surv_now())
+        at = self.by_region(self.As[:, :, k - 1])
+        unmoved = self.unmoved_r[:, :, k:].sum(axis=2)
+        surv = self.region_surv_now()
+        return np.stack([self.quotas.region_counts(at[b], unmoved[b],
+                                                   None if surv is None else surv[b])
+                         for b in range(self.B)])
 
-    def _in_flight(self) -> None:
-        """Start the projects under way at the start with the time they have left; those the
-        resources cannot hold wait first in line, level by level (as in the exact engine)."""
-        X = self.flight
-        if not X.any():
-            return
-        free = self.cap_steps[0] - self.in_use
-        run, waiting = np.zeros_like(X), np.zeros_like(X)
-        for i in range(N_LEVELS):
-            n = int(X[:, i].sum())
-            units = self.units[i]
-            fit = n if not units.any() else int(min(free[r] // units[r]
-                                                   for r in np.flatnonzero(units)))
-            take = X[:, i] if fit >= n else self.rng.multivariate_hypergeometric(
-                X[:, i].ravel(), max(fit, 0)).reshape(X[:, i].shape)
-            run[:, i] = take
-            waiting[:, i] = X[:, i] - take
-            free -= int(take.sum()) * units
-        self._start(run, 0, (0.0, 1.0), residual=True)
-        if waiting.any():
-            self.queue.append([waiting, int(waiting.sum())])
-            self.max_waiting = int(waiting.sum())
+    # -- decisions and completions --------------------------------------------------------------
 
     def _decide(self, stretch: float) -> np.ndarray:
         """Draw the firms of every idle cell that decide within `stretch` years, from the
         rules' hazard at its start."""
-        As = self.As[:, 1:]
-        h = rules.hazard(self.gain, self.p, self.q, self.w, As.sum(axis=0) * self.inv_E,
-                         self.params.own_adopters(As) * self.inv_Es)
-        prob = -np.expm1(-stretch * h)
-        D = _binomial(self.rng, self.idle, prob[:, :, None])
+        As = self.As
+        h = rules.hazard(self.gain, self.p, self.q, self.w,
+                         (As.sum(axis=1) * self.inv_E)[:, None, :], self.own(As) * self.inv_Es)
+        D = binomial(self.rng, self.idle, -np.expm1(-stretch * h)[..., self.level_k])
         self.idle -= D
-        self.n_decisions += int(D.sum())
+        self.n_decisions += D.sum(axis=(1, 2))
         return D
 
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
-        """Finish the projects C [s, i, c] (emptied in place): release units, climb on
-        success, go back to idle now or after the retry wait on failure (`back`: where in
-        the flattened returns table each cell's failures go)."""
-        n_done = int(C.sum())
-        if not n_done:
+        """Finish the projects C [b, s, k] (emptied in place): release units, climb on
+        success, go back to idle now or after the retry wait on failure (`back`: the row of
+        the returns table each level's failures go to). Works on the cells that hold
+        projects only."""
+        flat = C.reshape(-1)
+        idx = np.flatnonzero(flat)
+        if not idx.size:
             return
-        self.n_completions += n_done
-        if self.units.size:
-            self.in_use -= C.sum(axis=(0, 2)) @ self.units
-        G = _binomial(self.rng, C, self.success[None, :, None])
-        F = C - G
-        C[...] = 0
-        up = G.sum(axis=2)  # [s, i] firms reaching level i+1
-        self.exact[:, :-1] -= up
-        self.exact[:, 1:] += up
-        self.As[:, 1:] += up
-        W = self.W
-        first = G[:, :, W:3 * W].sum(axis=2)  # [s, i] their first project done (unmoved)
-        self.unmoved[:-1] -= first.sum(axis=0)
-        self.unmoved_r[:, :-1] -= self.params.by_region(first)
-        # Those eligible for the next level go on, now with plain (moved) ceiling codes.
-        if self.F == 2:
-            self.idle[:, 1:, :W] += (G[:, :-1, :W] + G[:, :-1, W:]) * self.goes_on
-        else:
-            self._climb(G)
-        n_fail = int(F.sum())
-        if n_fail:
-            self.n_failures += n_fail
-            later = F if self.retry_now is None else F * (1 - self.retry_now)  # (not those
-            self.ret.reshape(-1)[back] += later.ravel()  # back at once) cells distinct: exact
-            if self.retry_now is not None:
-                self.idle += F * self.retry_now
-
-    def _start_decided(self, D: np.ndarray, m: int, span: tuple[float, float]) -> None:
-        """Start the projects decided in `span`: levels without needs at once, the others
-        through the queue."""
-        if self.queued_levels and not self.queue and (
-                D.sum(axis=(0, 2)) @ self.units <= self.cap_steps[m] - self.in_use).all():
-            self._start(D, m, span)  # nothing waits and every project fits
-        elif self.queued_levels:
-            free_now = D.copy()
-            free_now[:, self.queued_levels, :] = 0
-            self._start(free_now, m, span)
-            queued = D.copy()
-            queued[:, self.free_levels, :] = 0
-            self._serve(m, queued, span)
-            waiting = sum(e[1] for e in self.queue)
-            self.max_waiting = max(self.max_waiting, waiting)
-        else:
-            self._start(D, m, span)
+        n = flat[idx]
+        flat[idx] = 0
+        B, S, L, W, cm = self.B, self.S, N_LEVELS, self.W, self.cells
+        K = cm.K
+        seg, k = np.divmod(idx, K)  # seg = b * S + s
+        rep = seg // S
+        lvl, code = cm.level[k], cm.code[k]
+        seg_lvl = seg * L + lvl
+        self.n_completions += np.bincount(rep, n, B).astype(np.int64)
+        for r in range(self.units.shape[1]):
+            self.in_use[:, r] -= np.bincount(rep, n * self.units[lvl, r], B).astype(np.int64)
+        G = self.rng.binomial(n, self.success[lvl])
+        up = np.bincount(seg_lvl, G, B * S * L).astype(np.int64).reshape(B, S, L)
+        self.exact[:, :, :-1] -= up
+        self.exact[:, :, 1:] += up
+        self.As += up
+        first = np.bincount(seg_lvl, G * ((code >= W) & (code < 3 * W)), B * S * L
+                            ).astype(np.int64).reshape(B, S, L)  # their first project done
+        self.unmoved[:, :-1] -= first.sum(axis=1)
+        self.unmoved_r[:, :, :-1] -= self.by_region(first)
+        # Climbers take their family's new code at level i + 1: idle if eligible higher,
+        # else (kept only with entry and exit) settled.
+        to = cm.climb_k[k]
+        go = (to >= 0) & (G > 0)
+        np.add.at(self.idle.reshape(-1), seg[go] * K + to[go], G[go])
+        if self.F > 2:
+            stay = (to < 0) & (G > 0)
+            top = seg[stay] * (L + 1) + lvl[stay] + 1
+            np.add.at(self.settled.reshape(-1), top * cm.codes + cm.climb_code[k[stay]],
+                      G[stay])
+        fail = n - G
+        if fail.any():
+            self.n_failures += np.bincount(rep, fail, B).astype(np.int64)
+            now = self.retry[lvl] <= 0
+            later = np.where(now, 0, fail)
+            np.add.at(self.ret.reshape(-1), back[lvl] * flat.size + idx, later.astype(np.int32))
+            self.returning.reshape(-1)[idx] += later
+            self.idle.reshape(-1)[idx] += np.where(now, fail, 0)
 
     # -- main loop -------------------------------------------------------------------------------
 
-    def run(self) -> RunResult:
-        sc, edges = self.sc, self.edges
+    def run(self) -> list[RunResult]:
+        """Advance the batch to the horizon; one result per replication."""
+        sc, edges, B = self.sc, self.edges, self.B
         L, S = N_LEVELS, self.S
         n_steps = len(edges) - 1
         cal = self._calendar()
         months = len(self.month_at)
-        curve = np.zeros((months, L), dtype=np.int64)
-        upgraded = np.zeros((months, L), dtype=np.int64)
-        by_segment = np.zeros((months, S, L + 1), dtype=np.int64)
-        unmoved_month = np.zeros((months, self.params.n_regions, L + 1), dtype=np.int64)
+        curve = np.zeros((B, months, L), dtype=np.int64)
+        upgraded = np.zeros((B, months, L), dtype=np.int64)
+        by_segment = np.zeros((B, months, S, L + 1), dtype=np.int64)
+        unmoved_month = np.zeros((B, months, self.params.n_regions, L + 1), dtype=np.int64)
         region_at_deadline = self._region_counts()
         reviews = {self.edge_of_day[d] for d in self.quotas.days}
         deadline_edge = self.edge_of_day[(sc.target.deadline - sc.start).days + 1]
@@ -383,23 +284,15 @@ class _Tau(TauTurnover, SubSteps):
         # Failures return after the retry wait counted from mid-step, at the earliest in the
         # next step (this step's returns have been taken by then); with no wait, at once
         # (their row is then the unread last one).
-        size = S * L * self.F * self.W
-        level = (np.arange(size) // (self.F * self.W)) % L
-        back = np.empty((n_steps, size), dtype=np.int64)
+        back = np.full((n_steps, L), n_steps, dtype=np.int64)
         for i, r in enumerate(self.retry):
-            row = np.maximum(self.step_of_day[np.minimum(mid_days + r * DAYS_PER_YEAR,
-                                                         self.n_days).astype(np.int64)],
-                             np.arange(n_steps) + 1) if r > 0 else np.full(n_steps, n_steps)
-            back[:, level == i] = row[:, None] * size + np.flatnonzero(level == i)[None, :]
-        now = (self.retry <= 0)[None, :, None]
-        self.retry_now = now.astype(np.int64) if now.any() else None
-        self.goes_on = rules.may_climb(np.arange(1, L)[:, None],
-                                       np.arange(L + 1)[None, :]).astype(np.int64)
-        paying = [(j, self.params.subsidy(j)[:, 1:])
-                  for j in self.params.paying()]
+            if r > 0:
+                day = np.minimum(mid_days + r * DAYS_PER_YEAR, self.n_days).astype(np.int64)
+                back[:, i] = np.maximum(self.step_of_day[day], np.arange(n_steps) + 1)
+        paying = [(j, self.params.subsidy(j)[:, 1:]) for j in self.params.paying()]
         count = self._count()
-        crossing = 0.0 if count >= sc.target.firms else None
-        count_at_deadline = count if deadline_edge == 0 else -1
+        crossing = np.where(count >= sc.target.firms, 0.0, np.nan)
+        count_at_deadline = count.copy() if deadline_edge == 0 else np.full(B, -1.0)
         policy_changed = False
         # Levels whose projects can start and finish inside one step (sub-stepped when fast).
         fast = self._within(float(np.diff(edges).max())) > 1e-9
@@ -411,7 +304,7 @@ class _Tau(TauTurnover, SubSteps):
                 self._apply(change)
                 policy_changed = True
             if policy_changed:
-                self.gain = self.params.gain(self.active, self.push)[:, 1:]
+                self.gain = self._gain()
                 policy_changed = False
             t0, dt = edges[m], edges[m + 1] - edges[m]
             if fast.any():
@@ -423,6 +316,7 @@ class _Tau(TauTurnover, SubSteps):
             # Projects due in this step from earlier ones, completed at its middle.
             due = self.pipe[m].copy()
             self.pipe[m] = 0
+            self.filed -= due
             d0, d1 = float(self.days[m]), float(self.days[m + 1])
             sub = dt / n_sub
             for j in range(n_sub):
@@ -435,46 +329,60 @@ class _Tau(TauTurnover, SubSteps):
                 if j == n_sub // 2:
                     self._complete(due, back[m])
                     self.idle += self.ret[m]
+                    self.returning -= self.ret[m]
                 D += self._decide(0.5 * sub)
                 if paying:
-                    per = D.sum(axis=2)
+                    per = self.cells.per_level(D)
                     for k, cost in paying:
-                        if self.active[k] and self.budgets.pay(k, float((per * cost).sum())):
-                            self.active[k] = False
-                            self.gain = self.params.gain(self.active, self.push)[:, 1:]
+                        emptied = self.budgets.pay_many(k, (per * cost).sum(axis=(1, 2)),
+                                                        self.active[:, k])
+                        if emptied.any():
+                            self.active[emptied, k] = False
+                            self.gain = self._gain()
                 span = (d0 + (d1 - d0) * j / n_sub, d0 + (d1 - d0) * (j + 1) / n_sub)
                 self._start_decided(D, m, span)
                 if self.pipe[m].any():  # projects short enough to finish where they start
+                    self.filed -= self.pipe[m]
                     self._complete(self.pipe[m], back[m])
 
             # The state at the end of the step.
             before = count
             count = self._count()
-            if crossing is None and count >= sc.target.firms:
-                crossing = t0 + dt * (sc.target.firms - before) / max(count - before, 1)
+            first = np.isnan(crossing) & (count >= sc.target.firms)
+            if first.any():
+                crossing[first] = (t0 + dt * (sc.target.firms - before[first])
+                                   / np.maximum(count[first] - before[first], 1))
             if m + 1 == deadline_edge:
-                count_at_deadline = count
+                count_at_deadline = count.copy()
                 region_at_deadline = self._region_counts()
             if m + 1 in reviews:  # a quota review at the step's end (before firms come and go)
-                push = self.quotas.push(float(edges[m + 1]), self._region_counts())
+                push = np.stack([self.quotas.push(float(edges[m + 1]), c)
+                                 for c in self._region_counts()])
                 policy_changed |= not np.array_equal(push, self.push)
                 self.push = push
             mi = self.month_at.get(m + 1)
             if mi is not None:
-                curve[mi] = self.As[:, 1:].sum(axis=0)
-                upgraded[mi] = curve[mi] - rules.unmoved_at_or_above(self.unmoved)
-                by_segment[mi] = self.exact
-                unmoved_month[mi] = self.unmoved_r
+                curve[:, mi] = self.As.sum(axis=1)
+                upgraded[:, mi] = curve[:, mi] - rules.unmoved_at_or_above(self.unmoved)
+                by_segment[:, mi] = self.exact
+                unmoved_month[:, mi] = self.unmoved_r
                 if self.F > 2:
                     self._month_end(mi, m + 1)
                     count = self._count()
 
-        events = {"decisions": self.n_decisions, "completions": self.n_completions,
-                  "failures": self.n_failures, "max_waiting": self.max_waiting, "steps": n_steps,
-                  "events": self.n_decisions + self.n_completions}
-        return rules.with_regions(RunResult(
-            at_or_above=curve, upgraded=upgraded, by_segment=by_segment, initial=self.initial,
-            count_at_deadline=count_at_deadline, crossing_time=crossing,
-            met=self.target.met(count_at_deadline), events=events,
-            spent=tuple(float(x) for x in self.budgets.spent), **self._turnover_fields()),
-            self.params, by_segment, unmoved_month, region_at_deadline)
+        out = []
+        for b in range(B):
+            events = {"decisions": int(self.n_decisions[b]),
+                      "completions": int(self.n_completions[b]),
+                      "failures": int(self.n_failures[b]),
+                      "max_waiting": int(self.max_waiting[b]), "steps": n_steps,
+                      "events": int(self.n_decisions[b] + self.n_completions[b])}
+            cross = None if np.isnan(crossing[b]) else float(crossing[b])
+            out.append(rules.with_regions(RunResult(
+                at_or_above=curve[b], upgraded=upgraded[b], by_segment=by_segment[b],
+                initial=self.initial, count_at_deadline=float(count_at_deadline[b]),
+                crossing_time=cross, met=bool(self.target.met(count_at_deadline[b])),
+                events=events, spent=tuple(float(x) for x in self.budgets.spent[b]),
+                **self._turnover_fields(b)),
+                self.params, by_segment[b], unmoved_month[b], region_at_deadline[b]))
+        return out

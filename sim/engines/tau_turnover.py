@@ -1,23 +1,22 @@
 """The fast engine's entry and exit (rules.Turnover), on its arrays of cell counts.
 
-Ceiling codes come in families of W = 5 (one per ceiling): 0 moved (started at level 0 or
-entered), 1 unmoved (started where it is), and with turnover 2 unmoved entrants above level
-0, and 3, 4, 5 moved firms that started at level 1, 2, 3: the level a firm started at is what
-the `new` reading needs once firms leave. Firms at their ceiling (`settled`) are kept only
-with turnover, since only then can they leave.
+Ceiling codes and their families are described in `tau_cells`. Firms at their ceiling
+(`settled`, [b, s, level 0..4, code]) are kept only with turnover, since only then can they
+leave. Every array has the batch of replications as its first axis.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
+from sim.engines.tau_cells import ORIGIN, Cells
 
-# Origin (level started at) of each family, and of unmoved firms: their own level (-1 here).
-_ORIGIN = (0, -1, 0, 1, 2, 3)
+_FEW = 16  # leavers of one cell above which their rows are drawn in one call
 
 
 def _thin(rng: np.random.Generator, arr: np.ndarray, keep: float) -> np.ndarray:
@@ -32,6 +31,55 @@ def _thin(rng: np.random.Generator, arr: np.ndarray, keep: float) -> np.ndarray:
     return gone.reshape(arr.shape)
 
 
+def _withdraw(rng: np.random.Generator, table: np.ndarray, total: np.ndarray, start: int,
+              p: float) -> np.ndarray:
+    """Each firm filed in `table` [step, *cells] from row `start` on leaves with probability
+    p; `total` holds those rows' sum per cell and is kept so (in place). Returns who left,
+    per cell. Drawn as how many leave per cell (binomial), then which of the cell's firms
+    (distinct ranks, uniform: a multivariate hypergeometric over its rows) -- the law of
+    thinning every row, without scanning a table that is mostly empty."""
+    flat = total.reshape(-1)
+    nz = np.flatnonzero(flat)
+    g = rng.binomial(flat[nz], p)
+    cells, g = nz[g > 0], g[g > 0]
+    gone = np.zeros_like(flat)
+    if cells.size:
+        rows = table.reshape(len(table), -1)[start:]  # a view
+        cols = rows[:, cells].T.copy()  # [cell, row]
+        many = np.flatnonzero(g > _FEW)
+        for i in many:
+            rows[:, cells[i]] -= rng.multivariate_hypergeometric(cols[i], int(g[i])).astype(
+                table.dtype)
+        few = np.flatnonzero(g <= _FEW)
+        if few.size:  # firms drawn by rank within their cell, distinct, then found by rank
+            owner = np.repeat(few, g[few])
+            size = flat[cells][owner]
+            rank = np.floor(rng.random(owner.size) * size).astype(np.int64)
+            while True:
+                order = np.lexsort((rank, owner))
+                twin = np.flatnonzero((np.diff(owner[order]) == 0)
+                                      & (np.diff(rank[order]) == 0)) + 1
+                if not twin.size:
+                    break
+                again = order[twin]
+                rank[again] = np.floor(rng.random(again.size) * size[again]).astype(np.int64)
+            n_rows = cols.shape[1]
+            cum = cols.reshape(-1).cumsum()
+            base = np.concatenate(([0], cum[n_rows - 1::n_rows][:-1]))
+            at = np.searchsorted(cum, base[owner] + rank, side="right")  # cell * n_rows + row
+            where = (start + at % n_rows) * rows.shape[1] + cells[at // n_rows]
+            np.subtract.at(table.reshape(-1), where, np.ones(at.size, dtype=table.dtype))
+        gone[cells] = g
+        flat[cells] -= g
+    return gone.reshape(total.shape)
+
+
+def _onehot(index: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((len(index), size), dtype=np.int64)
+    out[np.arange(len(index)), index] = 1
+    return out
+
+
 class TauTurnover:
     """Mixed into the fast engine, whose arrays these read and change."""
 
@@ -39,6 +87,7 @@ class TauTurnover:
     params: rules.Parameters
     rng: np.random.Generator
     sc: Any
+    B: int
     W: int
     F: int
     S: int
@@ -49,139 +98,127 @@ class TauTurnover:
     unmoved_r: np.ndarray
     pipe: np.ndarray
     ret: np.ndarray
+    filed: np.ndarray
+    returning: np.ndarray
     queue: Any
     in_use: np.ndarray
     units: np.ndarray
-    goes_on: np.ndarray
+    units_k: np.ndarray
+    cells: Cells
     inv_E: np.ndarray
     inv_Es: np.ndarray
     t_level: int
 
+    by_region: Callable[[np.ndarray], np.ndarray]
+
     def _turnover_init(self, cells: np.ndarray) -> None:
-        par, L, W = self.params, N_LEVELS, self.W
-        self.surv_now: float | None = None
-        self.entered = self.exited = self.exited_upgraded = 0
+        par, L, W, B = self.params, N_LEVELS, self.W, self.B
+        self.surv_now: np.ndarray | None = None
+        self.entered, self.exited, self.exited_upgraded = (np.zeros(B, dtype=np.int64)
+                                                           for _ in range(3))
         months = len(self.sc.month_ends())
-        self.survivors = np.zeros((months, L), dtype=np.int64)
-        self.region_survivors = np.zeros((months, par.n_regions, L), dtype=np.int64)
+        self.survivors = np.zeros((B, months, L), dtype=np.int64)
+        self.region_survivors = np.zeros((B, months, par.n_regions, L), dtype=np.int64)
         if self.F == 2:
             return
-        self.settled = np.zeros((self.S, L + 1, self.F * W), dtype=np.int64)
+        self.settled = np.zeros((B, self.S, L + 1, self.F * W), dtype=np.int64)
         for j in range(L + 1):
-            self.settled[:, j, W + j] = cells[:, j, j]  # at their ceiling from the start
-        self.alive_origin = par.by_region(cells.sum(axis=2))  # [region, origin]
-        self.elig = cells.sum(axis=1).reshape(par.n_regions, par.n_groups, L + 1).sum(axis=0)
-        self.surv_now = float(self.alive_origin[:, self.sc.target.level_index:].sum())
-        self.origin_of = [self._origin_of(j) for j in range(L + 1)]
-        # Entrant cells as index arrays: cell segment, level, code (unmoved, origin 0), ceiling.
+            self.settled[:, :, j, W + j] = cells[:, j, j]  # at their ceiling from the start
+        self.alive_origin = self.by_region(np.repeat(cells.sum(axis=2)[None], B, axis=0))
+        elig = cells.sum(axis=1).reshape(par.n_regions, par.n_groups, L + 1).sum(axis=0)
+        self.elig = np.repeat(elig[None], B, axis=0)  # [b, peer group, ceiling]
+        self.surv_now = self.alive_origin[:, :, self.sc.target.level_index:].sum(axis=(1, 2))
+        # [level, code, origin]: 1 where a firm at `level` with `code` started at `origin`
+        origin = np.array([np.repeat([j if o < 0 else o for o in ORIGIN[:self.F]], W)
+                           for j in range(L + 1)])
+        self.origin_of = (origin[:, :, None] == np.arange(L + 1)).astype(np.int64)
+        # Entrant cells (cell segment, level 0 or 1, ceiling) and where their counts go.
         cs, lv, ce = (np.array(x, dtype=np.int64).reshape(-1)
                       for x in zip(*self.rule.cells, strict=True)) if self.rule.cells else (
             np.zeros(0, dtype=np.int64),) * 3
-        self.e_seg, self.e_lvl, self.e_ceil = cs, lv, ce
-        self.e_code = np.where(lv == 0, W, 2 * W) + ce
-        self.e_idle = ce > lv
+        code = np.where(lv == 0, W, 2 * W) + ce
+        self.e_idle, self.e_code, self.e_seg, self.e_lvl = ce > lv, code, cs, lv
+        self.e_k = self.cells.k_of[np.minimum(lv, L - 1), code]  # (idle entrants only)
+        R, G, S = par.n_regions, par.n_groups, self.S
+        self.e_to = {  # entrant cell -> [b, ...] arrays, as matrices
+            "exact": _onehot(cs * (L + 1) + lv, S * (L + 1)),
+            "As": _onehot(cs, S) * (lv >= 1)[:, None],  # entrants are at level <= 1
+            "unmoved": _onehot(lv, L + 1),
+            "unmoved_r": _onehot(par.region[cs] * (L + 1) + lv, R * (L + 1)),
+            "alive": _onehot(par.region[cs], R),
+            "elig": _onehot(par.group[cs] * W + ce, G * W)}
 
     def region_surv_now(self) -> np.ndarray | None:
-        """Per region, firms existing now that were at or above the target level at the
-        start (None without turnover)."""
+        """Per replication and region, firms existing now that were at or above the target
+        level at the start (None without turnover)."""
         if self.F == 2:
             return None
-        return self.alive_origin[:, self.t_level:].sum(axis=1)
+        return self.alive_origin[:, :, self.t_level:].sum(axis=2)
 
-    def _climb(self, G: np.ndarray) -> None:
-        """Successes G [s, i, code] climb to level i + 1 with their family's new code: idle if
-        eligible higher, else settled; unmoved firms become moved ones that started at i."""
-        W, F, L = self.W, self.F, N_LEVELS
-        g = G.reshape(self.S, L, F, W)
-        out = np.zeros_like(g)
-        out[:, :, 0] = g[:, :, 0] + g[:, :, 2]
-        out[:, :, 3:] = g[:, :, 3:]
-        out[:, 0, 0] += g[:, 0, 1]
-        for i in range(1, L):
-            out[:, i, 2 + i] += g[:, i, 1]
-        go = np.zeros((L, W), dtype=np.int64)
-        go[:L - 1] = self.goes_on
-        on = out * go[None, :, None, :]
-        self.idle[:, 1:] += on[:, :-1].reshape(self.S, L - 1, F * W)
-        self.settled[:, 1:] += (out - on).reshape(self.S, L, F * W)
-
-    def _origin_of(self, level: int) -> np.ndarray:
-        """(codes, origins) 0/1: the origin of each code of a firm at `level`."""
-        origin = np.repeat([level if o < 0 else o for o in _ORIGIN], self.W)
-        return (origin[:, None] == np.arange(N_LEVELS + 1)[None, :]).astype(np.int64)
-
-    def _leave(self, X: np.ndarray, levels: np.ndarray) -> None:
-        """Firms X [s, level row, code] leave; `levels` gives each row's level."""
-        par, W = self.params, self.W
-        for row, j in enumerate(levels.tolist()):
-            x = X[:, row]
-            if not x.any():
-                continue
-            per_seg = x.sum(axis=1)
-            self.exact[:, j] -= per_seg
-            self.As[:, 1:j + 1] -= per_seg[:, None]
-            fresh = x[:, W:3 * W].sum(axis=1)
-            self.unmoved[j] -= int(fresh.sum())
-            self.unmoved_r[:, j] -= par.by_region(fresh)
-            self.alive_origin -= par.by_region(x @ self.origin_of[j])
-            ceil = x.reshape(self.S, self.F, W).sum(axis=1)  # [s, ceiling]
-            self.elig -= ceil.reshape(par.n_regions, par.n_groups, W).sum(axis=0)
-            self.exited += int(per_seg.sum())
-            if j >= self.t_level:
-                self.exited_upgraded += int(x.sum() - fresh.sum())
+    def _leave(self, X: np.ndarray) -> None:
+        """Firms X [b, s, level 0..4, code] leave."""
+        par, W, B = self.params, self.W, self.B
+        per_seg = X.sum(axis=3)  # [b, s, j]
+        self.exact -= per_seg
+        self.As -= rules.at_or_above(per_seg)
+        fresh = X[..., W:3 * W].sum(axis=3)
+        self.unmoved -= fresh.sum(axis=1)
+        self.unmoved_r -= self.by_region(fresh)
+        self.alive_origin -= self.by_region(np.einsum("bsjc,jco->bso", X, self.origin_of))
+        ceil = X.reshape(B, self.S, -1, self.F, W).sum(axis=(2, 3))  # [b, s, ceiling]
+        self.elig -= ceil.reshape(B, par.n_regions, par.n_groups, W).sum(axis=1)
+        self.exited += per_seg.sum(axis=(1, 2))
+        k = self.t_level
+        self.exited_upgraded += per_seg[:, :, k:].sum(axis=(1, 2)) - fresh[:, :, k:].sum(
+            axis=(1, 2))
 
     def _month_end(self, m: int, edge: int) -> None:
         """Record the survivors at month end m, then exits and entrants at its boundary
         (the fast engine's step edge `edge`)."""
-        self.region_survivors[m] = rules.at_or_above(self.alive_origin)
-        self.survivors[m] = self.region_survivors[m].sum(axis=0)
+        self.region_survivors[:, m] = rules.at_or_above(self.alive_origin)
+        self.survivors[:, m] = self.region_survivors[:, m].sum(axis=1)
         if m >= len(self.rule.days):
             return
         L, rng, p = N_LEVELS, self.rng, self.rule.exit_probability(m)
         if p > 0:
             keep = 1.0 - p
-            rows = np.arange(L)
-            for arr in (self.idle, self.settled):
-                self._leave(_thin(rng, arr, keep), rows if arr is self.idle else np.arange(L + 1))
+            gone = _thin(rng, self.settled, keep)  # [b, s, level 0..4, code]
+            cm = self.cells
+            cm.unpack_into(gone, _thin(rng, self.idle, keep))
             for entry in self.queue:  # waiting projects
-                self._leave(_thin(rng, entry[0], keep), rows)
-                entry[1] = int(entry[0].sum())
-            emptied = [e for e in self.queue if not e[1]]
-            for e in emptied:  # (by identity: entries hold arrays)
+                cm.unpack_into(gone, _thin(rng, entry[0], keep))
+                entry[1] = entry[0].sum(axis=(1, 2))
+            for e in [e for e in self.queue if not e[1].any()]:  # (by identity: arrays)
                 del self.queue[next(i for i, x in enumerate(self.queue) if x is e)]
-            for table, running in ((self.pipe, True), (self.ret, False)):
-                later = table[edge:]  # a view: projects and retry waits filed for later steps
-                flat = later.reshape(-1)
-                nz = np.flatnonzero(flat)  # (mostly zeros: thin only what is there)
-                new = rng.binomial(flat[nz], keep)
-                gone = np.zeros(later.shape[1:], dtype=np.int64)
-                np.add.at(gone.reshape(-1), nz % gone.size, flat[nz] - new)
-                flat[nz] = new
-                if running and self.units.size:  # abandoned projects free their units
-                    self.in_use -= gone.sum(axis=(0, 2)) @ self.units
-                self._leave(gone, rows)
-        n = self.rule.entrants(rng, m)
+            # Projects under way and retry waits filed for later steps.
+            running = _withdraw(rng, self.pipe, self.filed, edge, p)
+            if self.units.size:  # abandoned projects free their units
+                self.in_use -= running.sum(axis=1) @ self.units_k
+            cm.unpack_into(gone, running + _withdraw(rng, self.ret, self.returning, edge, p))
+            self._leave(gone)
+        n = self.rule.entrants(rng, m, self.B)  # [b, entrant cell]
         if n.any():
-            par, sg, lv, ce = self.params, self.e_seg, self.e_lvl, self.e_ceil
-            idle = self.e_idle
-            np.add.at(self.idle, (sg[idle], lv[idle], self.e_code[idle]), n[idle])
-            np.add.at(self.settled, (sg[~idle], lv[~idle], self.e_code[~idle]), n[~idle])
-            np.add.at(self.exact, (sg, lv), n)
-            np.add.at(self.As, (sg, np.ones_like(lv)), n * (lv >= 1))  # entrants are at <= 1
-            np.add.at(self.unmoved, lv, n)
-            np.add.at(self.unmoved_r, (par.region[sg], lv), n)
-            np.add.at(self.alive_origin, (par.region[sg], np.zeros_like(lv)), n)
-            np.add.at(self.elig, (par.group[sg], ce), n)
-            self.entered += int(n.sum())
+            B, S, W, par = self.B, self.S, self.W, self.params
+            on = self.e_idle
+            self.idle[:, self.e_seg[on], self.e_k[on]] += n[:, on]
+            self.settled[:, self.e_seg[~on], self.e_lvl[~on], self.e_code[~on]] += n[:, ~on]
+            to = self.e_to
+            self.exact += (n @ to["exact"]).reshape(B, S, L + 1)
+            self.As[:, :, 0] += n @ to["As"]
+            self.unmoved += n @ to["unmoved"]
+            self.unmoved_r += (n @ to["unmoved_r"]).reshape(B, par.n_regions, L + 1)
+            self.alive_origin[:, :, 0] += n @ to["alive"]
+            self.elig += (n @ to["elig"]).reshape(B, par.n_groups, W)
+            self.entered += n.sum(axis=1)
         # Eligible firms follow the firms that exist (columns 1..4: the level decided).
         inv_E, inv_Es = rules.eligible_inverses(self.elig, self.params.group)
-        self.inv_E, self.inv_Es = inv_E[1:], inv_Es[:, 1:]
-        self.surv_now = float(self.region_surv_now().sum())  # type: ignore[union-attr]
+        self.inv_E, self.inv_Es = inv_E[:, 1:], inv_Es[:, :, 1:]
+        self.surv_now = self.region_surv_now().sum(axis=1)  # type: ignore[union-attr]
 
-    def _turnover_fields(self) -> dict[str, Any]:
-        """RunResult's turnover fields."""
+    def _turnover_fields(self, b: int) -> dict[str, Any]:
+        """Replication b's turnover fields of RunResult."""
         on = self.F > 2
-        return {"entered": self.entered, "exited": self.exited,
-                "exited_upgraded": self.exited_upgraded,
-                "survivors": self.survivors if on else None,
-                "region_survivors": self.region_survivors if on else None}
+        return {"entered": int(self.entered[b]), "exited": int(self.exited[b]),
+                "exited_upgraded": int(self.exited_upgraded[b]),
+                "survivors": self.survivors[b] if on else None,
+                "region_survivors": self.region_survivors[b] if on else None}

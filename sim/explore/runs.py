@@ -1,6 +1,9 @@
 """The runs of a sweep or a solve: plain data in, plain rows out, the same on this process,
 a local worker or a Dask worker. A run's stream depends only on the seed and its key:
-`(point, replication)`, or `(replication,)` with common random numbers (solve)."""
+`(point, replication)`, or `(replication,)` with common random numbers (solve). An engine
+that runs replications together (tau) runs whole blocks of `batch_size` replications of a
+point, drawn from `(point, BLOCK, block)` (or `(BLOCK, block)`), whichever of them are
+asked for: a replication's result never depends on the others asked for with it."""
 
 from __future__ import annotations
 
@@ -12,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from sim.engines import RunResult, engines, rules
+from sim.engines import RunResult, batched, engines, rules
 from sim.execution.batches import execute
 from sim.execution.executor import Executor
-from sim.execution.seeds import replication_rng
+from sim.execution.seeds import BLOCK, block_of, replication_rng
 from sim.explore.design import point_scenario
 from sim.scenario import Scenario
 
@@ -47,7 +50,9 @@ def run_batch(spec: RunSpec, runs: Sequence[Run]) -> tuple[list[Row], float]:
     Returns the rows and the seconds spent."""
     started = time.perf_counter()
     engine = engines()[spec.engine]
+    together = batched(spec.engine)
     scenarios: dict[int, Scenario | Exception] = {}
+    blocks: dict[tuple[int, int], dict[int, RunResult]] = {}
     rows = []
     for point, values, rep in runs:
         if point not in scenarios:
@@ -60,7 +65,15 @@ def run_batch(spec: RunSpec, runs: Sequence[Run]) -> tuple[list[Row], float]:
         try:
             if isinstance(sc, Exception):
                 raise sc
-            result = engine(sc, replication_rng(spec.seed, *key))
+            if together is None:
+                result = engine(sc, replication_rng(spec.seed, *key))
+            else:
+                b, members = block_of(rep, together[1](sc))
+                if (point, b) not in blocks:
+                    where = (BLOCK, b) if spec.common_random_numbers else (point, BLOCK, b)
+                    blocks[point, b] = dict(zip(members, together[0](
+                        sc, replication_rng(spec.seed, *where), len(members)), strict=True))
+                result = blocks[point, b][rep]
             rows.append(_row(sc, point, rep, result, keep_curve=rep < spec.curve_reps))
         except Exception as exc:  # noqa: BLE001 - a failed run is kept with its error
             rows.append(failed_row(point, rep, f"{type(exc).__name__}: {exc}"))
@@ -103,6 +116,35 @@ def _failed_batch(runs: Sequence[Run], reason: str) -> list[Row]:
 def run_points(executor: Executor, runs: Sequence[Run], spec: RunSpec,
                on_rows: Callable[[list[Row]], None]) -> None:
     """Do `runs` on `executor`, calling `on_rows` here as batches return, each run once; a
-    batch whose worker was lost too often comes back as failed rows."""
-    execute(executor, runs, partial(run_batch, spec), on_results=on_rows,
-            key=lambda row: (row["point"], row["replication"]), failed=_failed_batch)
+    batch whose worker was lost too often comes back as failed rows. With an engine that
+    runs replications together, the runs of one block go to one worker together."""
+    if batched(spec.engine) is None:
+        execute(executor, runs, partial(run_batch, spec), on_results=on_rows,
+                key=lambda row: (row["point"], row["replication"]), failed=_failed_batch)
+        return
+    size: dict[int, int] = {}
+    grouped: dict[tuple[int, int], list[Run]] = {}
+    for run in runs:
+        point = run[0]
+        if point not in size:
+            size[point] = _block_size(spec, run[1])
+        grouped.setdefault((point, run[2] // size[point]), []).append(run)
+    execute(executor, list(grouped.values()), partial(_run_groups, spec), on_results=on_rows,
+            key=lambda row: (row["point"], row["replication"]), failed=_failed_groups)
+
+
+def _block_size(spec: RunSpec, values: tuple[Any, ...]) -> int:
+    """Replications the batched engine runs together at a point (1 if it cannot say)."""
+    found = batched(spec.engine)
+    try:
+        return found[1](point_scenario(spec.raw, spec.keys, values, spec.source)) if found else 1
+    except Exception:  # noqa: BLE001 - the point's runs will record the error
+        return 1
+
+
+def _run_groups(spec: RunSpec, groups: Sequence[Sequence[Run]]) -> tuple[list[Row], float]:
+    return run_batch(spec, [r for g in groups for r in g])
+
+
+def _failed_groups(groups: Sequence[Sequence[Run]], reason: str) -> list[Row]:
+    return _failed_batch([r for g in groups for r in g], reason)
