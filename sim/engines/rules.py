@@ -18,6 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from sim.engines.durations import (  # noqa: F401 - the law of durations, re-exported
+    residual_cdf,
+    residual_years,
+    started_cdf,
+)
 from sim.engines.population import N_LEVELS, layout
 from sim.engines.result import RunResult
 from sim.scenario import DAYS_PER_YEAR, LEVELS, Scenario
@@ -475,37 +480,3 @@ def eligible_inverses(by_ceiling: np.ndarray, group: np.ndarray
     E = np.concatenate([by_ceiling.sum(axis=-1, keepdims=True), at_or_above(by_ceiling)],
                        axis=-1).astype(float)  # (..., G, 5): all firms, then ceiling >= k
     return _inverse(E.sum(axis=-2)), _inverse(E)[..., group, :]
-
-
-# -- projects under way at the start -----------------------------------------------------------
-
-
-def residual_years(rng: np.random.Generator, median_years: float, sigma: float, n: int
-                   ) -> np.ndarray:
-    """Time left (years) on n projects found under way at the start. For a steady stream of
-    starts, a project in progress has a length-biased duration T* (density t g(t) / E[T]) of
-    which a uniform part has elapsed; for a lognormal T, T* is lognormal with log-mean
-    mu + sigma^2. The remaining time then has density (1 - G(r)) / E[T]."""
-    if median_years <= 0:
-        return np.zeros(n)
-    mu = math.log(median_years) + sigma * sigma
-    return rng.uniform(size=n) * np.exp(mu + sigma * rng.standard_normal(n))
-
-
-def residual_cdf(r, median_years: float, sigma: float):
-    """P(time left <= r) for a project under way at the start (the law `residual_years`
-    draws from): E[min(T, r)] / E[T] for the lognormal T; tests and the mean field use it."""
-    from scipy.special import ndtr
-
-    r = np.asarray(r, dtype=float)
-    if median_years <= 0:
-        return (r >= 0).astype(float)
-    mu = math.log(median_years)
-    mean = math.exp(mu + sigma * sigma / 2)
-    with np.errstate(divide="ignore"):
-        z = (np.log(np.maximum(r, 1e-300)) - mu) / sigma if sigma > 0 else None
-    if sigma == 0:
-        return np.minimum(r, median_years) / median_years
-    assert z is not None  # sigma > 0 here
-    part = mean * ndtr(z - sigma) + r * (1 - ndtr(z))
-    return np.where(r > 0, part / mean, 0.0)

@@ -4,14 +4,13 @@ replication only where capacity binds)."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, cast
 
 import numpy as np
-from scipy.special import ndtr
 
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
+from sim.scenario import DAYS_PER_YEAR
 
 _CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
 
@@ -42,18 +41,15 @@ class TauProjects:
 
     def _tables(self, shape: tuple[int, ...]) -> None:
         """Completions and returns by step, and what they hold in the rows to come."""
-        par, days = self.params, self.days
+        days = self.days
         n_steps = len(days) - 1
         level = self.level_k
         self.units_k = self.units[level]  # [k, resource]: units a project of cell k holds
         self.queued_k = np.isin(level, self.queued_levels)  # cells whose projects may wait
-        # Per cell [s, k]: log median implementation time in days (-inf: instant), sigma.
-        med_days = par.median_years[1:] * 365.25
+        # Per level decided: log median implementation time in days (-inf: instant), sigma.
         with np.errstate(divide="ignore"):
-            log_med = np.broadcast_to(np.log(med_days)[level], shape).ravel()
-        sigma = np.broadcast_to(par.sigma[1:][level], shape).ravel()
-        self.log_median_days = np.tile(log_med, self.B)  # per cell of the whole batch
-        self.sigma_cell = np.tile(sigma, self.B)
+            self.log_median_days = np.log(self.params.median_years[1:] * DAYS_PER_YEAR)
+        self.sigma_days = self.params.sigma[1:].astype(float)
         # Step of each day (one past the end: beyond the horizon), to file completions.
         self.step_of_day = np.append(np.repeat(np.arange(n_steps), np.diff(days)), n_steps)
         self.n_days = int(days[-1])
@@ -74,55 +70,53 @@ class TauProjects:
         they have left (the rules' law, `rules.residual_years`)."""
         # Dated uniformly within the (sub-)step: new decisions happen during it, and the units
         # that waiting projects take were freed by completions during it.
-        d0, d1 = span
         flat = np.flatnonzero(X)
         if flat.size == 0:
             return
         self.filed += X
         counts = X.ravel()[flat]
         if counts.max() > _CROWD:  # memory stays bounded however large the population
+            cdf, K = self._completion_cdf(m, span, residual), self.level_k.size
             for cell in flat[counts > _CROWD]:
-                self._file_crowd(int(cell), int(X.ravel()[cell]), d0, d1, m, residual)
+                probs = np.diff(cdf[self.level_k[cell % K]], prepend=0.0)
+                drawn = self.rng.multinomial(int(X.ravel()[cell]), probs / probs.sum())
+                self.pipe.reshape(len(self.pipe), -1)[m:, cell] += drawn.astype(np.int32)
             flat, counts = flat[counts <= _CROWD], counts[counts <= _CROWD]
+        # One start (uniform in the span) and one duration per project.
         cell = np.repeat(flat, counts)
+        lvl = np.repeat(self.level_k[flat % self.level_k.size], counts)
         n = cell.size
-        end = self.rng.uniform(d0, d1, n)
-        sigma = self.sigma_cell[cell]
+        sigma = self.sigma_days[lvl]
         if residual:  # a uniform part of a length-biased duration is left
-            end *= np.exp(self.log_median_days[cell] + sigma * sigma
-                          + sigma * self.rng.standard_normal(n))
+            end = self.rng.random(n) * np.exp(self.log_median_days[lvl] + sigma * sigma
+                                              + sigma * self.rng.standard_normal(n))
         else:
-            end += np.exp(self.log_median_days[cell] + sigma * self.rng.standard_normal(n))
-        day = np.minimum(end, self.n_days).astype(np.int64)
-        step = np.maximum(self.step_of_day[day], m)  # the last row collects the overflow
+            end = self.rng.uniform(span[0], span[1], n)
+            end += np.exp(self.log_median_days[lvl] + sigma * self.rng.standard_normal(n))
+        # (no earlier than step m: the start lies in it; the last row collects the overflow)
+        step = self.step_of_day[np.minimum(end, self.n_days).astype(np.int64)]
         np.add.at(self.pipe.reshape(-1), step * X.size + cell, np.ones(n, dtype=np.int32))
         if self.units.size:
             self.in_use += X.sum(axis=1) @ self.units_k
 
-    def _file_crowd(self, cell: int, n: int, d0: float, d1: float, m: int,
-                    residual: bool = False) -> None:
-        """File n projects of one cell by a multinomial draw over completion steps, with the
-        probabilities of a start uniform in [d0, d1) plus a lognormal duration (midpoint
-        rule over the start, 16 points): the same law as one draw per project, in O(steps)."""
-        edges = self.days[m + 1:].astype(float)  # upper edges of steps m, m+1, ...
-        u = d0 + (d1 - d0) * (np.arange(16) + 0.5) / 16
-        x = edges[:, None] - u[None, :]
-        mu, sigma = self.log_median_days[cell], self.sigma_cell[cell]
-        with np.errstate(divide="ignore", invalid="ignore"):
+    def _completion_cdf(self, m: int, span: tuple[float, float], residual: bool
+                        ) -> np.ndarray:
+        """[level decided, j]: P(a project of the level started in step m during `span`
+        completes by the end of step m + j); the last column, the row beyond the horizon,
+        is 1. Residual: a project under way at the start (`rules.residual_cdf`). Crowded
+        cells are filed by it in one multinomial draw: the law of one draw per project."""
+        d0, d1 = span
+        ends = self.days[m + 1:].astype(float)  # upper edges of steps m, m+1, ...
+        par = self.params
+        out = np.ones((N_LEVELS, len(ends) + 1))
+        for i in range(N_LEVELS):
+            med, sigma = par.median_years[i + 1] * DAYS_PER_YEAR, float(par.sigma[i + 1])
             if residual:
-                cdf = rules.residual_cdf(edges[:, None] - d0, math.exp(mu), sigma)
-                cdf = np.broadcast_to(cdf, x.shape)
-            elif np.isinf(mu):  # instant projects
-                cdf = (x >= 0).astype(float)
-            elif sigma == 0:
-                cdf = (x >= math.exp(mu)).astype(float)
+                c = rules.residual_cdf(ends - d0, med, sigma)
             else:
-                cdf = np.where(x > 0, ndtr((np.log(np.maximum(x, 1e-300)) - mu) / sigma), 0.0)
-        cdf = cdf.mean(axis=1)
-        probs = np.diff(cdf, prepend=0.0)
-        probs = np.append(np.clip(probs, 0.0, None), max(0.0, 1.0 - cdf[-1]))
-        drawn = self.rng.multinomial(n, probs / probs.sum())
-        self.pipe.reshape(len(self.pipe), -1)[m:, cell] += drawn.astype(np.int32)
+                c = rules.started_cdf(ends, d0, d1, med, sigma)
+            out[i, :-1] = np.maximum.accumulate(np.minimum(c, 1.0))
+        return out
 
     def _serve(self, m: int, new: np.ndarray, span: tuple[float, float]) -> None:
         """Start waiting projects, oldest step first, then this step's new ones `new`
