@@ -4,8 +4,9 @@ The state is the expected number of firms in each lane (segment s, target level 
 eligibility ceiling c) that are idle, waiting for resources, in each implementation stage,
 or waiting to retry. The ODEs are solved with `scipy.integrate.solve_ivp` (BDF with a sparse
 Jacobian: sums that many rates depend on, such as units in use and adopters per level, are
-carried as states of their own so that the Jacobian stays sparse), restarted at every
-policy, shock, budget and quota-review date rather than smoothed across them.
+carried as states of their own so that the Jacobian stays sparse; its LU is ordered by
+minimum degree, `SparseBDF`), restarted at every policy, shock, budget and quota-review date
+rather than smoothed across them.
 
 Approximations (the exact engine has none of them; docs/validation.md measures them):
 - a lognormal implementation time is replaced by the phase-type time with the same mean and
@@ -27,8 +28,10 @@ from scipy import sparse
 from scipy.integrate import solve_ivp
 
 from sim.engines import rules
+from sim.engines.meanfield_build import linear_flows
 from sim.engines.meanfield_parts import (
     RETRY_STAGES,
+    SparseBDF,
     Triplets,
     erlang_stages,
     lanes_of,
@@ -125,11 +128,13 @@ class _MeanField(MeanFieldTurnover):
         self.push = np.ones(par.n_regions)
         self._built: dict[tuple, tuple] = {}  # _build's matrices per success probabilities
         self._sum_matrices()
+        self.decay, self.decay_jac = self._exit_decay()
         self._set_multipliers()
 
     def _sum_matrices(self) -> None:
-        """`sums` (sum states x size): what each sum state adds up; `sum_rows` puts them back
-        in place. The units held by running states are fixed by the levels' needs."""
+        """`sums` (sum states x size): what each sum state adds up; `lift` (size x size) adds
+        them to a vector's sum states. The units held by running states are fixed by the
+        levels' needs."""
         par, ln, S, L = self.params, self.lanes, self.n_seg, N_LEVELS
         units = Triplets(len(par.resource_names), self.size)
         for k in range(1, L + 1):
@@ -145,9 +150,10 @@ class _MeanField(MeanFieldTurnover):
         rows.add(self.o_a - self.o_u + lv, self.o_y + cs * L + lv, 1.0)
         rows.add(self.o_g - self.o_u + par.group[cs] * L + lv, self.o_y + cs * L + lv, 1.0)
         self.sums = rows.csr()
-        self.sum_rows = sparse.csr_matrix((np.ones(n_sum), (self.o_u + np.arange(n_sum),
-                                                             np.arange(n_sum))),
-                                          shape=(self.size, n_sum))
+        sum_rows = sparse.csr_matrix((np.ones(n_sum), (self.o_u + np.arange(n_sum),
+                                                        np.arange(n_sum))),
+                                     shape=(self.size, n_sum))
+        self.lift = (sparse.identity(self.size, format="csr") + sum_rows @ self.sums).tocsr()
 
     # -- parameters between breakpoints ------------------------------------------------------
 
@@ -168,71 +174,15 @@ class _MeanField(MeanFieldTurnover):
             if self.policy_on[j] and not self.policy_spent_out[j]:
                 spend.add_row(self.o_spent + j, self.params.subsidy(j)[ln.seg, ln.lvl])
         key = tuple(self.params.success)  # what the flows depend on besides the subsidies
-        if key in self._built:
-            self.B, Rd, self.Rs, self.entry = self._built[key]
-            self.Rd = Rd + spend.csr()
-            return
-        B, Rd, Rs = Triplets(size, size), Triplets(size, n), Triplets(size, n)
-        entries = Triplets(n, size)  # where a started project of each lane goes
-        for l_ in range(n):
-            s, k = int(ln.seg[l_]), int(ln.lvl[l_])
-            route = np.zeros(size)  # where a completed project of this lane goes
-            succ = self.params.success[k]
-            route[self.o_y + s * N_LEVELS + k - 1] += succ
-            if ln.fresh[l_]:  # no longer unmoved at level k - 1
-                route[self.o_z + s * (N_LEVELS + 1) + k - 1] -= succ
-            if ln.nxt[l_] >= 0:
-                route[self.o_idle + ln.nxt[l_]] += succ
-            if self.retry_rate[k] > 0:
-                cool0 = self._cool(l_, 0)
-                route[cool0] += 1 - succ
-                rr = self.retry_rate[k]
-                for m in range(RETRY_STAGES):
-                    i = self._cool(l_, m)
-                    B.add(i, i, -rr)
-                    B.add(self._cool(l_, m + 1) if m + 1 < RETRY_STAGES else self.o_idle + l_,
-                          i, rr)
-            else:
-                route[self.o_idle + l_] += 1 - succ
-            n_st = self.stages[k]
-            if n_st:
-                entry = np.zeros(size)
-                skip = self.stage_skip[k]
-                entry[self._run(l_, 0)] = 1.0 - skip
-                if skip:
-                    entry[self._run(l_, 1)] += skip
-                rate = self.stage_rate[k]
-                for m in range(n_st):
-                    i = self._run(l_, m)
-                    B.add(i, i, -rate)
-                    if m + 1 < n_st:
-                        B.add(self._run(l_, m + 1), i, rate)
-                    else:
-                        B.add_col(i, rate * route)
-            else:
-                entry = route
-            entries.add_row(l_, entry)
-            Rd.add(self.o_idle + l_, l_, -1.0)
-            if self.needs[k]:
-                Rd.add(self.o_wait + l_, l_, 1.0)
-                Rs.add(self.o_wait + l_, l_, -1.0)
-                Rs.add_col(l_, entry)
-            else:
-                Rd.add_col(l_, entry)
-        self._turnover_linear(B)
-        self.B, self.Rs, self.entry = B.csr(), Rs.csr(), entries.csr()
-        self._built[key] = (self.B, Rd.csr(), self.Rs, self.entry)
-        self.Rd = self._built[key][1] + spend.csr()
-
-    def _run(self, lane: int, stage: int) -> int:
-        k = int(self.lanes.lvl[lane])
-        pos = int(np.searchsorted(self.lanes.by_level[k], lane))
-        return self.o_run[k] + pos * self.stages[k] + stage
-
-    def _cool(self, lane: int, stage: int) -> int:
-        k = int(self.lanes.lvl[lane])
-        pos = int(np.searchsorted(self.lanes.by_level[k], lane))
-        return self.o_cool[k] + pos * RETRY_STAGES + stage
+        if key not in self._built:
+            B, Rd, Rs, entries = linear_flows(self)
+            core = B.csr()  # without the exits
+            self._built[key] = (core + self.decay, core, Rd.csr(), Rs.csr(), entries.csr())
+        self.B, core, Rd, self.Rs, self.entry = self._built[key]
+        self.Rd = Rd + spend.csr()
+        # The Jacobian's constant part and routings, with the sum states' rows (`jac`).
+        self.jac_B = self.lift @ core + self.decay_jac
+        self.jac_Rd, self.jac_Rs = self.lift @ self.Rd, self.lift @ self.Rs
 
     # -- the vector field and its Jacobian -----------------------------------------------------
 
@@ -307,9 +257,10 @@ class _MeanField(MeanFieldTurnover):
             for r, _ in self.needs[k]:  # through the units in use (free = capacity - u)
                 others = np.prod([gate[r2] for r2, _ in self.needs[k] if r2 != r])
                 Js.add(lanes_k, self.o_u + r, -KAPPA * others * dgate[r] * wait[lanes_k])
-        J = self.B + self.Rd @ Jd.csr() + self.Rs @ Js.csr()
-        J = J + self.sum_rows @ (self.sums @ J)  # d sum / dt = the sum of the derivatives
-        return J
+        # d sum / dt = the sum of the derivatives (`lift`); of the exits' part, -d sum (not
+        # -d times each term: `_exit_decay`). Newton steps keep each sum equal to its terms
+        # (the residuals do), and on such steps this Jacobian acts as the exact one does.
+        return self.jac_B + self.jac_Rd @ Jd.csr() + self.jac_Rs @ Js.csr()
 
     def exact_by_segment(self, y: np.ndarray, t: float = 0.0) -> np.ndarray:
         """Expected firms of each segment at exactly each level 0..4 for one state y at t."""
@@ -417,7 +368,7 @@ class _MeanField(MeanFieldTurnover):
 
             self._build()
             self._sync_sums(y)
-            sol = solve_ivp(self.rhs, (t, t_next), y, method="BDF",
+            sol = solve_ivp(self.rhs, (t, t_next), y, method=SparseBDF,
                             jac=self.jac, rtol=RTOL, atol=ATOL, dense_output=True,
                             events=events)
             if sol.status < 0:

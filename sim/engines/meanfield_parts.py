@@ -1,5 +1,5 @@
 """The mean field's building blocks: the phase-type fit of implementation times, the lanes
-of its state vector, and a sparse matrix built entry by entry."""
+of its state vector, a sparse matrix built entry by entry, and the BDF solver it uses."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 from scipy import sparse
+from scipy.integrate import BDF
+from scipy.sparse.linalg import splu
 
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
@@ -131,4 +133,23 @@ def place_flight(self: Any, y: np.ndarray, t: float) -> None:
                 y[self.o_run[k] + pos * n_st + m] += frac * mass[pos] * weight[m]
 
 
-__all__ = ["place_flight", "MAX_STAGES", "RETRY_STAGES", "Triplets", "lanes_of", "erlang_stages"]
+class SparseBDF(BDF):
+    """scipy's BDF with the sparse LU of I - c J ordered by minimum degree on A + A^T.
+
+    The default column ordering (COLAMD, for A^T A) filled the factors in about 2.4 times as
+    much (75k nonzeros, 31k this way) on this nearly symmetric pattern: chains of stages with
+    a strong diagonal and a few sum states that many rows and columns share."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if sparse.issparse(self.J):  # (a dense J keeps scipy's dense LU)
+
+            def lu(A: sparse.csc_matrix) -> Any:
+                self.nlu += 1
+                return splu(A, permc_spec="MMD_AT_PLUS_A")
+
+            self.lu = lu
+
+
+__all__ = ["place_flight", "MAX_STAGES", "RETRY_STAGES", "SparseBDF", "Triplets", "lanes_of",
+           "erlang_stages"]
