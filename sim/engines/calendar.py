@@ -12,28 +12,35 @@ _BLOCK = 8192  # random numbers drawn per refill
 
 
 class Stream:
-    """Block-buffered draws from one Generator, so the hot loop pays a list index per draw."""
+    """Block-buffered draws from one Generator, so the hot loop pays a list pop per draw.
+
+    The buffers are refilled in place when a draw finds them empty, so the hot loop may hold
+    them and pop them itself, calling the method only to refill: `u = uni.pop() if uni else
+    draw.uniform()` draws exactly what `draw.uniform()` does, in the same order.
+    """
+
+    __slots__ = ("exp", "norm", "rng", "uni")
 
     def __init__(self, rng: np.random.Generator):
         self.rng = rng
-        self._exp: list[float] = []
-        self._uni: list[float] = []
-        self._norm: list[float] = []
+        self.exp: list[float] = []
+        self.uni: list[float] = []
+        self.norm: list[float] = []
 
     def exponential(self) -> float:
-        if not self._exp:
-            self._exp = self.rng.standard_exponential(_BLOCK).tolist()
-        return self._exp.pop()
+        if not self.exp:
+            self.exp.extend(self.rng.standard_exponential(_BLOCK).tolist())
+        return self.exp.pop()
 
     def uniform(self) -> float:
-        if not self._uni:
-            self._uni = self.rng.random(_BLOCK).tolist()
-        return self._uni.pop()
+        if not self.uni:
+            self.uni.extend(self.rng.random(_BLOCK).tolist())
+        return self.uni.pop()
 
     def normal(self) -> float:
-        if not self._norm:
-            self._norm = self.rng.standard_normal(_BLOCK).tolist()
-        return self._norm.pop()
+        if not self.norm:
+            self.norm.extend(self.rng.standard_normal(_BLOCK).tolist())
+        return self.norm.pop()
 
 
 class Calendar:
@@ -44,11 +51,12 @@ class Calendar:
     sixth of the run at 2 million firms). Order is exactly that of one heap.
     """
 
-    __slots__ = ("cur", "day", "later", "n_later", "scale")
+    __slots__ = ("cur", "day", "later", "n_later", "scale", "size")
 
     def __init__(self, horizon: float):
         self.scale = 365.25  # buckets per year: one a day
-        self.later: list[list | None] = [None] * (int(horizon * self.scale) + 2)
+        self.size = int(horizon * self.scale) + 2
+        self.later: list[list[tuple]] = [[] for _ in range(self.size)]  # items per later day
         self.cur: list[tuple] = []  # heap of the current bucket (and anything due before it)
         self.day = 0
         self.n_later = 0
@@ -57,17 +65,14 @@ class Calendar:
         b = int(item[0] * self.scale)
         if b <= self.day:
             heappush(self.cur, item)
-        elif not self.cur and not self.n_later:
+        elif self.cur or self.n_later:
+            if b < self.size:
+                self.later[b].append(item)
+                self.n_later += 1
+            # else: due after the horizon, never needed
+        else:  # nothing pending: its day becomes the current one
             self.day = b
             self.cur.append(item)
-        elif b < len(self.later):
-            bucket = self.later[b]
-            if bucket is None:
-                self.later[b] = [item]
-            else:
-                bucket.append(item)
-            self.n_later += 1
-        # else: due after the horizon, never needed
 
     def first(self) -> float:
         """Time of the next item (inf if none); brings its day's bucket forward."""
@@ -75,11 +80,10 @@ class Calendar:
             if not self.n_later:
                 return math.inf
             later, b = self.later, self.day + 1
-            while later[b] is None:
+            while not later[b]:
                 b += 1
             bucket = later[b]
-            assert bucket is not None  # the loop above stopped at a filled bucket
-            later[b] = None
+            later[b] = []
             self.n_later -= len(bucket)
             heapify(bucket)
             self.cur, self.day = bucket, b

@@ -48,6 +48,8 @@ class _Engine(DatedProcesses, Resources, Turnover):
         # that has completed no project yet, and the time left on projects under way at the
         # start; so tracking the `upgraded` reading leaves the main stream's draws as they were.
         self.side = Stream(rng.spawn(1)[0])
+        # The streams' buffers, which the hot paths pop themselves (Stream).
+        self.uni, self.norm, self.side_uni = self.draw.uni, self.draw.norm, self.side.uni
         self.env = simpy.Environment()
         self.trace: list[tuple] | None = [] if trace else None
         self.params = par = rules.Parameters(sc)
@@ -148,13 +150,24 @@ class _Engine(DatedProcesses, Resources, Turnover):
         self.x = [0.0] * (par.n_groups * L)
         self.W = [0.0] * (par.n_groups * L)
         self.gcell = [(s % par.n_groups) * L + k for s in range(n_seg) for k in range(L)]
+        # The cells of each peer-group cell, in order of region (what a draw scans).
+        self.members = [[s * L + gi % L for s in range(gi // L, n_seg, par.n_groups)]
+                        for gi in range(par.n_groups * L)]
+        self.gcells = [[g * L + k - 1 for g in range(par.n_groups)]  # of level k, per group
+                       for k in range(L + 1)]
         self.single = par.n_regions == 1
+        # What a decision in cell i reads: (s, k, idle[i], fresh_idle[i], gcell[i], paying[i],
+        # needs[k]).
+        self.cell = [(i // L, i % L + 1, self.idle[i], self.fresh_idle[i], self.gcell[i],
+                      self.paying[i], self.needs[i % L + 1]) for i in range(n_seg * L)]
+        self.gflat: list[float] = []  # gain per cell, updated in place by _regain
         self._regain()
 
         # Target.
         self.target = rules.TargetCount.of(sc, self.A[1:])
         self.t_level, self.t_firms = self.target.level, sc.target.firms
         self.crossing: float | None = None
+        self.unchecked = 0
         self._check_target(0.0)
         self.count_at_deadline = -1
 
@@ -167,24 +180,9 @@ class _Engine(DatedProcesses, Resources, Turnover):
         self.region_at_deadline = np.zeros(par.n_regions)
         self.n_decisions = self.n_starts = self.n_completions = 0
         self.n_failures = self.n_retries = self.max_waiting = 0
-        self._in_flight(flight)
+        self._in_flight([(s, k, c | FRESH | self.born[k - 1], n) for s, k, c, n in flight])
 
     # -- rates ---------------------------------------------------------------------------------
-
-    def _in_flight(self, flight: list[tuple[int, int, int, int]]) -> None:
-        """Start the projects under way at the start with the time they have left (the rules'
-        law); those the resources cannot hold wait first in line, in order of level."""
-        for s, k, c, n in sorted(flight, key=lambda f: (f[1], f[0], f[2])):
-            for x in rules.residual_years(self.side.rng, float(self.params.median_years[k]),
-                                          float(self.sigma[k]), n).tolist():
-                if all(self.in_use[r] + units <= self._capacity(r, 0.0)
-                       for r, units in self.needs[k]):
-                    self._start(s, k, c | FRESH | self.born[k - 1], 0.0, x)
-                else:
-                    self.seq += 1
-                    self.queues[k].append((self.seq, s, c | FRESH | self.born[k - 1]))
-                    self.n_waiting += 1
-        self.max_waiting = self.n_waiting
 
     def _levels(self) -> None:
         """Take the level parameters in force (after shocks) from the rules."""
@@ -194,27 +192,13 @@ class _Engine(DatedProcesses, Resources, Turnover):
 
     def _hazards(self, k: int) -> None:
         """Recompute the per-firm decision hazard of level k in every segment."""
-        L = N_LEVELS
         p, q, w = self.p[k], self.q[k], self.w
         pop = self.A[k] * self.inv_E[k]
         hazard, Ag, inv_Es, x, W, rate = (rules.hazard, self.Ag, self.inv_Es, self.x, self.W,
                                           self.rate)
-        for g in range(self.params.n_groups):
-            gi = g * L + k - 1
+        for g, gi in enumerate(self.gcells[k]):
             x[gi] = xg = hazard(1.0, p, q, w, pop, Ag[g][k] * inv_Es[g][k])  # h / gain
             rate[gi] = xg * W[gi]
-
-    def _pick(self, gi: int, u: float) -> int:
-        """The cell of the peer-group cell gi whose region decides, for u in [0, rate[gi])."""
-        L, G = N_LEVELS, self.params.n_groups
-        g, k1 = divmod(gi, L)
-        i = g * L + k1
-        for s in range(g, self.n_seg, G):
-            i = s * L + k1
-            u -= self.gflat[i] * self.x[gi] * self.idle_total[i]
-            if u < 0:
-                break
-        return i
 
     def _total(self) -> None:
         self.R = math.fsum(self.rate)
@@ -224,51 +208,58 @@ class _Engine(DatedProcesses, Resources, Turnover):
     def _decide(self, i: int, t: float) -> None:
         """An idle firm in cell i decides to start its next project at time t."""
         L = N_LEVELS
-        s, k = divmod(i, L)
-        k += 1
-        idle = self.idle[i]
+        s, k, idle, fresh, gi, paying, needs = self.cell[i]
+        n = self.idle_total[i]
         # The deciding firm's (hidden) ceiling, drawn from the idle pool's composition.
         c = L
-        if idle[L] != self.idle_total[i]:
-            u = self.draw.uniform() * self.idle_total[i]
+        if idle[L] != n:
+            uni = self.uni
+            u = (uni.pop() if uni else self.draw.uniform()) * n
             for c in range(k, L + 1):
                 u -= idle[c]
                 if u < 0:
                     break
             while idle[c] == 0:  # rounding carried u past the last non-empty ceiling
                 c -= 1
-        fresh = self.fresh_idle[i]
-        if fresh[c] and (fresh[c] == idle[c] or self.side.uniform() * idle[c] < fresh[c]):
+        # Whether it has completed no project yet: drawn (side stream) if idle firms of its
+        # ceiling are of both kinds.
+        f = fresh[c]
+        if f and f != idle[c]:
+            side = self.side_uni
+            is_fresh = (side.pop() if side else self.side.uniform()) * idle[c] < f
+        else:
+            is_fresh = f > 0
+        if is_fresh:
             code = c | FRESH
             if self.turnover:  # the origin: the one implied unless others are idle here
-                code = (self._take_origin(i, code, fresh[c]) if self.extra[i][code]
+                code = (self._take_origin(i, code, f) if self.extra[i][code]
                         else code | self.born[k - 1])
-            fresh[c] -= 1
+            fresh[c] = f - 1
         else:
             code = c
             if self.turnover and self.extra[i][code]:
-                code = self._take_origin(i, code, idle[c] - fresh[c])
+                code = self._take_origin(i, code, idle[c] - f)
         idle[c] -= 1
-        self.idle_total[i] -= 1
-        gi, gk = self.gcell[i], self.gflat[i]
+        self.idle_total[i] = n - 1
+        gk = self.gflat[i]
         self.W[gi] -= gk
         h = gk * self.x[gi]
         self.rate[gi] -= h
         self.R -= h
         self.n_decisions += 1
 
-        for j in self.paying[i]:
+        for j in paying:
             if self.policy_active[j] and self.budgets.pay(j, self.cost[j][k]):
                 self._set_policy(j, False)
 
-        needs = self.needs[k]
         if needs:
             queue = self.queues[k]
             if not queue:  # an earlier project of this level would be waiting otherwise
                 in_use, blocked = self.in_use, self.blocked
+                cap_now, cap_from, cap_until = self.cap_now, self.cap_from, self.cap_until
                 ok = True
                 for r, units in needs:
-                    cap = (self.cap_now[r] if self.cap_from[r] <= t < self.cap_until[r]
+                    cap = (cap_now[r] if cap_from[r] <= t < cap_until[r]
                            else self._capacity(r, t))
                     if in_use[r] + units > cap:
                         ok = False
@@ -276,6 +267,22 @@ class _Engine(DatedProcesses, Resources, Turnover):
                         self._schedule_tick(r, t)
                     elif blocked and r in blocked:
                         ok = False
+                if ok and self.trace is None:  # _start, inline: the units, a duration
+                    for r, units in needs:
+                        in_use[r] += units
+                    mu = self.mu[k]
+                    if mu == -math.inf:
+                        duration = 0.0
+                    else:
+                        norm = self.norm
+                        duration = math.exp(mu + self.sigma[k] * (norm.pop() if norm
+                                                                  else self.draw.normal()))
+                    self.hseq = hseq = self.hseq + 1
+                    self.calendar.push((t + duration, hseq, s, k, code))
+                    if self.turnover:
+                        self.live[hseq] = (s, k, code)
+                    self.n_starts += 1
+                    return
                 if ok:
                     self._start(s, k, code, t)
                     return
@@ -288,28 +295,34 @@ class _Engine(DatedProcesses, Resources, Turnover):
         self._start(s, k, code, t)
 
     def _complete(self, t: float, s: int, k: int, c: int) -> None:
-        L = N_LEVELS
-        for r, units in self.needs[k]:
-            self.in_use[r] -= units
+        """A project of segment s on level k (code c) completes at time t: a climb or a
+        failure, which returns the firm to the idle pool now or after the retry wait."""
+        needs = self.needs[k]
+        in_use = self.in_use
+        for r, units in needs:
+            in_use[r] -= units
         self.n_completions += 1
-        if self.success[k] >= 1.0 or self.draw.uniform() < self.success[k]:
+        success = self.success[k]
+        uni = self.uni
+        if success >= 1.0 or (uni.pop() if uni else self.draw.uniform()) < success:
             if c & FRESH:
                 self.unmoved[k - 1] -= 1
                 self.unmoved_r[self.reg[s]][k - 1] -= 1
                 c ^= FRESH
             ceil = c & 7
-            self.exact[s][k - 1] -= 1
-            self.exact[s][k] += 1
+            exact = self.exact[s]
+            exact[k - 1] -= 1
+            exact[k] += 1
             self.A[k] += 1
             self.As[s][k] += 1
             self.Ag[self.grp[s]][k] += 1
             if self.trace is not None:
                 self.trace.append(("climb", t, s, k - 1, k))
             if self.climbs[k][ceil]:
-                i = s * L + k
+                i = s * N_LEVELS + k
                 self.idle[i][ceil] += 1
                 self.idle_total[i] += 1
-                if self.turnover:
+                if c >> ORIGIN:  # not the origin implied for a moved firm, 0 (turnover only)
                     self._put_origin(i, c)
                 gi, gk = self.gcell[i], self.gflat[i]
                 self.W[gi] += gk
@@ -317,25 +330,29 @@ class _Engine(DatedProcesses, Resources, Turnover):
             elif self.turnover:
                 self._settle(s, k, c)
             self._hazards(k)
-            if k >= self.t_level:
-                self._check_target(t)
+            if k >= self.t_level and self.crossing is None:
+                if self.unchecked:
+                    self.unchecked -= 1
+                else:
+                    self._check_target(t)
         else:
             self.n_failures += 1
             if self.retry[k] > 0:
-                self.hseq += 1
-                self.calendar.push((t + self.retry[k], self.hseq, s, -k, c))  # k < 0: a return
+                self.hseq = hseq = self.hseq + 1
+                self.calendar.push((t + self.retry[k], hseq, s, -k, c))  # k < 0: a return
                 if self.turnover:
-                    self.live[self.hseq] = (s, -k, c)
+                    self.live[hseq] = (s, -k, c)
             else:
                 self._back_to_idle(s, k, c)
-        if self.n_waiting and self.needs[k]:
+        if self.n_waiting and needs:
             self._serve_queues(t)
-        self._total()
+        self.R = math.fsum(self.rate)
 
     def _return(self, s: int, k: int, c: int) -> None:
+        """A firm whose level-k project failed is back from its retry wait."""
         self.n_retries += 1
         self._back_to_idle(s, k, c)
-        self._total()
+        self.R = math.fsum(self.rate)
 
     def _back_to_idle(self, s: int, k: int, c: int) -> None:
         i = s * N_LEVELS + k - 1
@@ -356,20 +373,21 @@ class _Engine(DatedProcesses, Resources, Turnover):
         return self.target.count(self.A[k], sum(self.unmoved[k:]), self.surv_now)
 
     def _check_target(self, t: float) -> None:
-        if self.crossing is None and self._count() >= self.t_firms:
+        """Note the time t if the count has reached the target (called while crossing is None).
+        A success at or above the target level adds at most one firm to the count (and nothing
+        else changes it but entry and exit, which reset `unchecked`), so when the count is short
+        by d firms the next ceil(d) - 1 such successes need no look."""
+        count = self._count()
+        if count >= self.t_firms:
             self.crossing = t
-
-    def _set_policy(self, j: int, active: bool) -> None:
-        if self.policy_active[j] == active:
-            return
-        self.policy_active[j] = active
-        self._regain()
+        else:
+            self.unchecked = math.ceil(self.t_firms - count) - 1
 
     def _regain(self) -> None:
         """Take a(s, k) * M(s, k) * quota push from the rules after a policy or push change."""
         L = N_LEVELS
         self.gain = self.params.gain(self.policy_active, self.push).tolist()
-        self.gflat = [self.gain[s][k] for s in range(self.n_seg) for k in range(1, L + 1)]
+        self.gflat[:] = [self.gain[s][k] for s in range(self.n_seg) for k in range(1, L + 1)]
         W = self.W
         for gi in range(len(W)):
             W[gi] = 0.0
@@ -377,18 +395,6 @@ class _Engine(DatedProcesses, Resources, Turnover):
             W[self.gcell[i]] += self.gflat[i] * n
         for k in range(1, L + 1):
             self._hazards(k)
-        self._total()
-
-    def _set_shock(self, i: int, on: bool) -> None:
-        self.params.set_shock(i, on)
-        r, k = self.params.shock_targets(i)
-        if r is not None:
-            self.cap_until[r] = -math.inf  # recompute from the new factor
-        if k is not None:
-            self._levels()
-            self._hazards(k)
-        if self.n_waiting:
-            self._serve_queues(self.env.now)
         self._total()
 
     # -- main loop -----------------------------------------------------------------------------
@@ -404,54 +410,74 @@ class _Engine(DatedProcesses, Resources, Turnover):
         if self.quotas.days:
             env.process(self._quota_process())
         horizon = self.sc.horizon + 1e-9
-        draw = self.draw
-        decide = self._decide
-        rate, single = self.rate, self.single
+        draw, exps, unis = self.draw, self.draw.exp, self.draw.uni
+        decide, complete, give_back = self._decide, self._complete, self._return
+        rate, x, gflat, idle_total = self.rate, self.x, self.gflat, self.idle_total
+        members, single = self.members, self.single
         live = self.live if self.turnover else None
-        n_cells = len(rate)
-        calendar = self.calendar
+        cells = range(len(rate))
+        calendar, peek, inf = self.calendar, env.peek, math.inf
         now = 0.0
+        ep = peek()  # simpy's next event: changes with a step or a capacity tick (`ticked`)
         while True:
-            nxt = min(env.peek(), horizon, calendar.first())
             cur = calendar.cur
+            if not cur:
+                calendar.first()  # brings the next day's bucket forward
+                cur = calendar.cur
+            # Only `first` replaces `cur`; pushes go into it or later days, so from here until
+            # the next pop `cur` is empty only while the calendar is.
+            if self.ticked:
+                self.ticked = False
+                ep = peek()
+            nxt = cur[0][0] if cur else inf
+            if ep < nxt:
+                nxt = ep
+            if horizon < nxt:
+                nxt = horizon
             t = now
             # Decisions until the next calendar event (memoryless: redraw after each event).
-            while self.R > 1e-300:
-                t += draw.exponential() / self.R
+            R = self.R
+            while R > 1e-300:
+                t += (exps.pop() if exps else draw.exponential()) / R
                 if t >= nxt:
                     break
-                u = draw.uniform() * self.R
+                u = (unis.pop() if unis else draw.uniform()) * R
                 i = 0
-                for i in range(n_cells):  # noqa: B007 - i is used after the loop
+                for i in cells:  # noqa: B007 - i is used after the loop
                     u -= rate[i]
                     if u < 0:
                         break
                 if not single:  # the region within the group's cell, by what u has left
-                    i = self._pick(i, u + rate[i])
-                if self.idle_total[i] == 0:  # rounding put u past the last non-empty cell
-                    i = max(range(len(self.gflat)),
-                            key=lambda j: self.gflat[j] * self.idle_total[j])
+                    u += rate[i]
+                    xg = x[i]
+                    for i in members[i]:  # noqa: B020 - the cell picked replaces its group
+                        u -= gflat[i] * xg * idle_total[i]
+                        if u < 0:
+                            break
+                if idle_total[i] == 0:  # rounding put u past the last non-empty cell
+                    i = max(range(len(gflat)), key=lambda j: gflat[j] * idle_total[j])
                 decide(i, t)
-                if cur is not calendar.cur:
-                    cur = calendar.cur  # a push started the calendar anew
                 if cur and cur[0][0] < nxt:
-                    nxt = cur[0][0]  # a zero-length project completes before the next draw
+                    nxt = cur[0][0]  # a project just started completes first
                 if self.ticked:
                     self.ticked = False
-                    nxt = min(nxt, env.peek())  # a capacity tick was scheduled
+                    ep = peek()  # a capacity tick was scheduled
+                    if ep < nxt:
+                        nxt = ep
+                R = self.R
             if nxt >= horizon:
                 break
-            if calendar.first() <= env.peek():
-                now, hseq, s, k, c = heappop(calendar.cur)
+            if cur and cur[0][0] <= ep:
+                now, hseq, s, k, c = heappop(cur)
                 if live is not None and live.pop(hseq, None) is None:
                     continue  # its firm has left
                 if k > 0:
-                    self._complete(now, s, k, c)
+                    complete(now, s, k, c)
                 else:
-                    self._return(s, -k, c)
+                    give_back(s, -k, c)
             else:
                 env.step()
-                now = env.now
+                now, ep = env.now, peek()
         events = {"decisions": self.n_decisions, "starts": self.n_starts,
                   "completions": self.n_completions, "failures": self.n_failures,
                   "retries": self.n_retries, "max_waiting": self.max_waiting,

@@ -3,6 +3,7 @@ record month ends, review regional quotas and take the count at the deadline."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -36,8 +37,13 @@ class DatedProcesses:
     unmoved_month: np.ndarray
     count_at_deadline: float
     region_at_deadline: np.ndarray
-    _set_policy: Callable[[int, bool], None]
-    _set_shock: Callable[[int, bool], None]
+    policy_active: list[bool]
+    cap_until: list[float]
+    n_waiting: int
+    _levels: Callable[[], None]
+    _hazards: Callable[[int], None]
+    _serve_queues: Callable[[float], None]
+    _total: Callable[[], None]
     _regain: Callable[[], None]
     _count: Callable[[], float]
     turnover: bool
@@ -64,6 +70,26 @@ class DatedProcesses:
             if item.end is not None and span[1] < self.horizon_days:  # as in rules.changes
                 yield self.env.timeout(finish - self.env.now)
                 switch(j, False)
+
+    def _set_policy(self, j: int, active: bool) -> None:
+        """Switch policy j on or off (by its dates, or off when its budget is spent)."""
+        if self.policy_active[j] == active:
+            return
+        self.policy_active[j] = active
+        self._regain()
+
+    def _set_shock(self, i: int, on: bool) -> None:
+        """Apply (on) or lift (off) shock i: the level parameters or capacity it changes."""
+        self.params.set_shock(i, on)
+        r, k = self.params.shock_targets(i)
+        if r is not None:
+            self.cap_until[r] = -math.inf  # recompute from the new factor
+        if k is not None:
+            self._levels()
+            self._hazards(k)
+        if self.n_waiting:
+            self._serve_queues(self.env.now)
+        self._total()
 
     def _month_process(self):
         for m, when in enumerate(self.months):

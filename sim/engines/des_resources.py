@@ -20,6 +20,8 @@ class Resources:
     params: rules.Parameters
     env: simpy.Environment
     draw: Stream
+    side: Stream
+    norm: list[float]
     calendar: Calendar
     trace: list[tuple] | None
     in_use: list[int]
@@ -38,10 +40,28 @@ class Resources:
     hseq: int
     n_starts: int
     n_waiting: int
+    max_waiting: int
+    seq: int
     ticked: bool
     turnover: bool
     live: dict[int, tuple[int, int, int]]
     _total: Any
+
+    def _in_flight(self, flight: list[tuple[int, int, int, int]]) -> None:
+        """Start the projects under way at the start, (s, k, code, n), with the time they have
+        left (the rules' law); those the resources cannot hold wait first in line, in order of
+        level."""
+        for s, k, c, n in sorted(flight, key=lambda f: (f[1], f[0], f[2])):
+            for x in rules.residual_years(self.side.rng, float(self.params.median_years[k]),
+                                          float(self.sigma[k]), n).tolist():
+                if all(self.in_use[r] + units <= self._capacity(r, 0.0)
+                       for r, units in self.needs[k]):
+                    self._start(s, k, c, 0.0, x)
+                else:
+                    self.seq += 1
+                    self.queues[k].append((self.seq, s, c))
+                    self.n_waiting += 1
+        self.max_waiting = self.n_waiting
 
     def _capacity(self, r: int, t: float) -> int:
         """Units of resource r at time t (the rules' capacity), cached until the next whole
@@ -57,19 +77,28 @@ class Resources:
         return cap
 
     def _start(self, s: int, k: int, c: int, t: float, duration: float | None = None) -> None:
-        in_use = self.in_use
-        for r, units in self.needs[k]:
-            in_use[r] += units
-            if self.trace is not None:
+        """Start a project of segment s on level k (ceiling code c) at time t: take its units
+        and put its completion in the calendar (after `duration`, or the rules' law)."""
+        in_use, needs = self.in_use, self.needs[k]
+        if self.trace is None:
+            for r, units in needs:
+                in_use[r] += units
+        else:
+            for r, units in needs:
+                in_use[r] += units
                 self.trace.append(("use", t, r, in_use[r], self._capacity(r, t)))
         if duration is None:
             mu = self.mu[k]
-            duration = (0.0 if mu == -math.inf
-                        else math.exp(mu + self.sigma[k] * self.draw.normal()))
-        self.hseq += 1
-        self.calendar.push((t + duration, self.hseq, s, k, c))
+            if mu == -math.inf:
+                duration = 0.0
+            else:
+                norm = self.norm
+                duration = math.exp(mu + self.sigma[k] * (norm.pop() if norm
+                                                          else self.draw.normal()))
+        self.hseq = h = self.hseq + 1
+        self.calendar.push((t + duration, h, s, k, c))
         if self.turnover:
-            self.live[self.hseq] = (s, k, c)
+            self.live[h] = (s, k, c)
         self.n_starts += 1
 
     def _serve_queues(self, t: float) -> None:

@@ -50,6 +50,7 @@ class Turnover:
     inv_E: list[float]
     inv_Es: list[list[float]]
     t_level: int
+    unchecked: int
     _hazards: Any
     _serve_queues: Any
     _total: Any
@@ -131,10 +132,11 @@ class Turnover:
     def _count_change(self, s: int, j: int, code: int, n: int) -> None:
         """n firms of cell segment s at level j with `code` arrive (n > 0) or leave (n < 0)."""
         self.exact[s][j] += n
+        A, As, Ag = self.A, self.As[s], self.Ag[self.grp[s]]
         for k in range(1, j + 1):
-            self.A[k] += n
-            self.As[s][k] += n
-            self.Ag[self.grp[s]][k] += n
+            A[k] += n
+            As[k] += n
+            Ag[k] += n
         if code & FRESH:
             self.unmoved[j] += n
             self.unmoved_r[self.reg[s]][j] += n
@@ -166,35 +168,47 @@ class Turnover:
         L, rng = N_LEVELS, self.demog
         p = self.rule.exit_probability(m)
         if p > 0:
-            for i in range(self.n_seg * L):  # idle firms, per ceiling, flag and origin
+            # Idle firms per cell, ceiling, flag and origin, then firms at their ceiling per
+            # segment, level and code: one binomial each, drawn in one call (numpy draws an
+            # array's elements one after another, as it does one by one), then applied in order.
+            groups: list[tuple[int, int, int, int]] = []  # (idle cell i or -1, s, j, code)
+            sizes: list[int] = []  # firms in each group
+            for i in range(self.n_seg * L):
                 s, j = divmod(i, L)
+                idle, fresh_idle, extra = self.idle[i], self.fresh_idle[i], self.extra[i]
                 for c in range(j + 1, L + 1):
-                    fresh = self.fresh_idle[i][c]
-                    for key, n in ((c | FRESH, fresh), (c, self.idle[i][c] - fresh)):
+                    fresh = fresh_idle[c]
+                    for key, n in ((c | FRESH, fresh), (c, idle[c] - fresh)):
                         if not n:
                             continue
-                        d = self.extra[i][key]
-                        groups = list(d.items())
-                        implied = j if key & FRESH else 0
-                        groups.append((implied, n - sum(d.values())))
-                        for o, m_ in groups:
-                            x = int(rng.binomial(m_, p)) if m_ else 0
-                            if x:
-                                code = key | (o << ORIGIN)
-                                self._idle_change(i, code, -x)
-                                self._count_change(s, j, code, -x)
-            for s in range(self.n_seg):  # firms at their ceiling
+                        d = extra[key]
+                        for o, m_ in d.items():
+                            if m_:
+                                groups.append((i, s, j, key | (o << ORIGIN)))
+                                sizes.append(m_)
+                        rest = n - sum(d.values())  # those with the implied origin
+                        if rest:
+                            implied = j if key & FRESH else 0
+                            groups.append((i, s, j, key | (implied << ORIGIN)))
+                            sizes.append(rest)
+            for s in range(self.n_seg):
                 for j in range(L + 1):
+                    for code, n in self.settled[s][j].items():
+                        groups.append((-1, s, j, code))
+                        sizes.append(n)
+            for (i, s, j, code), x in zip(groups, rng.binomial(sizes, p).tolist(), strict=True):
+                if not x:
+                    continue
+                if i < 0:
                     d = self.settled[s][j]
-                    for code, n in list(d.items()):
-                        x = int(rng.binomial(n, p))
-                        if x:
-                            d[code] = n - x
-                            self._count_change(s, j, code, -x)
+                    d[code] -= x
+                else:
+                    self._idle_change(i, code, -x)
+                self._count_change(s, j, code, -x)
             # Projects under way and retry waits (the calendar), in order of sequence number.
-            keys = np.fromiter(self.live, dtype=np.int64, count=len(self.live))  # (in order)
-            for h in keys[rng.random(len(keys)) < p].tolist():
-                s, k, code = self.live.pop(h)
+            keys = list(self.live)  # (in order)
+            for h in np.flatnonzero(rng.random(len(keys)) < p).tolist():
+                s, k, code = self.live.pop(keys[h])
                 if k > 0:  # a running project: its units are freed
                     for r, units in self.needs[k]:
                         self.in_use[r] -= units
@@ -222,6 +236,7 @@ class Turnover:
                 d[code] = d.get(code, 0) + n
             self._count_change(s, j, code, n)
         self.surv_now = float(self._survivors()[:, self.sc.target.level_index - 1].sum())
+        self.unchecked = 0  # entry and exit change the target count (see _check_target)
         # Eligible firms per level (all and per peer group) follow the firms that exist.
         inv_E, inv_Eg = rules.eligible_inverses(np.array(self.elig),
                                                 np.arange(self.params.n_groups))

@@ -47,9 +47,9 @@ def hazard_peer_slope(gain, imitation, w):
 def capacity_units(base, factor, log_growth, t):
     """Whole units of a resource at model time t (years): base * shock factor * (1+g)^t,
     floored; on floats (an int back) or arrays (broadcast)."""
-    if np.ndim(base) or np.ndim(t):
-        return np.floor(capacity_fluid(base, factor, log_growth, t) + CAPACITY_EPS)
-    return int(base * factor * math.exp(log_growth * t) + CAPACITY_EPS)
+    if isinstance(t, float) and isinstance(base, float) or not (np.ndim(base) or np.ndim(t)):
+        return int(base * factor * math.exp(log_growth * t) + CAPACITY_EPS)  # (checked first:
+    return np.floor(capacity_fluid(base, factor, log_growth, t) + CAPACITY_EPS)  # the hot case)
 
 
 def next_unit_change(base: float, factor: float, log_growth: float, units: int) -> float:
@@ -284,9 +284,14 @@ class Budgets:
     `batch`, one budget per policy for each of `batch` replications (rows)."""
 
     def __init__(self, params: Parameters, batch: int | None = None):
-        shape = (len(params.budget),) if batch is None else (batch, len(params.budget))
-        self.left = np.broadcast_to(params.budget.astype(float), shape).copy()
-        self.spent = np.zeros(shape)
+        self.left: Any
+        self.spent: Any
+        if batch is None:  # plain lists: the exact engine pays per decision, in pure Python
+            self.left = [float(x) for x in params.budget]
+            self.spent = [0.0] * len(self.left)
+        else:
+            self.left = np.tile(params.budget.astype(float), (batch, 1))
+            self.spent = np.zeros((batch, len(params.budget)))
 
     def pay(self, j: int, amount: float) -> bool:
         """Pay `amount` (capped at what is left) from policy j; True if that empties it."""
@@ -305,7 +310,9 @@ class Budgets:
 
     def has_money(self, j: int):
         """Money left in policy j's budget (per replication, with a batch)."""
-        return self.left[..., j] > 0
+        if isinstance(self.left, list):
+            return self.left[j] > 0
+        return self.left[:, j] > 0
 
 
 # -- the target ---------------------------------------------------------------------------
