@@ -1,6 +1,7 @@
 """Sweep throughput: many runs of one scenario with the fast engine on local processes.
 
     python benchmarks/throughput.py [SCENARIO] [--runs 10000] [--jobs 2] [--engine tau]
+    python benchmarks/throughput.py --national   # the baseline without regions or entry/exit
 
 Times `sim.runner.run_replications` (the executor behind `sim run`; `sim sweep` batches the
 same calls) over all runs and prints runs per second and the time for the whole batch.
@@ -9,12 +10,13 @@ same calls) over all runs and prints runs per second and the time for the whole 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 from pathlib import Path
 
 from sim.execution.runner import run_replications
-from sim.scenario import load
+from sim.scenario import load, validate
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,8 +27,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--engine", default="tau")
+    parser.add_argument("--national", action="store_true",
+                        help="drop regions, regional policies and entry/exit (the baseline "
+                             "as it was before them, benchmarks/regions.py's `national`)")
     args = parser.parse_args()
     sc = load(args.scenario)
+    if args.national:
+        raw = copy.deepcopy(dict(sc.raw))
+        pop = raw["population"]
+        for key in ("entry", "exit", "entry_device", "region", "quotas"):
+            pop.pop(key, None)
+        raw["policy"] = [p for p in raw.get("policy", []) if "regions" not in p]
+        sc = validate(raw, source=args.scenario)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     results = run_replications(sc, range(args.runs), seed=sc.seed, engine=args.engine,
