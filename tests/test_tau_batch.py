@@ -27,22 +27,25 @@ from sim.engines.tau import _Tau, batch_size, simulate_tau, simulate_tau_batch
 from sim.execution.runner import run_block, run_replications
 from sim.execution.seeds import block_of, replication_rng
 from sim.explore.runs import RunSpec, run_batch
-from sim.scenario import Region
+from sim.scenario import Quotas, Region
 
 FIRMS = 5_000
 STRONG = {"entry": 0.3, "exit": 0.3, "entry_device": 0.2}
 
 
-def small(**turnover):
+def small(quotas: bool = False, **turnover):
     """conftest's scenario at FIRMS firms to 2027 with resources that bind, a budget, a
-    capacity shock, projects under way at the start and two unequal regions."""
+    capacity shock, projects under way at the start and two unequal regions (with
+    `quotas`, each asked for half the target and pushed 1.5x when it lags)."""
     sc = make({"population.firms": FIRMS, "target.firms": FIRMS // 10,
                "end": dt.date(2027, 12, 31),
                "population.in_flight": {"device": 0.01, "line": 0.01},
                "resources.integrators.capacity": 600 * FIRMS // 20_000,
                "resources.compute.capacity": 60 * FIRMS // 20_000})
-    sc = dataclasses.replace(sc, regions=(Region("east", 0.6, (1.3, 1.5, 1.0, 1.0)),
-                                          Region("west", 0.4)))
+    quota = 0.5 if quotas else None
+    sc = dataclasses.replace(sc, regions=(Region("east", 0.6, (1.3, 1.5, 1.0, 1.0), quota),
+                                          Region("west", 0.4, quota=quota)),
+                             quotas=Quotas(1.5 if quotas else 1.0, 3))
     return dataclasses.replace(sc, **turnover)
 
 
@@ -80,15 +83,16 @@ def test_every_replication_of_a_batch_keeps_the_invariants(turnover):
     assert len(set(counts)) > 1, "replications of a batch must not be copies"
 
 
-@pytest.mark.parametrize("turnover", [{}, STRONG], ids=["fixed", "entry-exit"])
-def test_a_batch_has_the_law_of_single_runs(turnover):
+@pytest.mark.parametrize(("quotas", "turnover"), [(False, {}), (False, STRONG), (True, {})],
+                         ids=["fixed", "entry-exit", "quotas"])
+def test_a_batch_has_the_law_of_single_runs(quotas, turnover):
     """64 replications in batches of 16 against 64 single runs: means at every year end and
     level and of the count at the deadline within Z SE of their difference, variances inside
     the F interval, over the cells that hold enough firms for the normal approximation (mean
     >= 20: the few factory firms take two or three values only). Anything one replication
     leaks into another (a sum over the wrong axis, a shared queue or budget) moves these by
-    far more."""
-    sc = small(**turnover)
+    far more; with quotas, each replication's reviews push its own lagging regions."""
+    sc = small(quotas, **turnover)
     reps, size = 64, 16
     single = [simulate_tau(sc, replication_rng(2, i)) for i in range(reps)]
     batch = [r for b in range(reps // size)
