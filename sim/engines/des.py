@@ -267,22 +267,6 @@ class _Engine(DatedProcesses, Resources, Turnover):
                         self._schedule_tick(r, t)
                     elif blocked and r in blocked:
                         ok = False
-                if ok and self.trace is None:  # _start, inline: the units, a duration
-                    for r, units in needs:
-                        in_use[r] += units
-                    mu = self.mu[k]
-                    if mu == -math.inf:
-                        duration = 0.0
-                    else:
-                        norm = self.norm
-                        duration = math.exp(mu + self.sigma[k] * (norm.pop() if norm
-                                                                  else self.draw.normal()))
-                    self.hseq = hseq = self.hseq + 1
-                    self.calendar.push((t + duration, hseq, s, k, code))
-                    if self.turnover:
-                        self.live[hseq] = (s, k, code)
-                    self.n_starts += 1
-                    return
                 if ok:
                     self._start(s, k, code, t)
                     return
