@@ -118,7 +118,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         self.needs = par.needs[1:]
         self.queued_levels = [i for i in range(L) if self.needs[i]]
         self.in_use = np.zeros((B, len(sc.resources)), dtype=np.int64)
-        self.queue: deque[list] = deque()  # per step of decision: [counts [b, s, i, c], totals]
+        self.queue: deque[list] = deque()  # per step of decision: [counts [b, s, k], totals]
 
         self.active = np.zeros((B, len(sc.policies)), dtype=bool)
         self.budgets = rules.Budgets(par, B)
