@@ -53,6 +53,7 @@ def run_batch(spec: RunSpec, runs: Sequence[Run]) -> tuple[list[Row], float]:
     together = batched(spec.engine)
     scenarios: dict[int, Scenario | Exception] = {}
     blocks: dict[tuple[int, int], dict[int, RunResult]] = {}
+    size: dict[int, int] = {}  # replications per block, per point
     rows = []
     for point, values, rep in runs:
         if point not in scenarios:
@@ -68,7 +69,9 @@ def run_batch(spec: RunSpec, runs: Sequence[Run]) -> tuple[list[Row], float]:
             if together is None:
                 result = engine(sc, replication_rng(spec.seed, *key))
             else:
-                b, members = block_of(rep, together[1](sc))
+                if point not in size:
+                    size[point] = together[1](sc)
+                b, members = block_of(rep, size[point])
                 if (point, b) not in blocks:
                     where = (BLOCK, b) if spec.common_random_numbers else (point, BLOCK, b)
                     blocks[point, b] = dict(zip(members, together[0](
