@@ -1,5 +1,6 @@
-"""The discrete-event engine against independent truth: the Bass closed form, conservation of
-firms, resource capacity, policy direction and eligibility."""
+"""The exact engines against independent truth: the Bass closed form, conservation of firms,
+resource capacity, policy direction and eligibility. Every test runs on both: the compiled
+engine (`des`) and the simpy one (`des-simpy`), which draw differently but share the law."""
 
 from __future__ import annotations
 
@@ -10,14 +11,20 @@ import pytest
 from cases import bass_raw, bass_share
 from conftest import make
 
-from sim.engines.des import simulate
+from sim.engines import des, des_jit
 from sim.engines.population import layout
 from sim.execution.runner import replication_rng
 from sim.scenario import validate
 
 
+@pytest.fixture(params=["des", "des-simpy"])
+def simulate(request):
+    """Each exact engine's `simulate`."""
+    return des_jit.simulate if request.param == "des" else des.simulate
+
+
 @pytest.mark.slow
-def test_bass_reduction_matches_closed_form():
+def test_bass_reduction_matches_closed_form(simulate):
     """One level, instant projects, success 1, w = 0: E[A(t)] = N F(t) (up to an O(1) Jensen
     term, far below the standard error). Mean over R runs within 4 SE at each year end."""
     firms, reps = 100_000, 40
@@ -34,7 +41,7 @@ def test_bass_reduction_matches_closed_form():
     assert expected[-1] > 0.3 * firms  # the curve has bent: the imitation term is exercised
 
 
-def test_conservation_and_one_level_at_a_time():
+def test_conservation_and_one_level_at_a_time(simulate):
     sc = make()
     res = simulate(sc, replication_rng(3, 0), trace=True)
     sizes = np.array(layout(sc).segment_sizes)
@@ -53,7 +60,7 @@ def test_conservation_and_one_level_at_a_time():
     assert np.array_equal(at_or_above, res.at_or_above)
 
 
-def test_capacity_never_exceeded_and_binds():
+def test_capacity_never_exceeded_and_binds(simulate):
     sc = make({"resources.integrators.capacity": 150, "resources.integrators.growth": 0.3,
                "resources.compute.capacity": 20})
     res = simulate(sc, replication_rng(5, 0), trace=True)
@@ -65,7 +72,7 @@ def test_capacity_never_exceeded_and_binds():
     assert any(in_use == cap for _, _, _, in_use, cap in uses)
 
 
-def test_capacity_without_growth_or_shock_holds_at_all_times():
+def test_capacity_without_growth_or_shock_holds_at_all_times(simulate):
     """With constant capacity, units in use (which change only at starts and completions)
     never exceed it: checked at every start, where use rises."""
     sc = make({"resources.integrators.capacity": 80, "resources.integrators.growth": 0.0,
@@ -75,7 +82,7 @@ def test_capacity_without_growth_or_shock_holds_at_all_times():
     assert max(in_use for *_, in_use, _cap in uses) == 80
 
 
-def test_policy_multiplier_raises_adoption():
+def test_policy_multiplier_raises_adoption(simulate):
     """A multiplier > 1 on line never lowers mean line adoption. Common random numbers: the
     same replication seeds with and without the policy; paired differences over 20 runs."""
     reps = 20
@@ -92,7 +99,7 @@ def test_policy_multiplier_raises_adoption():
     assert diffs.mean() > 4 * se, f"mean gain {diffs.mean():.1f}, SE {se:.1f}"
 
 
-def test_non_eligible_firms_never_start():
+def test_non_eligible_firms_never_start(simulate):
     sc = make({"levels.line.eligible": 0.15, "levels.line.innovation": 2.0,
                "levels.device.innovation": 2.0, "levels.device.success": 1.0,
                "levels.line.success": 1.0, "levels.line.implementation.median": 1,
@@ -107,7 +114,7 @@ def test_non_eligible_firms_never_start():
     assert res.at_or_above[:, 2].max() <= lay.eligible[3]
 
 
-def test_budget_is_never_overspent_and_ends_the_policy():
+def test_budget_is_never_overspent_and_ends_the_policy(simulate):
     sc = make({"policy.0.budget": 5.0e7, "policy.0.cost": {"line": 1.0e6}})
     res = simulate(sc, replication_rng(2, 0))
     assert res.spent[0] == pytest.approx(5.0e7)
@@ -116,7 +123,7 @@ def test_budget_is_never_overspent_and_ends_the_policy():
     assert res2.spent[0] > 5.0e7  # the small budget really did run out
 
 
-def test_failures_retry_after_waiting():
+def test_failures_retry_after_waiting(simulate):
     sc = make({"levels.device.success": 0.5, "levels.device.retry": 3})
     res = simulate(sc, replication_rng(4, 0))
     ev = res.events
@@ -127,7 +134,7 @@ def test_failures_retry_after_waiting():
 SHARE_SUCCESS = 0.5  # every level, so that each completion is one Bernoulli(s) draw
 
 
-def test_failure_share_is_binomial():
+def test_failure_share_is_binomial(simulate):
     """Each completion succeeds with probability s, drawn independently of everything before
     it, so with n completions the failures F satisfy E[F - (1 - s) n] = 0 and
     Var[F - (1 - s) n] = s (1 - s) E[n] (a martingale with Bernoulli increments; n may be
@@ -151,7 +158,7 @@ def test_failure_share_is_binomial():
         f"+- {4 * se:.4f}")
 
 
-def test_same_seed_same_result_other_seed_differs():
+def test_same_seed_same_result_other_seed_differs(simulate):
     sc = make()
     a = simulate(sc, replication_rng(1, 0))
     b = simulate(sc, replication_rng(1, 0))
@@ -160,7 +167,7 @@ def test_same_seed_same_result_other_seed_differs():
     assert not np.array_equal(a.at_or_above, c.at_or_above)
 
 
-def test_target_count_and_crossing_agree():
+def test_target_count_and_crossing_agree(simulate):
     sc = make({"target.firms": 100})
     res = simulate(sc, replication_rng(8, 0))
     k = sc.target.level_index - 1

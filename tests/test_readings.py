@@ -173,11 +173,13 @@ def test_projects_under_way_wait_for_capacity(engine):
     assert 0 < slow < 0.5 * fast
 
 
-def test_projects_under_way_never_exceed_capacity():
-    """The exact engine's trace of units in use stays within capacity from the first instant."""
-    sc = make(raw=_flight_raw(capacity=500))
-    from sim.engines.des import simulate
+@pytest.mark.parametrize("module", ["des_jit", "des"])
+def test_projects_under_way_never_exceed_capacity(module):
+    """The exact engines' trace of units in use stays within capacity from the first instant."""
+    import importlib
 
+    sc = make(raw=_flight_raw(capacity=500))
+    simulate = importlib.import_module(f"sim.engines.{module}").simulate
     res = simulate(sc, replication_rng(5, 0), trace=True)
     uses = [(used, cap) for kind, _t, _r, used, cap in
             (e for e in res.trace if e[0] == "use")]

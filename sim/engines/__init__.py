@@ -1,7 +1,9 @@
 """The engines: three ways of advancing the same model in time, and what they share.
 
-`engines()` names them: `des` exact discrete-event, `tau` fixed steps, `meanfield` the
-deterministic ODE limit. Everything above this package imports engine things from here.
+`engines()` names them: `des` exact discrete-event (compiled with numba), `tau` fixed steps,
+`meanfield` the deterministic ODE limit, and `des-simpy`, the exact engine's events on simpy in
+plain Python: the independent implementation the compiled one is checked against. Everything
+above this package imports engine things from here.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ DETERMINISTIC = frozenset({"meanfield"})
 """Engines whose result does not depend on the seed: one replication says everything."""
 
 
-_MODULES = {"des": ("sim.engines.des", "simulate"), "tau": ("sim.engines.tau", "simulate_tau"),
-            "meanfield": ("sim.engines.meanfield", "solve")}
+_MODULES = {"des": ("sim.engines.des_jit", "simulate"), "tau": ("sim.engines.tau", "simulate_tau"),
+            "meanfield": ("sim.engines.meanfield", "solve"),
+            "des-simpy": ("sim.engines.des", "simulate")}
 
 
 class _Engines(Mapping[str, Engine]):
@@ -56,7 +59,8 @@ def batched(name: str) -> tuple[BatchEngine, Callable[[Scenario], int]] | None:
 
 
 def engines() -> Mapping[str, Engine]:
-    """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit."""
+    """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit,
+    `des-simpy` the exact engine on simpy (slower; the compiled one's reference)."""
     return _Engines()
 
 

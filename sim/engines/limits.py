@@ -1,10 +1,11 @@
 """Up-front estimates of what a run will cost, so that a run that cannot finish is refused
 with the estimate and the limit instead of dying of memory or running for days.
 
-The exact engine's cost grows with the number of events (about one per firm over five years
-in the shipped scenarios, at about 3 microseconds each here) and its memory with the projects
-in flight (at most about a tenth of the firms, some 150 bytes each). The fast and mean-field
-engines keep counts only: their memory does not grow with the population.
+The exact engines' cost grows with the number of events (about one per firm over five years
+in the shipped scenarios, at about 0.3 microseconds each compiled, 3 on simpy) and their memory
+with the projects in flight (at most about a tenth of the firms, some 150 bytes each on simpy,
+24 compiled: the bound below is the larger). The fast and mean-field engines keep counts only:
+their memory does not grow with the population.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 from sim.scenario import Scenario
 
 EVENTS_PER_FIRM_YEAR = 0.2  # accelerated.toml: 524k events / 520k firms / 5 years
-SECONDS_PER_EVENT = 3e-6  # exact engine, measured on the baseline (benchmarks/run.py)
+SECONDS_PER_EVENT = {"des": 0.35e-6, "des-simpy": 3e-6}  # the baseline (benchmarks/run.py)
 BYTES_PER_FIRM = 0.1 * 150  # projects in flight (<= ~10% of firms) x bytes per heap entry
 MAX_SECONDS_PER_REPLICATION = 3600.0
 
@@ -30,16 +31,17 @@ def memory_limit() -> float:
 
 def refusal(scenario: Scenario, engine: str) -> str | None:
     """Why `engine` should not run `scenario` (estimate and limit), or None if it may."""
-    if engine != "des":
+    if engine not in SECONDS_PER_EVENT:
         return None
     years = scenario.horizon
-    seconds = scenario.firms * EVENTS_PER_FIRM_YEAR * years * SECONDS_PER_EVENT
+    seconds = scenario.firms * EVENTS_PER_FIRM_YEAR * years * SECONDS_PER_EVENT[engine]
     memory = scenario.firms * BYTES_PER_FIRM
     limit_mem = memory_limit()
     if seconds <= MAX_SECONDS_PER_REPLICATION and memory <= limit_mem:
         return None
-    return (f"{scenario.source}: population.firms = {scenario.firms:_}: the exact engine would "
-            f"need about {seconds / 60:,.0f} min and {memory / 2**30:,.1f} GiB per replication "
+    return (f"{scenario.source}: population.firms = {scenario.firms:_}: the exact engine "
+            f"({engine}) would need about {seconds / 60:,.0f} min and "
+            f"{memory / 2**30:,.1f} GiB per replication "
             f"(limits {MAX_SECONDS_PER_REPLICATION / 60:.0f} min, {limit_mem / 2**30:.1f} GiB); "
             f"use --engine tau or --engine meanfield, whose memory does not grow with the "
             f"population")

@@ -48,8 +48,14 @@ def capacity_units(base, factor, log_growth, t):
     """Whole units of a resource at model time t (years): base * shock factor * (1+g)^t,
     floored; on floats (an int back) or arrays (broadcast)."""
     if isinstance(t, float) and isinstance(base, float) or not (np.ndim(base) or np.ndim(t)):
-        return int(base * factor * math.exp(log_growth * t) + CAPACITY_EPS)  # (checked first:
-    return np.floor(capacity_fluid(base, factor, log_growth, t) + CAPACITY_EPS)  # the hot case)
+        return capacity_at(base, factor, log_growth, t)  # (checked first: the hot case)
+    return np.floor(capacity_fluid(base, factor, log_growth, t) + CAPACITY_EPS)
+
+
+def capacity_at(base: float, factor: float, log_growth: float, t: float) -> int:
+    """`capacity_units` of one resource, on floats only: the compiled exact engine compiles
+    this function itself, so the rule stays written once."""
+    return int(base * factor * math.exp(log_growth * t) + CAPACITY_EPS)
 
 
 def next_unit_change(base: float, factor: float, log_growth: float, units: int) -> float:
