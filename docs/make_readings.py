@@ -1,7 +1,7 @@
 """Regenerate the README's verdict tables: every shipped scenario under every reading of the
 target, and the figures the README shows (the baseline's adoption curves, the comparison).
 
-    .venv/bin/python docs/make_readings.py               # exact engine, 200 runs: ~25 min
+    .venv/bin/python docs/make_readings.py               # exact engine, 200 runs: ~2 min
     .venv/bin/python docs/make_readings.py --engine tau  # a quick look, not for the README
 
 Runs each scenario as `sim run` would (results/<name>/), then rewrites the README between

@@ -5,7 +5,10 @@ Each builder returns a raw scenario dictionary (validate it with `sim.scenario.v
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import tomllib
+from pathlib import Path
 
 import numpy as np
 
@@ -106,3 +109,19 @@ def assert_same_result(a, b) -> None:
         assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes(), name
     assert (a.count_at_deadline, a.crossing_time, a.met, a.events, a.spent) == (
         b.count_at_deadline, b.crossing_time, b.met, b.events, b.spent)
+
+
+def scaled_raw(path: Path, factor: float, **target) -> dict:
+    """A scenario file with its population, target, capacities and budgets scaled by
+    `factor` (and `target` keys set)."""
+    with open(path, "rb") as fh:
+        raw = copy.deepcopy(tomllib.load(fh))
+    raw["population"]["firms"] = round(raw["population"]["firms"] * factor)
+    raw["target"]["firms"] = max(1, round(raw["target"]["firms"] * factor))
+    raw["target"].update(target)
+    for res in raw.get("resources", {}).values():
+        res["capacity"] = max(1, round(res["capacity"] * factor))
+    for pol in raw.get("policy", []):
+        if "budget" in pol:
+            pol["budget"] *= factor
+    return raw

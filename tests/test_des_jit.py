@@ -9,13 +9,11 @@ Bonferroni-corrected Student-t bound of the Welch standard error.
 
 from __future__ import annotations
 
-import copy
 import math
-import tomllib
 
 import numpy as np
 import pytest
-from cases import assert_same_result
+from cases import assert_same_result, scaled_raw
 from conftest import ROOT
 from scipy.stats import f as f_dist
 from scipy.stats import t as student_t
@@ -29,22 +27,6 @@ from sim.scenario import validate
 
 REPS = 40
 ALPHA = 1e-3  # chance of any false alarm per scenario
-
-
-def scaled(name: str, factor: float = 0.1, **target) -> dict:
-    """A shipped scenario with population, capacities and budgets scaled by `factor`."""
-    with open(ROOT / "scenarios" / f"{name}.toml", "rb") as fh:
-        raw = tomllib.load(fh)
-    raw = copy.deepcopy(raw)
-    raw["population"]["firms"] = round(raw["population"]["firms"] * factor)
-    raw["target"]["firms"] = max(1, round(raw["target"]["firms"] * factor))
-    raw["target"].update(target)
-    for res in raw.get("resources", {}).values():
-        res["capacity"] = max(1, round(res["capacity"] * factor))
-    for pol in raw.get("policy", []):
-        if "budget" in pol:
-            pol["budget"] *= factor
-    return raw
 
 
 def _measures(res) -> np.ndarray:
@@ -70,7 +52,7 @@ def test_the_compiled_engine_has_the_simpy_engines_law(name, target):
     reading of the target): |mean difference| <= t x Welch SE at every measure, t the
     Student quantile that keeps the chance of any false alarm at ALPHA (Bonferroni over the
     measures that vary), and the variances of the count at the deadline in the F interval."""
-    sc = validate(scaled(name, **target))
+    sc = validate(scaled_raw(ROOT / "scenarios" / f"{name}.toml", 0.1, **target))
     a = np.stack([_measures(des_jit.simulate(sc, replication_rng(5, i))) for i in range(REPS)])
     b = np.stack([_measures(des.simulate(sc, replication_rng(6, i))) for i in range(REPS)])
     gap = np.abs(a.mean(axis=0) - b.mean(axis=0))
@@ -140,3 +122,21 @@ def test_same_seed_same_result_and_the_generator_is_the_stream():
     des_jit.simulate(sc, rng2)
     assert rng1.random() == rng2.random()
     assert math.isfinite(a.count_at_deadline)
+
+
+def test_the_first_run_on_a_machine_says_it_compiles(monkeypatch, capsys):
+    """Before numba's cache holds the compiled loop, a command says why it is quiet for ~20 s;
+    once a run has compiled it (the cache beside the kernels), `compiled` says so."""
+    from sim import api
+    from sim.cli.common import progress
+
+    des_jit.simulate(small(), replication_rng(SEED, 0))
+    assert api.compiled("des") and api.compiled("tau")
+    monkeypatch.setattr(api, "compiled", lambda name: name != "des")
+    with progress("sim run x", engine="des"):
+        pass
+    with progress("sim run y", engine="tau"):
+        pass
+    err = capsys.readouterr().err
+    assert "sim run x: compiling the des engine for this machine" in err
+    assert "sim run y: compiling" not in err

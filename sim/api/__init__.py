@@ -17,9 +17,10 @@ from sim.api.common import InputError, Progress, check_engine, executor_for
 from sim.api.run import RunOutcome, redraw_run, run, write
 from sim.api.solve import SolveOutcome, solve, solve_range, write_solve
 from sim.api.sweep import SweepOutcome, is_sweep_folder, kept_runs, redraw_sweep, sweep, sweep_plan
+from sim.engines import compiled
 from sim.scenario import load
 
 __all__ = ["InputError", "Progress", "RunOutcome", "SolveOutcome", "SweepOutcome",
-           "check_engine", "executor_for", "is_sweep_folder", "kept_runs", "load", "redraw_run",
-           "redraw_sweep", "run", "solve", "solve_range", "sweep", "sweep_plan", "write",
-           "write_solve"]
+           "check_engine", "compiled", "executor_for", "is_sweep_folder", "kept_runs", "load",
+           "redraw_run", "redraw_sweep", "run", "solve", "solve_range", "sweep", "sweep_plan",
+           "write", "write_solve"]

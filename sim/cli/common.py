@@ -307,7 +307,13 @@ def _isatty(stream: TextIO) -> bool:
 @contextlib.contextmanager
 def progress(label: str, *, workers: int = 1, engine: str | None = None,
              resumes: bool = False) -> Iterator[Progress]:
-    """A `Progress` on stderr for the duration of the block, closed however it ends."""
+    """A `Progress` on stderr for the duration of the block, closed however it ends (and,
+    before it, a word if the engine has still to be compiled on this machine)."""
+    from sim import api
+
+    if engine is not None and not api.compiled(engine):
+        print(f"{label}: compiling the {engine} engine for this machine (once, about 20 s)",
+              file=sys.stderr, flush=True)
     shown = Progress(label, workers=workers, engine=engine, resumes=resumes)
     try:
         yield shown

@@ -9,7 +9,10 @@ above this package imports engine things from here.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 
 import numpy as np
 
@@ -58,11 +61,29 @@ def batched(name: str) -> tuple[BatchEngine, Callable[[Scenario], int]] | None:
     return getattr(mod, run), getattr(mod, size)
 
 
+def compiled(name: str) -> bool:
+    """False if engine `name` is compiled on first use and its machine code is not yet in
+    numba's cache beside its kernels (a fresh install: the first run compiles, ~20 s); True
+    otherwise. Looks for the cache files only: imports nothing."""
+    if name != "des":
+        return True
+    spec = importlib.util.find_spec("sim.engines.des_kernel")
+    if spec is None or spec.origin is None:
+        return True
+    source = Path(spec.origin)
+    lines = source.read_text().splitlines()
+    line = next((n for n, text in enumerate(lines, 1) if text.startswith("def advance(")), 0)
+    while line > 1 and lines[line - 2].startswith("@"):
+        line -= 1  # numba names its cache by the first line of the function, decorators on
+    return (source.parent / "__pycache__" / f"des_kernel.advance-{line}.py"
+            f"{sys.version_info.major}{sys.version_info.minor}.nbi").exists()
+
+
 def engines() -> Mapping[str, Engine]:
     """Engines by name: `des` exact discrete-event, `tau` fixed steps, `meanfield` the ODE limit,
     `des-simpy` the exact engine on simpy (slower; the compiled one's reference)."""
     return _Engines()
 
 
-__all__ = ["DETERMINISTIC", "BatchEngine", "Engine", "Layout", "RunResult", "batched", "engines",
-           "layout", "refusal"]
+__all__ = ["DETERMINISTIC", "BatchEngine", "Engine", "Layout", "RunResult", "batched", "compiled",
+           "engines", "layout", "refusal"]

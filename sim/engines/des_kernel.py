@@ -194,9 +194,8 @@ def decide(st, rng, i: int, t: float) -> None:
 
 
 @inline
-def back_to_idle(st, s: int, k: int, code: int) -> None:
-    """A firm at level k - 1 whose level-k project failed is idle again."""
-    i = s * L + k - 1
+def join_idle(st, i: int, code: int) -> None:
+    """A firm with `code` joins the idle pool of cell i (it may decide)."""
     c = code & 7
     st.idle[i, c] += 1
     st.idle_v[i, c, sub(code)] += 1
@@ -229,13 +228,7 @@ def complete(st, rng, t: float, s: int, k: int, code: int) -> None:
         if st.i[I_TRACE]:
             trace_row(st, 0, t, s, k - 1, k)
         if ceil > k:
-            i = s * L + k
-            st.idle[i, ceil] += 1
-            st.idle_v[i, ceil, sub(code)] += 1
-            st.idle_total[i] += 1
-            gi = st.gcell[i]
-            st.W[gi] += st.gflat[i]
-            st.rate[gi] = st.x[gi] * st.W[gi]
+            join_idle(st, s * L + k, code)
         else:
             st.settled[s, k, sub(code)] += 1
         hazards(st, k)
@@ -250,7 +243,7 @@ def complete(st, rng, t: float, s: int, k: int, code: int) -> None:
                                    h, heap.pack(s, -k, code))
             st.i[I_LIVE] += 1
         else:
-            back_to_idle(st, s, k, code)
+            join_idle(st, s * L + k - 1, code)  # back to idle at level k - 1
     if st.i[I_WAIT] and st.has_needs[k]:
         serve(st, rng, t)
 
@@ -348,7 +341,7 @@ def advance(st, rng, until: float) -> int:
                 complete(st, rng, now, s, k, code)
             else:
                 st.i[I_RETRY] += 1
-                back_to_idle(st, s, -k, code)
+                join_idle(st, s * L - k - 1, code)  # back from the retry wait
             R = total(st)
         elif tick < until and tick <= nxt:
             now = tick
