@@ -21,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from cases import bass_raw, bass_share, binding_raw, four_level_raw  # noqa: E402
 
-from sim.engines.des import simulate  # noqa: E402
+from sim.engines.des_jit import simulate  # noqa: E402
 from sim.engines.meanfield import solve  # noqa: E402
 from sim.execution.runner import replication_rng  # noqa: E402
 from sim.plots.adoption import png  # noqa: E402
@@ -244,9 +244,11 @@ def main() -> int:
         "tolerances, run in the test suite (`tests/test_model.py`, "
         "`tests/test_meanfield.py`).\n",
         "Two engines compute the model of `../shared/design/MODEL.md`: `des`, the exact "
-        "discrete-event simulation, and `meanfield`, its deterministic large-population "
-        "limit. What the mean field approximates, and why, is in the docstring of "
-        "`sim/meanfield.py` and in section 4.\n",
+        "discrete-event simulation (compiled; `tests/test_model.py` runs the same checks on "
+        "`des-simpy`, the same engine in plain Python, and `tests/test_des_jit.py` compares "
+        "the two on every shipped scenario), and `meanfield`, its deterministic "
+        "large-population limit. What the mean field approximates, and why, is in the "
+        "docstring of `sim/meanfield.py` and in section 4.\n",
     ]
     (DOCS / "validation.md").write_text("\n".join(head + out), encoding="utf-8")
     print(f"wrote {DOCS / 'validation.md'} in {elapsed:.0f} s")
