@@ -43,10 +43,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--jobs", type=positive_int, default=None,
                      help="local worker processes (default: all cores)")
     run.add_argument("--engine", default="des",
-                     help="des (exact discrete-event, default), tau (fixed steps of "
-                     f"[engine] tau_step days, {TAU_SPEEDUP} faster on the baseline, for "
-                     "sweeps) or meanfield (the deterministic large-population limit, one "
-                     "trajectory)")
+                     help="des (exact discrete-event, compiled, default), tau (fixed steps "
+                     f"of [engine] tau_step days, {TAU_SPEEDUP} faster on the baseline, for "
+                     "sweeps), meanfield (the deterministic large-population limit, one "
+                     "trajectory) or des-simpy (the exact engine in plain Python, its "
+                     "reference, as before December 2026)")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -202,30 +202,30 @@ class _Run:
         cap = np.array([rules.capacity_at(float(b), float(f), float(g), 0.0) for b, f, g
                         in zip(st.cap_base, st.cap_factor, st.log_growth, strict=True)],
                        dtype=np.int64)
+        needed = [np.flatnonzero(st.units[k]) for k in range(L + 1)]
         for k, s, c, n in flight:
             x = rules.residual_years(self.rng, float(par.median_years[k]), float(par.sigma[k]),
                                      n)
-            units = st.units[k]
-            need = units > 0
-            fit = n if not need.any() else int(max(0, min(
+            units, need = st.units[k], needed[k]
+            fit = n if not need.size else int(max(0, min(
                 n, ((cap[need] - st.in_use[need]) // units[need]).min())))
             code = c | FRESH | ((k - 1) << ORIGIN)
-            for _ in range(fit if st.i[I_TRACE] else 0):
-                st.in_use[:] += units
-                use_rows += [(1, 0.0, r, st.in_use[r], cap[r]) for r in np.flatnonzero(need)]
-            if not st.i[I_TRACE]:
-                st.in_use[:] += units * fit
+            if st.i[I_TRACE]:
+                use_rows += [(1, 0.0, r, st.in_use[r] + m * units[r], cap[r])
+                             for m in range(1, fit + 1) for r in need]
+            st.in_use[:] += units * fit
             times.append(x[:fit])
-            pays += [pack(s, k, code)] * fit
-            for _ in range(n - fit):
-                while st.qtail[k] >= st.qseq.shape[1]:
+            pays.append(np.full(fit, pack(s, k, code), dtype=np.int64))
+            if n > fit:  # the rest wait, first in line
+                while st.qtail[k] + n - fit > st.qseq.shape[1]:
                     st = grow_queues(st)
-                st.i[I_QSEQ] += 1
-                st.qseq[k, st.qtail[k]] = st.i[I_QSEQ]
-                st.qpay[k, st.qtail[k]] = (s << 8) | code
-                st.qtail[k] += 1
-                st.qlive[k] += 1
-                st.i[I_WAIT] += 1
+                at = slice(st.qtail[k], st.qtail[k] + n - fit)
+                st.qseq[k, at] = st.i[I_QSEQ] + np.arange(1, n - fit + 1)
+                st.qpay[k, at] = (s << 8) | code
+                st.i[I_QSEQ] += n - fit
+                st.qtail[k] += n - fit
+                st.qlive[k] += n - fit
+                st.i[I_WAIT] += n - fit
         t = np.concatenate(times) if times else np.zeros(0)
         n = len(t)
         while len(st.htime) < n + 2:
@@ -233,7 +233,7 @@ class _Run:
         order = np.argsort(t, kind="stable")  # a sorted array is a heap; ties by sequence
         st.htime[:n] = t[order]
         st.hseq[:n] = order + 1
-        st.hpay[:n] = np.array(pays, dtype=np.int64)[order]
+        st.hpay[:n] = np.concatenate(pays)[order] if pays else 0
         st.i[I_HN] = st.i[I_HSEQ] = st.i[I_LIVE] = st.i[I_START] = n
         st.i[I_MAXW] = st.i[I_WAIT]
         while len(use_rows) > len(st.tbuf) and st.i[I_TRACE]:
