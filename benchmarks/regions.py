@@ -14,7 +14,9 @@ Each time is one replication in a fresh interpreter, CPU seconds after imports a
 best of the repeats, variants and engines interleaved; the load average is printed.
 `tau-batch` is the fast engine as `sim run` runs it, a block of `batch_size` replications
 together: its time is the block's divided by the replications in it (checkouts without
-batches report it as missing).
+batches report it as missing, as do those without `des-simpy`: there `des` is the simpy
+engine). The compiled `des` runs one replication untimed first (its machine code loads from
+numba's cache on the first call in a process).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = ("national", "regions", "shipped")
-ENGINES = ("des", "tau", "tau-batch", "meanfield")
+ENGINES = ("des", "des-simpy", "tau", "tau-batch", "meanfield")
 
 CHILD = r"""
 import json, sys, time
@@ -56,7 +58,8 @@ if engine == "tau-batch":  # as `sim run` runs it: a block of replications toget
         return simulate_tau_batch(sc, rng, n)
 else:
     run = engines()[engine]
-run(sc, np.random.default_rng(0)) if engine == "meanfield" else None  # the solver's imports
+if engine in ("meanfield", "des"):  # the solver's imports; the compiled loop's cache load
+    run(sc, np.random.default_rng(0))
 t = time.process_time()
 run(sc, np.random.default_rng(1))
 print(json.dumps({"cpu": (time.process_time() - t) / n}))

@@ -312,7 +312,7 @@ def progress(label: str, *, workers: int = 1, engine: str | None = None,
     from sim import api
 
     if engine is not None and not api.compiled(engine):
-        print(f"{label}: compiling the {engine} engine for this machine (once, about 20 s)",
+        print(f"{label}: compiling the {engine} engine for this machine (once, under a minute)",
               file=sys.stderr, flush=True)
     shown = Progress(label, workers=workers, engine=engine, resumes=resumes)
     try:

@@ -63,7 +63,7 @@ def batched(name: str) -> tuple[BatchEngine, Callable[[Scenario], int]] | None:
 
 def compiled(name: str) -> bool:
     """False if engine `name` is compiled on first use and its machine code is not yet in
-    numba's cache beside its kernels (a fresh install: the first run compiles, ~20 s); True
+    numba's cache beside its kernels (a fresh install: the first run compiles, 20-40 s); True
     otherwise. Looks for the cache files only: imports nothing."""
     if name != "des":
         return True
