@@ -4,10 +4,12 @@ Each step draws the firms that decide from binomials, in two half steps around t
 completions (Strang splitting, so firms finishing mid-step and the peer term are treated
 symmetrically); starts projects while resources last (FIFO across steps, no overtaking on a
 lacking resource, as in the exact engine); and files every started project under the step
-in which it will complete, from its own lognormal duration and a start time spread over the
-step. Completions succeed by binomial draws and failures return after the retry wait. Steps
-fit inside months, so month ends, the deadline and policy and shock dates fall on step edges.
-docs/model.md lists the rules; docs/performance.md measures the bias against the exact engine.
+in which it will complete, drawn from the law of a start time spread over the step plus its
+own lognormal duration. Completions succeed by binomial draws and failures return after the
+retry wait. Steps fit inside months, so month ends, the deadline and policy and shock dates
+fall on step edges. docs/model.md lists the rules; docs/performance.md measures the bias
+against the exact engine. The loops over cells and projects are compiled (`tau_kernels`,
+`tau_exits`).
 
 Replications run in batches: every array of the state carries the batch as its first axis,
 so a step's Python work is paid once for the whole batch (a batch of one is one
@@ -27,6 +29,7 @@ from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
 from sim.engines.steps import SubSteps, step_edges
 from sim.engines.tau_cells import Cells, families
+from sim.engines.tau_kernels import complete, decide, take
 from sim.engines.tau_projects import TauProjects
 from sim.engines.tau_turnover import TauTurnover
 from sim.scenario import DAYS_PER_YEAR, Scenario
@@ -35,16 +38,6 @@ BATCH = 64
 """Replications advanced together at most (fewer when the completion tables would pass
 TABLE_BYTES)."""
 TABLE_BYTES = 48 * 2**20
-
-
-def binomial(rng: np.random.Generator, n: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """rng.binomial(n, p) drawn for the cells that hold firms only: the same law (a cell
-    with n = 0 takes no random number), without the cost of the many empty cells."""
-    flat = n.reshape(-1)
-    nz = np.flatnonzero(flat)
-    out = np.zeros_like(flat)
-    out[nz] = rng.binomial(flat[nz], np.broadcast_to(p, n.shape).reshape(-1)[nz])
-    return out.reshape(n.shape)
 
 
 def simulate_tau(scenario: Scenario, rng: np.random.Generator) -> RunResult:
@@ -135,8 +128,12 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         self._tables((S, cm.K))
         self.target = rules.TargetCount.of(sc, [int(x) for x in self.initial])
         self.t_level = self.target.level
-        self.n_decisions, self.n_completions, self.n_failures, self.max_waiting = (
-            np.zeros(B, dtype=np.int64) for _ in range(4))
+        self.n_decisions, self.max_waiting = (np.zeros(B, dtype=np.int64) for _ in range(2))
+        self.tally = np.zeros((B, 2), dtype=np.int64)  # completions, failures
+        # Cells of firms that have completed no project yet (unmoved families); rows for
+        # `settled` where the engine keeps none (without entry and exit).
+        self.fresh_k = (cm.code >= W) & (cm.code < 3 * W)
+        self.no_settled = np.zeros((0, 0, 0, 0), dtype=np.int64)
 
     # -- shapes -----------------------------------------------------------------------------
 
@@ -211,58 +208,20 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         As = self.As
         h = rules.hazard(self.gain, self.p, self.q, self.w,
                          (As.sum(axis=1) * self.inv_E)[:, None, :], self.own(As) * self.inv_Es)
-        D = binomial(self.rng, self.idle, -np.expm1(-stretch * h)[..., self.level_k])
-        self.idle -= D
-        self.n_decisions += D.sum(axis=(1, 2))
-        return D
+        prob = -np.expm1(-stretch * h)  # [b, s, i]
+        return decide(self.rng, self.idle, prob, self.level_k, self.n_decisions)
 
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [b, s, k] (emptied in place): release units, climb on
         success, go back to idle now or after the retry wait on failure (`back`: the row of
         the returns table each level's failures go to). Works on the cells that hold
         projects only."""
-        flat = C.reshape(-1)
-        idx = np.flatnonzero(flat)
-        if not idx.size:
-            return
-        n = flat[idx]
-        flat[idx] = 0
-        B, S, L, W, cm = self.B, self.S, N_LEVELS, self.W, self.cells
-        K = cm.K
-        seg, k = np.divmod(idx, K)  # seg = b * S + s
-        rep = seg // S
-        lvl, code = cm.level[k], cm.code[k]
-        seg_lvl = seg * L + lvl
-        self.n_completions += np.bincount(rep, n, B).astype(np.int64)
-        for r in range(self.units.shape[1]):
-            self.in_use[:, r] -= np.bincount(rep, n * self.units[lvl, r], B).astype(np.int64)
-        G = self.rng.binomial(n, self.success[lvl])
-        up = np.bincount(seg_lvl, G, B * S * L).astype(np.int64).reshape(B, S, L)
-        self.exact[:, :, :-1] -= up
-        self.exact[:, :, 1:] += up
-        self.As += up
-        first = np.bincount(seg_lvl, G * ((code >= W) & (code < 3 * W)), B * S * L
-                            ).astype(np.int64).reshape(B, S, L)  # their first project done
-        self.unmoved[:, :-1] -= first.sum(axis=1)
-        self.unmoved_r[:, :, :-1] -= self.by_region(first)
-        # Climbers take their family's new code at level i + 1: idle if eligible higher,
-        # else (kept only with entry and exit) settled.
-        to = cm.climb_k[k]
-        go = (to >= 0) & (G > 0)
-        np.add.at(self.idle.reshape(-1), seg[go] * K + to[go], G[go])
-        if self.F > 2:
-            stay = (to < 0) & (G > 0)
-            top = seg[stay] * (L + 1) + lvl[stay] + 1
-            np.add.at(self.settled.reshape(-1), top * cm.codes + cm.climb_code[k[stay]],
-                      G[stay])
-        fail = n - G
-        if fail.any():
-            self.n_failures += np.bincount(rep, fail, B).astype(np.int64)
-            now = self.retry[lvl] <= 0
-            later = np.where(now, 0, fail)
-            np.add.at(self.ret.reshape(-1), back[lvl] * flat.size + idx, later.astype(np.int32))
-            self.returning.reshape(-1)[idx] += later
-            self.idle.reshape(-1)[idx] += np.where(now, fail, 0)
+        cm = self.cells
+        complete(self.rng, C, self.success, cm.level, self.fresh_k, cm.climb_k, cm.climb_code,
+                 self.units_k, self.retry <= 0, back, self.params.region, self.idle,
+                 self.exact, self.As, self.unmoved, self.unmoved_r,
+                 self.settled if self.F > 2 else self.no_settled, self.ret, self.returning,
+                 self.in_use, self.tally)
 
     # -- main loop -------------------------------------------------------------------------------
 
@@ -314,9 +273,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
             else:
                 n_sub = 1
             # Projects due in this step from earlier ones, completed at its middle.
-            due = self.pipe[m].copy()
-            self.pipe[m] = 0
-            self.filed -= due
+            due = take(self.pipe, m, self.filed)
             d0, d1 = float(self.days[m]), float(self.days[m + 1])
             sub = dt / n_sub
             for j in range(n_sub):
@@ -328,8 +285,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 D = self._decide(0.5 * sub)
                 if j == n_sub // 2:
                     self._complete(due, back[m])
-                    self.idle += self.ret[m]
-                    self.returning -= self.ret[m]
+                    self.idle += take(self.ret, m, self.returning)
                 D += self._decide(0.5 * sub)
                 if paying:
                     per = self.cells.per_level(D)
@@ -340,10 +296,10 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                             self.active[emptied, k] = False
                             self.gain = self._gain()
                 span = (d0 + (d1 - d0) * j / n_sub, d0 + (d1 - d0) * (j + 1) / n_sub)
+                self.quick = False
                 self._start_decided(D, m, span)
-                if self.pipe[m].any():  # projects short enough to finish where they start
-                    self.filed -= self.pipe[m]
-                    self._complete(self.pipe[m], back[m])
+                if self.quick:  # projects short enough to finish where they start
+                    self._complete(take(self.pipe, m, self.filed), back[m])
 
             # The state at the end of the step.
             before = count
@@ -373,10 +329,10 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         out = []
         for b in range(B):
             events = {"decisions": int(self.n_decisions[b]),
-                      "completions": int(self.n_completions[b]),
-                      "failures": int(self.n_failures[b]),
+                      "completions": int(self.tally[b, 0]),
+                      "failures": int(self.tally[b, 1]),
                       "max_waiting": int(self.max_waiting[b]), "steps": n_steps,
-                      "events": int(self.n_decisions[b] + self.n_completions[b])}
+                      "events": int(self.n_decisions[b] + self.tally[b, 0])}
             cross = None if np.isnan(crossing[b]) else float(crossing[b])
             out.append(rules.with_regions(RunResult(
                 at_or_above=curve[b], upgraded=upgraded[b], by_segment=by_segment[b],

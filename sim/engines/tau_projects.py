@@ -4,15 +4,29 @@ replication only where capacity binds)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 import numpy as np
 
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
+from sim.engines.tau_kernels import file_projects
 from sim.scenario import DAYS_PER_YEAR
 
-_CROWD = 50_000  # projects of one cell in one step above which they are filed in bulk
+_CROWD = 50_000  # projects of one cell in one step above which one multinomial files them
+
+
+@functools.lru_cache(maxsize=256)
+def _by_offset(median: float, sigma: float, width: int, n_days: int) -> np.ndarray:
+    """P(a project started uniformly in [0, width) days, of lognormal duration (median in
+    days, sigma), has completed by day x), x = 0..n_days: the law every whole-day step
+    files by (a process computes it once per step length)."""
+    x = np.arange(n_days + 1, dtype=float)
+    out = np.maximum.accumulate(np.minimum(rules.started_cdf(x, 0.0, width, median, sigma),
+                                           1.0))
+    out.flags.writeable = False
+    return out
 
 
 class TauProjects:
@@ -46,22 +60,22 @@ class TauProjects:
         level = self.level_k
         self.units_k = self.units[level]  # [k, resource]: units a project of cell k holds
         self.queued_k = np.isin(level, self.queued_levels)  # cells whose projects may wait
-        # Per level decided: log median implementation time in days (-inf: instant), sigma.
-        with np.errstate(divide="ignore"):
-            self.log_median_days = np.log(self.params.median_years[1:] * DAYS_PER_YEAR)
-        self.sigma_days = self.params.sigma[1:].astype(float)
-        # Step of each day (one past the end: beyond the horizon), to file completions.
+        # Step of each day (one past the end: beyond the horizon).
         self.step_of_day = np.append(np.repeat(np.arange(n_steps), np.diff(days)), n_steps)
         self.n_days = int(days[-1])
-        full = (n_steps + 1, self.B, *shape)
+        # Both indexed [b, s, k, step]. Completions are stored cell-major, the step last: a
+        # cell's projects are filed, and firms leaving found, within a few cache lines.
+        # Returns are stored step-major (a view): a step's failures of one level all return
+        # in one later step, and a step's returns are read together.
         # (int32: half the memory of tables that are mostly empty; no cell of one step
         # comes near 2**31 projects)
-        self.pipe = np.zeros(full, dtype=np.int32)  # completions by step
-        self.ret = np.zeros(full, dtype=np.int32)  # returns by step
+        self.pipe = np.zeros((self.B, *shape, n_steps + 1), dtype=np.int32)
+        self.ret = np.moveaxis(np.zeros((n_steps + 1, self.B, *shape), dtype=np.int32), 0, -1)
         # What the two tables hold in the rows still to come, per cell (firms that leave are
         # drawn from these, not from the mostly empty tables).
         self.filed = np.zeros((self.B, *shape), dtype=np.int64)
         self.returning = np.zeros((self.B, *shape), dtype=np.int64)
+        self.quick = False  # projects filed under the step they started in (to finish now)
 
     def _start(self, X: np.ndarray, m: int, span: tuple[float, float], *,
                residual: bool = False) -> None:
@@ -69,33 +83,24 @@ class TauProjects:
         their completion steps; `residual`: projects under way at the start, with the time
         they have left (the rules' law, `rules.residual_years`)."""
         # Dated uniformly within the (sub-)step: new decisions happen during it, and the units
-        # that waiting projects take were freed by completions during it.
+        # that waiting projects take were freed by completions during it. Each project's
+        # completion step is drawn from the law of that start plus its lognormal duration
+        # (`_completion_cdf`), in one compiled pass (`tau_kernels.file_projects`).
         flat = np.flatnonzero(X)
         if flat.size == 0:
             return
         self.filed += X
         counts = X.ravel()[flat]
-        if counts.max() > _CROWD:  # memory stays bounded however large the population
-            cdf, K = self._completion_cdf(m, span, residual), self.level_k.size
+        cdf, K = self._completion_cdf(m, span, residual), self.level_k.size
+        if counts.max() > _CROWD:  # one multinomial draw for the cell: the same law
             for cell in flat[counts > _CROWD]:
                 probs = np.diff(cdf[self.level_k[cell % K]], prepend=0.0)
                 drawn = self.rng.multinomial(int(X.ravel()[cell]), probs / probs.sum())
-                self.pipe.reshape(len(self.pipe), -1)[m:, cell] += drawn.astype(np.int32)
+                self.pipe.reshape(X.size, -1)[cell, m:] += drawn.astype(np.int32)
+                self.quick |= drawn[0] > 0
             flat, counts = flat[counts <= _CROWD], counts[counts <= _CROWD]
-        # One start (uniform in the span) and one duration per project.
-        cell = np.repeat(flat, counts)
-        lvl = np.repeat(self.level_k[flat % self.level_k.size], counts)
-        n = cell.size
-        sigma = self.sigma_days[lvl]
-        if residual:  # a uniform part of a length-biased duration is left
-            end = self.rng.random(n) * np.exp(self.log_median_days[lvl] + sigma * sigma
-                                              + sigma * self.rng.standard_normal(n))
-        else:
-            end = self.rng.uniform(span[0], span[1], n)
-            end += np.exp(self.log_median_days[lvl] + sigma * self.rng.standard_normal(n))
-        # (no earlier than step m: the start lies in it; the last row collects the overflow)
-        step = self.step_of_day[np.minimum(end, self.n_days).astype(np.int64)]
-        np.add.at(self.pipe.reshape(-1), step * X.size + cell, np.ones(n, dtype=np.int32))
+        self.quick |= file_projects(self.rng, self.pipe.reshape(X.size, -1), flat, counts,
+                                    self.level_k[flat % K], cdf, m) > 0
         if self.units.size:
             self.in_use += X.sum(axis=1) @ self.units_k
 
@@ -103,18 +108,22 @@ class TauProjects:
                         ) -> np.ndarray:
         """[level decided, j]: P(a project of the level started in step m during `span`
         completes by the end of step m + j); the last column, the row beyond the horizon,
-        is 1. Residual: a project under way at the start (`rules.residual_cdf`). Crowded
-        cells are filed by it in one multinomial draw: the law of one draw per project."""
+        is 1. Residual: a project under way at the start (`rules.residual_cdf`). Projects
+        are filed by it: the law of a uniform start and a lognormal duration per project."""
         d0, d1 = span
-        ends = self.days[m + 1:].astype(float)  # upper edges of steps m, m+1, ...
+        ends = self.days[m + 1:]  # upper edges of steps m, m+1, ...
         par = self.params
         out = np.ones((N_LEVELS, len(ends) + 1))
+        whole = not residual and d0 == int(d0) and d1 == int(d1)
         for i in range(N_LEVELS):
             med, sigma = par.median_years[i + 1] * DAYS_PER_YEAR, float(par.sigma[i + 1])
+            if whole:  # whole-day spans: from the law by day offset, computed once
+                out[i, :-1] = _by_offset(med, sigma, int(d1 - d0), self.n_days)[ends - int(d0)]
+                continue
             if residual:
                 c = rules.residual_cdf(ends - d0, med, sigma)
             else:
-                c = rules.started_cdf(ends, d0, d1, med, sigma)
+                c = rules.started_cdf(ends.astype(float), d0, d1, med, sigma)
             out[i, :-1] = np.maximum.accumulate(np.minimum(c, 1.0))
         return out
 

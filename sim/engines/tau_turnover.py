@@ -15,69 +15,48 @@ import numpy as np
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
 from sim.engines.tau_cells import ORIGIN, Cells
+from sim.engines.tau_exits import leave, thin_out, withdraw
 
-_FEW = 16  # leavers of one cell above which their rows are drawn in one call
 
-
-def _thin(rng: np.random.Generator, arr: np.ndarray, keep: float) -> np.ndarray:
-    """Keep each firm counted in `arr` with probability `keep` (in place); those that leave,
-    as an array of the same shape. Only the cells that hold firms are drawn."""
-    flat = arr.reshape(-1)
-    nz = np.flatnonzero(flat)
-    stay = rng.binomial(flat[nz], keep)
-    gone = np.zeros_like(flat)
-    gone[nz] = flat[nz] - stay
-    flat[nz] = stay
+def _thin(rng: np.random.Generator, arr: np.ndarray, p: float) -> np.ndarray:
+    """Each firm counted in `arr` leaves with probability p (in place); those that leave,
+    as an array of the same shape."""
+    flat = np.ascontiguousarray(arr).reshape(-1)
+    gone = thin_out(rng, flat, p)
+    if not np.shares_memory(flat, arr):
+        arr[...] = flat.reshape(arr.shape)
     return gone.reshape(arr.shape)
 
 
 def _withdraw(rng: np.random.Generator, table: np.ndarray, total: np.ndarray, start: int,
               p: float) -> np.ndarray:
-    """Each firm filed in `table` [step, *cells] from row `start` on leaves with probability
-    p; `total` holds those rows' sum per cell and is kept so (in place). Returns who left,
-    per cell. Drawn as how many leave per cell (binomial), then which of the cell's firms
-    (distinct ranks, uniform: a multivariate hypergeometric over its rows) -- the law of
-    thinning every row, without scanning a table that is mostly empty."""
+    """Each firm filed in `table` [*cells, step] from step `start` on leaves with
+    probability p (`tau_exits.withdraw`); `total` [*cells] is kept their sum."""
     flat = total.reshape(-1)
-    nz = np.flatnonzero(flat)
-    g = rng.binomial(flat[nz], p)
-    cells, g = nz[g > 0], g[g > 0]
-    gone = np.zeros_like(flat)
-    if cells.size:
-        rows = table.reshape(len(table), -1)[start:]  # a view
-        cols = rows[:, cells].T.copy()  # [cell, row]
-        many = np.flatnonzero(g > _FEW)
-        for i in many:
-            rows[:, cells[i]] -= rng.multivariate_hypergeometric(cols[i], int(g[i])).astype(
-                table.dtype)
-        few = np.flatnonzero(g <= _FEW)
-        if few.size:  # firms drawn by rank within their cell, distinct, then found by rank
-            owner = np.repeat(few, g[few])
-            size = flat[cells][owner]
-            rank = np.floor(rng.random(owner.size) * size).astype(np.int64)
-            while True:
-                order = np.lexsort((rank, owner))
-                twin = np.flatnonzero((np.diff(owner[order]) == 0)
-                                      & (np.diff(rank[order]) == 0)) + 1
-                if not twin.size:
-                    break
-                again = order[twin]
-                rank[again] = np.floor(rng.random(again.size) * size[again]).astype(np.int64)
-            n_rows = cols.shape[1]
-            cum = cols.reshape(-1).cumsum()
-            base = np.concatenate(([0], cum[n_rows - 1::n_rows][:-1]))
-            at = np.searchsorted(cum, base[owner] + rank, side="right")  # cell * n_rows + row
-            where = (start + at % n_rows) * rows.shape[1] + cells[at // n_rows]
-            np.subtract.at(table.reshape(-1), where, np.ones(at.size, dtype=table.dtype))
-        gone[cells] = g
-        flat[cells] -= g
+    rows = table.reshape(flat.size, -1)
+    assert np.shares_memory(rows, table)  # (a view, whichever axis the table stores first)
+    gone = withdraw(rng, rows, flat, start, p)
     return gone.reshape(total.shape)
 
 
-def _onehot(index: np.ndarray, size: int) -> np.ndarray:
-    out = np.zeros((len(index), size), dtype=np.int64)
-    out[np.arange(len(index)), index] = 1
-    return out
+class _Spread:
+    """Adds counts per entrant cell [b, cell] into an array [b, size] at each cell's index
+    (-1: nowhere), by sorted sums: a product with a one-hot matrix of integers would not
+    run in BLAS, and one of floats starts BLAS's threads, which compete for the cores."""
+
+    def __init__(self, index: np.ndarray, size: int):
+        self.order = np.argsort(index, kind="stable")
+        ix = index[self.order]
+        self.order = self.order[ix >= 0]
+        ix = ix[ix >= 0]
+        self.starts = np.flatnonzero(np.r_[True, ix[1:] != ix[:-1]]) if ix.size else ix
+        self.at, self.size = ix[self.starts], size
+
+    def __call__(self, n: np.ndarray) -> np.ndarray:
+        out = np.zeros((n.shape[0], self.size), dtype=np.int64)
+        if self.at.size:
+            out[:, self.at] = np.add.reduceat(n[:, self.order], self.starts, axis=1)
+        return out
 
 
 class TauTurnover:
@@ -128,10 +107,11 @@ class TauTurnover:
         elig = cells.sum(axis=1).reshape(par.n_regions, par.n_groups, L + 1).sum(axis=0)
         self.elig = np.repeat(elig[None], B, axis=0)  # [b, peer group, ceiling]
         self.surv_now = self.alive_origin[:, :, self.sc.target.level_index:].sum(axis=(1, 2))
-        # [level, code, origin]: 1 where a firm at `level` with `code` started at `origin`
-        origin = np.array([np.repeat([j if o < 0 else o for o in ORIGIN[:self.F]], W)
-                           for j in range(L + 1)])
-        self.origin_of = (origin[:, :, None] == np.arange(L + 1)).astype(np.int64)
+        # [level, code]: the level a firm at `level` with `code` started at; and the codes
+        # of firms that have completed no project (unmoved families)
+        self.origin_of = np.array([np.repeat([j if o < 0 else o for o in ORIGIN[:self.F]], W)
+                                   for j in range(L + 1)])
+        self.fresh_code = np.isin(np.arange(self.F * W) // W, (1, 2))
         # Entrant cells (cell segment, level 0 or 1, ceiling) and where their counts go.
         cs, lv, ce = (np.array(x, dtype=np.int64).reshape(-1)
                       for x in zip(*self.rule.cells, strict=True)) if self.rule.cells else (
@@ -140,13 +120,13 @@ class TauTurnover:
         self.e_idle, self.e_code, self.e_seg, self.e_lvl = ce > lv, code, cs, lv
         self.e_k = self.cells.k_of[np.minimum(lv, L - 1), code]  # (idle entrants only)
         R, G, S = par.n_regions, par.n_groups, self.S
-        self.e_to = {  # entrant cell -> [b, ...] arrays, as matrices
-            "exact": _onehot(cs * (L + 1) + lv, S * (L + 1)),
-            "As": _onehot(cs, S) * (lv >= 1)[:, None],  # entrants are at level <= 1
-            "unmoved": _onehot(lv, L + 1),
-            "unmoved_r": _onehot(par.region[cs] * (L + 1) + lv, R * (L + 1)),
-            "alive": _onehot(par.region[cs], R),
-            "elig": _onehot(par.group[cs] * W + ce, G * W)}
+        self.e_to = {  # entrant cell -> [b, ...] arrays
+            "exact": _Spread(cs * (L + 1) + lv, S * (L + 1)),
+            "As": _Spread(np.where(lv >= 1, cs, -1), S),  # entrants are at level <= 1
+            "unmoved": _Spread(lv, L + 1),
+            "unmoved_r": _Spread(par.region[cs] * (L + 1) + lv, R * (L + 1)),
+            "alive": _Spread(par.region[cs], R),
+            "elig": _Spread(par.group[cs] * W + ce, G * W)}
 
     def region_surv_now(self) -> np.ndarray | None:
         """Per replication and region, firms existing now that were at or above the target
@@ -157,20 +137,10 @@ class TauTurnover:
 
     def _leave(self, X: np.ndarray) -> None:
         """Firms X [b, s, level 0..4, code] leave."""
-        par, W, B = self.params, self.W, self.B
-        per_seg = X.sum(axis=3)  # [b, s, j]
-        self.exact -= per_seg
-        self.As -= rules.at_or_above(per_seg)
-        fresh = X[..., W:3 * W].sum(axis=3)
-        self.unmoved -= fresh.sum(axis=1)
-        self.unmoved_r -= self.by_region(fresh)
-        self.alive_origin -= self.by_region(np.einsum("bsjc,jco->bso", X, self.origin_of))
-        ceil = X.reshape(B, self.S, -1, self.F, W).sum(axis=(2, 3))  # [b, s, ceiling]
-        self.elig -= ceil.reshape(B, par.n_regions, par.n_groups, W).sum(axis=1)
-        self.exited += per_seg.sum(axis=(1, 2))
-        k = self.t_level
-        self.exited_upgraded += per_seg[:, :, k:].sum(axis=(1, 2)) - fresh[:, :, k:].sum(
-            axis=(1, 2))
+        par = self.params
+        leave(X, par.region, par.group, self.origin_of, self.fresh_code, self.t_level,
+              self.exact, self.As, self.unmoved, self.unmoved_r, self.alive_origin, self.elig,
+              self.exited, self.exited_upgraded)
 
     def _month_end(self, m: int, edge: int) -> None:
         """Record the survivors at month end m, then exits and entrants at its boundary
@@ -181,12 +151,12 @@ class TauTurnover:
             return
         L, rng, p = N_LEVELS, self.rng, self.rule.exit_probability(m)
         if p > 0:
-            keep = 1.0 - p
-            gone = _thin(rng, self.settled, keep)  # [b, s, level 0..4, code]
+            # [b, s, level 0..4, code]
+            gone = thin_out(rng, self.settled.reshape(-1), p).reshape(self.settled.shape)
             cm = self.cells
-            cm.unpack_into(gone, _thin(rng, self.idle, keep))
+            cm.unpack_into(gone, _thin(rng, self.idle, p))
             for entry in self.queue:  # waiting projects
-                cm.unpack_into(gone, _thin(rng, entry[0], keep))
+                cm.unpack_into(gone, _thin(rng, entry[0], p))
                 entry[1] = entry[0].sum(axis=(1, 2))
             for e in [e for e in self.queue if not e[1].any()]:  # (by identity: arrays)
                 del self.queue[next(i for i, x in enumerate(self.queue) if x is e)]
@@ -203,12 +173,12 @@ class TauTurnover:
             self.idle[:, self.e_seg[on], self.e_k[on]] += n[:, on]
             self.settled[:, self.e_seg[~on], self.e_lvl[~on], self.e_code[~on]] += n[:, ~on]
             to = self.e_to
-            self.exact += (n @ to["exact"]).reshape(B, S, L + 1)
-            self.As[:, :, 0] += n @ to["As"]
-            self.unmoved += n @ to["unmoved"]
-            self.unmoved_r += (n @ to["unmoved_r"]).reshape(B, par.n_regions, L + 1)
-            self.alive_origin[:, :, 0] += n @ to["alive"]
-            self.elig += (n @ to["elig"]).reshape(B, par.n_groups, W)
+            self.exact += to["exact"](n).reshape(B, S, L + 1)
+            self.As[:, :, 0] += to["As"](n)
+            self.unmoved += to["unmoved"](n)
+            self.unmoved_r += to["unmoved_r"](n).reshape(B, par.n_regions, L + 1)
+            self.alive_origin[:, :, 0] += to["alive"](n)
+            self.elig += to["elig"](n).reshape(B, par.n_groups, W)
             self.entered += n.sum(axis=1)
         # Eligible firms follow the firms that exist (columns 1..4: the level decided).
         inv_E, inv_Es = rules.eligible_inverses(self.elig, self.params.group)
