@@ -140,3 +140,15 @@ def test_the_first_run_on_a_machine_says_it_compiles(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "sim run x: compiling the des engine for this machine" in err
     assert "sim run y: compiling" not in err
+
+
+def test_workers_freeze_their_long_lived_objects_and_the_users_process_does_not():
+    """`settle` puts a worker's imports and compiled code out of the collector's reach once;
+    in the user's own process (this one) it does nothing."""
+    import gc
+
+    from sim.execution.pool import settle
+
+    before = gc.get_freeze_count()
+    settle()
+    assert gc.get_freeze_count() == before

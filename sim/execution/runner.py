@@ -17,7 +17,7 @@ from functools import partial
 from sim.engines import RunResult, batched, engines
 from sim.execution.batches import execute
 from sim.execution.executor import Executor, LocalExecutor
-from sim.execution.pool import default_jobs
+from sim.execution.pool import default_jobs, settle
 from sim.execution.seeds import BLOCK, block_of, replication_rng
 from sim.scenario import Scenario
 
@@ -42,7 +42,9 @@ def _run_batch(scenario: Scenario, engine: str, seed: int, indices: Sequence[int
                ) -> tuple[list[tuple[int, RunResult]], float]:
     started = time.perf_counter()
     done = [(i, run_one(scenario, engine, seed, i)) for i in indices]
-    return done, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    settle()
+    return done, elapsed
 
 
 def _run_blocks(scenario: Scenario, engine: str, seed: int,
@@ -51,7 +53,9 @@ def _run_blocks(scenario: Scenario, engine: str, seed: int,
     started = time.perf_counter()
     done = [(i, res) for b, members, wanted in blocks
             for i, res in run_block(scenario, engine, seed, b, members) if i in wanted]
-    return done, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    settle()
+    return done, elapsed
 
 
 def run_replications(

@@ -18,6 +18,7 @@ import numpy as np
 from sim.engines import RunResult, batched, engines, rules
 from sim.execution.batches import execute
 from sim.execution.executor import Executor
+from sim.execution.pool import settle
 from sim.execution.seeds import BLOCK, block_of, replication_rng
 from sim.explore.design import point_scenario
 from sim.scenario import Scenario
@@ -80,7 +81,9 @@ def run_batch(spec: RunSpec, runs: Sequence[Run]) -> tuple[list[Row], float]:
             rows.append(_row(sc, point, rep, result, keep_curve=rep < spec.curve_reps))
         except Exception as exc:  # noqa: BLE001 - a failed run is kept with its error
             rows.append(failed_row(point, rep, f"{type(exc).__name__}: {exc}"))
-    return rows, time.perf_counter() - started
+    elapsed = time.perf_counter() - started
+    settle()
+    return rows, elapsed
 
 
 def _number(x: Any) -> int | float:
