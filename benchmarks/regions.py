@@ -15,8 +15,9 @@ best of the repeats, variants and engines interleaved; the load average is print
 `tau-batch` is the fast engine as `sim run` runs it, a block of `batch_size` replications
 together: its time is the block's divided by the replications in it (checkouts without
 batches report it as missing, as do those without `des-simpy`: there `des` is the simpy
-engine). The compiled `des` runs one replication untimed first (its machine code loads from
-numba's cache on the first call in a process).
+engine). Every engine but `des-simpy` runs one replication untimed first: the mean field's
+solver imports, and the compiled loops of `des` and `tau` load their machine code from
+numba's cache on the first call in a process (~0.2-0.3 s, once per process).
 """
 
 from __future__ import annotations
@@ -58,8 +59,11 @@ if engine == "tau-batch":  # as `sim run` runs it: a block of replications toget
         return simulate_tau_batch(sc, rng, n)
 else:
     run = engines()[engine]
-if engine in ("meanfield", "des"):  # the solver's imports; the compiled loop's cache load
+if engine != "des-simpy":  # the solver's imports; compiled loops load from numba's cache
     run(sc, np.random.default_rng(0))
+import gc
+gc.collect()
+gc.freeze()  # as sim's workers do after their first task (sim.execution.pool.settle)
 t = time.process_time()
 run(sc, np.random.default_rng(1))
 print(json.dumps({"cpu": (time.process_time() - t) / n}))

@@ -13,7 +13,9 @@ Reports CPU seconds per replication, events per second, the peak resident memory
 measuring process, and the load average before and after. The compiled exact engine (`des`)
 loads its machine code from numba's cache on its first call in a process: like the imports,
 that is done (on the workload at 1,000 firms) before the timed replication, and reported in
-the last column. `des-simpy` is the same exact engine in plain Python on simpy.
+the last column. `des-simpy` is the same exact engine in plain Python on simpy. Before the
+timed replication every contender's process freezes its objects out of the garbage
+collector's reach, as sim's workers do (a full collection of numba's objects costs ~30 ms).
 Two workloads: the yardstick of issue 6 (`four-levels.toml`: one segment, no resources,
 lognormal times, the only model the one-process-per-firm reference can run) and the shipped
 baseline with population, capacities and budgets scaled to each size.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import gc
 import json
 import os
 import resource
@@ -82,6 +85,8 @@ def measure(engine: str, workload: str, firms: int) -> dict:
         load = time.process_time()
         fn(scaled(workload, 1_000), replication_rng(2, 0))
         load = time.process_time() - load
+    gc.collect()
+    gc.freeze()  # every contender alike, as sim's workers do (sim.execution.pool.settle)
     rng = replication_rng(1, 0)
     cpu, wall = time.process_time(), time.perf_counter()
     res = run(rng)

@@ -19,7 +19,6 @@ import numpy as np
 from sim.analysis.verdict import wilson
 from sim.execution.runner import run_replications
 from sim.scenario import load
-from sim.store.files import scenario_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,24 +35,11 @@ def main() -> None:
     idx = range(args.replications)
     count, median, secs = {}, {}, {}
     for engine in ("des", "tau"):
-        # The exact engine's runs are kept (results/, by scenario hash), so that trying
-        # another step or a change to the fast engine costs only the fast engine's time.
-        cache = ROOT / "results" / "benchmarks" / (
-            f"des-{scenario_sha256(load(args.scenario))[:12]}-{args.replications}.npz")
-        if engine == "des" and cache.is_file():
-            with np.load(cache) as z:
-                count[engine], median[engine], secs[engine] = z["count"], z["median"], z["secs"]
-            continue
         started = time.perf_counter()
         runs = run_replications(sc, idx, seed=sc.seed, engine=engine, jobs=args.jobs)
         secs[engine] = time.perf_counter() - started
         count[engine] = np.array([runs[i].count_at_deadline for i in idx])
         median[engine] = np.median(np.stack([runs[i].at_or_above for i in idx]), axis=0)
-        if engine == "des":
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(".tmp.npz")
-            np.savez(tmp, count=count[engine], median=median[engine], secs=secs[engine])
-            tmp.replace(cache)
     gap = np.abs(median["des"] - median["tau"]) / sc.firms
     month, level = np.unravel_index(np.argmax(gap), gap.shape)
     print(f"{sc.name}: {args.replications} replications per engine, tau step {sc.tau_step:g} "

@@ -1,5 +1,6 @@
 """The speed yardstick (one simpy process per firm, thinning) and the count-based exact
-engine simulate the same stochastic model, so their means agree within standard errors."""
+engines (compiled and on simpy) simulate the same stochastic model, so their means agree
+within standard errors."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from sim.engines.des import simulate
+from sim.engines import des, des_jit
 from sim.execution.runner import replication_rng
 from sim.scenario import load
 
@@ -19,7 +20,8 @@ from reference import simulate_reference  # noqa: E402
 
 
 @pytest.mark.slow
-def test_reference_and_exact_engine_agree():
+@pytest.mark.parametrize("simulate", [des_jit.simulate, des.simulate], ids=["des", "des-simpy"])
+def test_reference_and_exact_engine_agree(simulate):
     """20,000 firms, 16 replications each: the difference of means at every year end and
     level is within 4 standard errors of a difference of two independent means."""
     sc = load(ROOT / "benchmarks" / "four-levels.toml", ["population.firms=20_000",

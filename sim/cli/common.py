@@ -185,11 +185,12 @@ def duration(seconds: float) -> str:
     return f"{h} h {m} min" if m else f"{h} h"
 
 
-TAU_SPEEDUP = "about 30x"
+TAU_SPEEDUP = "about 4x"
 """How much faster `tau` is than `des` on the shipped baseline (520,000 firms, 8 regions,
-entry and exit): 0.039 s against 1.28 s of CPU per replication, tau in blocks as `sim run`
-runs it, at the default 10-day step (docs/performance.md, 6 December 2026: 33x). Said by
-`--engine`'s help and by the hint before a long exact run."""
+entry and exit): 0.017 s against 0.061 s of CPU per replication, tau in blocks as `sim run`
+runs it, at the default 10-day step, des compiled (benchmarks/regions.py,
+docs/performance.md, 6 December 2026: 3.6x). Said by `--engine`'s help and by the hint
+before a long exact run."""
 
 
 class Progress:
