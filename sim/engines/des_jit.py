@@ -110,6 +110,9 @@ class _Run:
     # -- the state at the start ---------------------------------------------------------------
 
     def _state(self, trace: bool) -> State:
+        """The arrays at the start: the layout's firms (projects under way taken out of the
+        idle pool; `_in_flight` starts them), the level and policy parameters, empty queues
+        and calendar."""
         sc, par = self.sc, self.par
         lay = par.layout
         S, G, R = par.n_segments, par.n_groups, par.n_regions
