@@ -193,3 +193,41 @@ def test_in_flight_beyond_the_firms_below_is_refused():
     raw["population"]["in_flight"] = {"factory": 0.01}  # nobody is at line
     with pytest.raises(ScenarioError, match=r"population\.in_flight\.factory"):
         make(raw=raw)
+
+
+def _waiting_from_the_start(**resource) -> dict:
+    """base_raw with ecosystem projects under way that compute cannot hold at the start
+    (each needs 2 units of 1), factory projects needing 1 unit, and no shock."""
+    from conftest import base_raw
+
+    raw = base_raw()
+    del raw["shock"]
+    for lv in ("device", "line"):
+        raw["levels"][lv].pop("needs", None)
+    raw["levels"]["factory"]["needs"] = {"compute": 1}
+    raw["levels"]["ecosystem"]["needs"] = {"compute": 2}
+    raw["resources"] = {"compute": {"capacity": 1, **resource}}
+    raw["population"]["in_flight"] = {"ecosystem": 0.0005}
+    raw["population"]["segment"][0]["initial"]["factory"] = 0.05
+    return raw
+
+
+@pytest.mark.parametrize("module", ["des_jit", "des"])
+def test_projects_waiting_from_the_start_block_later_ones_and_wake_with_capacity(module):
+    """Projects under way that cannot start wait first in line from the first instant: a
+    later factory project must not take the compute unit they lack (no overtaking), and
+    when capacity grows to 2 units they start. (The simpy engine used to leave its queue
+    unserved until the first completion needing a resource: factories overtook, and
+    growth never woke the queue.)"""
+    import importlib
+
+    simulate = importlib.import_module(f"sim.engines.{module}").simulate
+    blocked = make(raw=_waiting_from_the_start())
+    for seed in range(3):
+        res = simulate(blocked, replication_rng(seed, 0))
+        assert res.events["max_waiting"] > 0
+        assert res.at_or_above[-1, 2] == res.initial[2], "a factory project overtook"
+    growing = make(raw=_waiting_from_the_start(growth=1.0))  # 2 units after a year
+    for seed in range(3):
+        res = simulate(growing, replication_rng(seed, 0))
+        assert res.at_or_above[-1, 3] > res.initial[3], "growth never woke the queue"

@@ -62,6 +62,8 @@ class Resources:
                     self.queues[k].append((self.seq, s, c))
                     self.n_waiting += 1
         self.max_waiting = self.n_waiting
+        if self.n_waiting:  # they wait from now: mark what they lack, wake them on growth
+            self._serve_queues(0.0)
 
     def _capacity(self, r: int, t: float) -> int:
         """Units of resource r at time t (the rules' capacity), cached until the next whole
