@@ -540,3 +540,25 @@ def test_sim_run_with_turnover_is_identical_for_any_jobs(tmp_path, write_scenari
         assert pop[name] == pytest.approx(value)
     assert pop["entered"] > 0 and pop["exited"] > 0
     assert pop["firms_at_end"] == pytest.approx(4_000 + mean["entered"] - mean["exited"])
+
+
+@pytest.mark.parametrize("engine", ["des", "des-simpy", "tau"])
+def test_a_count_raised_by_entrants_alone_is_noted_as_crossing_at_that_month_end(engine):
+    """Nobody decides (every rate 0), so only entrants at device level raise the `stock`
+    count at device: the engines must note the crossing at the month end where the entrants
+    carry the count over the target. (The exact engines used to look only at successes and
+    reported the target met with no crossing; the fast one interpolated over the next step
+    from a count already past the target, and put the crossing years before the start.)"""
+    raw = base_raw()
+    for lv in raw["levels"].values():
+        lv["innovation"], lv["imitation"] = 0.0, 0.0
+    raw["population"].update({"entry": 0.3, "exit": 0.0, "entry_device": 1.0})
+    initial = layout(make(raw=raw)).at_or_above()[0]
+    raw["target"].update({"count": "stock", "level": "device", "firms": int(initial) + 500})
+    sc = make(raw=raw)
+    res = engines()[engine](sc, replication_rng(SEED, 0))
+    assert res.events["decisions"] == 0 and res.met
+    ends = np.array([sc.years(d, end_of_day=True) for d in sc.month_ends()])
+    first = int(np.argmax(res.at_or_above[:, 0] >= sc.target.firms))  # month it shows
+    assert res.crossing_time is not None
+    assert res.crossing_time == pytest.approx(ends[first - 1]), "not the month end it crossed"

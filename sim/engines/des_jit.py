@@ -313,6 +313,8 @@ class _Run:
         counts = self.rule.entrants(self.rng, m).astype(np.int64)
         enter(st, *self.entrant_cells, counts)
         st.f[F_SURV] = self._survivors(st)[:, st.i[I_TLEVEL] - 1].sum()
+        if st.f[F_CROSS] < 0 and count(st) >= st.f[F_FIRMS]:  # entrants alone may carry it
+            st.f[F_CROSS] = st.f[F_NOW]
         inv_E, inv_Eg = rules.eligible_inverses(st.elig, np.arange(self.par.n_groups))
         st.inv_E[:], st.inv_Es[:] = inv_E, inv_Eg
 

@@ -51,6 +51,8 @@ class Turnover:
     inv_Es: list[list[float]]
     t_level: int
     unchecked: int
+    crossing: float | None
+    _check_target: Any
     _hazards: Any
     _serve_queues: Any
     _total: Any
@@ -237,6 +239,8 @@ class Turnover:
             self._count_change(s, j, code, n)
         self.surv_now = float(self._survivors()[:, self.sc.target.level_index - 1].sum())
         self.unchecked = 0  # entry and exit change the target count (see _check_target)
+        if self.crossing is None:  # and entrants alone may carry it over the target
+            self._check_target(t)
         # Eligible firms per level (all and per peer group) follow the firms that exist.
         inv_E, inv_Eg = rules.eligible_inverses(np.array(self.elig),
                                                 np.arange(self.params.n_groups))

@@ -325,6 +325,9 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 if self.F > 2:
                     self._month_end(mi, m + 1)
                     count = self._count()
+                    # Entrants alone may carry the count over the target: it crossed now.
+                    first = np.isnan(crossing) & (count >= sc.target.firms)
+                    crossing[first] = float(edges[m + 1])
 
         out = []
         for b in range(B):
