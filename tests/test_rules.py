@@ -236,3 +236,16 @@ def test_started_cdf_is_the_law_of_a_uniform_start_plus_a_lognormal_duration(med
     if median == 0 or sigma == 0:  # a uniform start shifted by a fixed time
         exact = np.clip((grid - d0 - median) / (d1 - d0), 0.0, 1.0)
         np.testing.assert_allclose(model, exact, atol=1e-12)
+
+
+@pytest.mark.parametrize("base", [25_000.0, 1e8, 3.7e8, 9.99e8])
+@pytest.mark.parametrize("growth", [0.2, -0.1])
+def test_the_next_unit_change_is_a_change(base, growth):
+    """At the time `next_unit_change` gives, capacity has whole-unit changed: a tick there
+    wakes the queue to a new unit. (At 1e8 units and more, rounding of the exact inverse
+    used to give the time just before the change, where a tick rescheduled itself forever.)"""
+    g = math.log1p(growth)
+    for units in range(int(base * 1.3), int(base * 1.3) + 400):
+        t = rules.next_unit_change(base, 1.0, g, units)
+        after = rules.capacity_at(base, 1.0, g, t)
+        assert (after > units) if growth > 0 else (after < units), (units, t, after)

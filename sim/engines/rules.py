@@ -60,12 +60,24 @@ def capacity_at(base: float, factor: float, log_growth: float, t: float) -> int:
 
 def next_unit_change(base: float, factor: float, log_growth: float, units: int) -> float:
     """Model time at which a resource now holding `units` whole units gains (growth) or
-    loses (decline) one: the inverse of `capacity_units`; inf if it never does."""
+    loses (decline) one: the inverse of `capacity_units`, stepped past rounding so that the
+    capacity there has changed (at 1e8 units the exact inverse can land a hair before it);
+    inf if it never does. Plain float code: the compiled exact engine compiles it."""
     b = base * factor
     if log_growth > 0 and b > 0:
-        return math.log((units + 1) / b) / log_growth
+        t = math.log((units + 1) / b) / log_growth
+        step = max(abs(t), 1.0) * 2.3e-16
+        while int(b * math.exp(log_growth * t) + CAPACITY_EPS) <= units:  # capacity_at
+            t += step
+            step *= 2.0
+        return t
     if log_growth < 0 and units > 0:
-        return math.log(units / b) / log_growth
+        t = math.log(units / b) / log_growth
+        step = max(abs(t), 1.0) * 2.3e-16
+        while int(b * math.exp(log_growth * t) + CAPACITY_EPS) >= units:
+            t += step
+            step *= 2.0
+        return t
     return math.inf
 
 
