@@ -45,6 +45,7 @@ from sim.engines.des_state import (
     I_MAXW,
     I_QSEQ,
     I_READING,
+    I_REGAIN,
     I_RETRY,
     I_SINGLE,
     I_START,
@@ -54,13 +55,11 @@ from sim.engines.des_state import (
     I_WAIT,
     N_FLOATS,
     N_INTS,
+    NEED_GAIN,
     NEED_HEAP,
     NEED_QUEUE,
     ORIGIN,
     ORIGINS,
-    READ_OFFSET,
-    READ_SURVIVORS,
-    READ_UPGRADED,
     SUBS,
     State,
     grow_heap,
@@ -96,6 +95,7 @@ class _Run:
         self.quotas = rules.Quotas(sc, par.layout.region_at_or_above())
         self.st = self._state(trace)
         self.st = self._in_flight(self.st)
+        self._regain()
         n_months = len(sc.month_ends())
         self.curve, self.upgraded = (np.zeros((n_months, L), dtype=np.int64) for _ in range(2))
         self.by_segment = np.zeros((n_months, par.n_segments, L + 1), dtype=np.int64)
@@ -149,8 +149,7 @@ class _Run:
         ints[I_TRACE] = trace
         ints[I_TLEVEL] = target.level
         ints[I_SINGLE] = R == 1
-        ints[I_READING] = (READ_UPGRADED if target.reading == "upgraded" else READ_SURVIVORS
-                           if target.reading == "new" and self.turnover else READ_OFFSET)
+        ints[I_READING] = target.how(self.turnover)
         floats = np.zeros(N_FLOATS)
         floats[F_CROSS] = -1.0
         floats[F_W] = sc.peer_weight
@@ -171,8 +170,7 @@ class _Run:
             retry=par.retry_years.astype(float), mu=mu, sigma=par.sigma.astype(float),
             inv_E=par.inv_eligible.astype(float).copy(),
             inv_Es=par.inv_eligible_by_segment.astype(float).copy(),
-            propensity=par.propensity.astype(float), applies=par.policy_applies.copy(),
-            multiplier=par.policy_multiplier.astype(float), cost=par.policy_cost.astype(float),
+            applies=par.policy_applies.copy(), cost=par.policy_cost.astype(float),
             left=par.budget.astype(float).copy(), spent=np.zeros(P),
             active=np.zeros(P, dtype=np.bool_), push=np.ones(R), gflat=np.zeros(C),
             x=np.zeros(G * L), W=np.zeros(G * L), rate=np.zeros(G * L), units=units,
@@ -276,13 +274,23 @@ class _Run:
 
     def _advance(self, until: float) -> None:
         while (status := advance(self.st, self.rng, until)) != DONE:
-            self.st = (grow_heap(self.st) if status == NEED_HEAP else grow_queues(self.st)
-                       if status == NEED_QUEUE else grow_trace(self.st))
+            if status == NEED_GAIN:  # a budget ran out in the loop
+                self.st.i[I_REGAIN] = 0
+                self._regain()
+            else:
+                self.st = (grow_heap(self.st) if status == NEED_HEAP else grow_queues(self.st)
+                           if status == NEED_QUEUE else grow_trace(self.st))
+
+    def _regain(self) -> None:
+        """Each cell's gain a(s, k) * M(s, k) * quota push, from the rules, for the policies
+        in force and the pushes now (the loop recomputes the rates from them)."""
+        self.st.gflat[:] = self.par.gain(self.st.active, self.st.push)[:, 1:].ravel()
 
     def _event(self, kind: str, j: int, on: bool) -> None:
         st, par = self.st, self.par
         if kind == "policy":
             st.active[j] = on and st.left[j] > 0
+            self._regain()
         elif kind == "shock":
             par.set_shock(j, on)
             st.p[:], st.q[:], st.success[:] = par.innovation, par.imitation, par.success
@@ -291,6 +299,7 @@ class _Run:
             self._month(j)
         elif kind == "quota":
             st.push[:] = self.quotas.push(st.f[F_NOW], self._region_counts())
+            self._regain()
         else:
             self.count_at_deadline = count(st)
             self.region_at_deadline = self._region_counts()

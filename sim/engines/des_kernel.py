@@ -38,17 +38,17 @@ from sim.engines.des_state import (
     I_HSEQ,
     I_LIVE,
     I_READING,
+    I_REGAIN,
     I_RETRY,
     I_SINGLE,
     I_TLEVEL,
     I_TN,
     I_TRACE,
     I_WAIT,
+    NEED_GAIN,
     NEED_HEAP,
     NEED_QUEUE,
     NEED_TRACE,
-    READ_SURVIVORS,
-    READ_UPGRADED,
     SUBS,
     code_of,
     sub,
@@ -58,6 +58,8 @@ from sim.engines.population import N_LEVELS
 
 L = N_LEVELS
 _hazard = inline(rules.hazard)
+_counted = inline(rules.counted)
+_pay_from = inline(rules.pay_from)
 
 
 # -- rates ------------------------------------------------------------------------------------
@@ -75,20 +77,9 @@ def hazards(st, k: int) -> None:
 
 
 @kernel
-def regain(st) -> None:
-    """Gain a(s, k) * M(s, k) * push of every cell from the active policies and the quota
-    push (rules.Parameters.gain), then every rate."""
-    S = st.exact.shape[0]
-    kt = st.i[I_TLEVEL]
-    for s in range(S):
-        for k in range(1, L + 1):
-            g = st.propensity[s, k]
-            for j in range(st.active.shape[0]):
-                if st.active[j] and st.applies[j, s]:
-                    g *= st.multiplier[j, k]
-            if k <= kt:
-                g *= st.push[st.reg[s]]
-            st.gflat[s * L + k - 1] = g
+def rates(st) -> None:
+    """Every rate from the cells' gains (`gflat`, which the driver takes from the rules'
+    `Parameters.gain` whenever policies or quota pushes change) and the idle firms."""
     st.W[:] = 0.0
     for i in range(st.gflat.shape[0]):
         st.W[st.gcell[i]] += st.gflat[i] * st.idle_total[i]
@@ -107,38 +98,27 @@ def total(st) -> float:
 
 @inline
 def count(st) -> float:
-    """The target's count now (rules.TargetCount.count)."""
+    """The target's count now (rules.counted, formed as rules.TargetCount.how says)."""
     k = st.i[I_TLEVEL]
-    a = float(st.A[k])
-    reading = st.i[I_READING]
-    if reading == READ_UPGRADED:
-        u = 0
-        for j in range(k, L + 1):
-            u += st.unmoved[j]
-        return a - u
-    if reading == READ_SURVIVORS:
-        return a - st.f[F_SURV]
-    return a - st.f[F_OFFSET]
+    u = 0
+    for j in range(k, L + 1):
+        u += st.unmoved[j]
+    return _counted(st.i[I_READING], float(st.A[k]), float(u), st.f[F_SURV], st.f[F_OFFSET])
 
 
 # -- events -----------------------------------------------------------------------------------
 
 
 @inline
-def pay_subsidies(st, s: int, k: int) -> bool:
-    """Policies in force pay for a decision of segment s on level k (rules.Budgets.pay); True
-    if one ran out of money (and so stopped)."""
-    stopped = False
+def pay_subsidies(st, s: int, k: int) -> None:
+    """Policies in force pay for a decision of segment s on level k (rules.pay_from); one
+    that runs out of money stops, and the loop returns for the gains to be taken anew."""
     for j in range(st.active.shape[0]):
         amount = st.cost[j, k]
-        if st.active[j] and st.applies[j, s] and amount > 0:
-            paid = min(amount, st.left[j])
-            st.left[j] -= paid
-            st.spent[j] += paid
-            if st.left[j] <= 0:
-                st.active[j] = False
-                stopped = True
-    return stopped
+        if (st.active[j] and st.applies[j, s] and amount > 0
+                and _pay_from(st.left, st.spent, j, amount)):
+            st.active[j] = False
+            st.i[I_REGAIN] = 1
 
 
 @inline
@@ -170,8 +150,8 @@ def decide(st, rng, i: int, t: float) -> None:
     st.W[gi] -= st.gflat[i]
     st.rate[gi] = st.x[gi] * st.W[gi]
     st.i[I_DEC] += 1
-    if st.active.shape[0] and pay_subsidies(st, s, k):
-        regain(st)
+    if st.active.shape[0]:
+        pay_subsidies(st, s, k)
     if st.has_needs[k]:
         if st.qlive[k] == 0:  # an earlier project of this level would be waiting otherwise
             ok = True
@@ -301,7 +281,7 @@ def advance(st, rng, until: float) -> int:
     if need != DONE:
         return need
     st.cap_from[:] = math.inf  # shocks may have changed a capacity factor
-    regain(st)
+    rates(st)
     if st.i[I_WAIT]:
         serve(st, rng, st.f[F_NOW])
     R = total(st)
@@ -328,6 +308,9 @@ def advance(st, rng, until: float) -> int:
                 decide(st, rng, _pick(st, rng, R), t)
                 R = total(st)
                 now = t
+                if st.i[I_REGAIN]:  # a budget ran out: the driver takes the gains anew
+                    st.f[F_NOW] = now
+                    return NEED_GAIN
                 continue  # the decision may have changed what comes next: look again
         if st.i[I_HN] and st.htime[0] <= nxt and st.htime[0] <= until:
             now = st.htime[0]

@@ -34,18 +34,15 @@ def code_of(c: int, v: int) -> int:
 
 # Scalars in `State.i` (int64) ...
 (I_DEC, I_START, I_COMP, I_FAIL, I_RETRY, I_MAXW, I_WAIT, I_QSEQ, I_HSEQ, I_HN, I_LIVE,
- I_ENTER, I_EXIT, I_EXITUP, I_TN, I_TRACE, I_TLEVEL, I_READING, I_SINGLE) = range(19)
-N_INTS = 19
+ I_ENTER, I_EXIT, I_EXITUP, I_TN, I_TRACE, I_TLEVEL, I_READING, I_SINGLE, I_REGAIN) = range(20)
+N_INTS = 20
 # ... and in `State.f` (float64).
 F_NOW, F_CROSS, F_R, F_W, F_FIRMS, F_OFFSET, F_SURV = range(7)
 N_FLOATS = 7
 
-READ_OFFSET, READ_SURVIVORS, READ_UPGRADED = 0, 1, 2
-"""How the target counts (rules.TargetCount): at-or-above less a fixed offset, less the
-survivors of the starting stock (`new` with exits), or less the unmoved firms."""
-
-# What `advance` returns: done, or the room it lacks to go on (the driver grows it).
-DONE, NEED_HEAP, NEED_QUEUE, NEED_TRACE = 0, 1, 2, 3
+# What `advance` returns: done, the room it lacks to go on (the driver grows it), or that
+# a budget ran out (the driver takes the gains anew from the rules).
+DONE, NEED_HEAP, NEED_QUEUE, NEED_TRACE, NEED_GAIN = 0, 1, 2, 3, 4
 
 
 class State(NamedTuple):
@@ -78,15 +75,13 @@ class State(NamedTuple):
     sigma: np.ndarray
     inv_E: np.ndarray  # (5,)
     inv_Es: np.ndarray  # (G, 5)
-    propensity: np.ndarray  # (S, 5)
     applies: np.ndarray  # (P, S) bool
-    multiplier: np.ndarray  # (P, 5)
     cost: np.ndarray  # (P, 5)
     left: np.ndarray  # (P,) budget left
     spent: np.ndarray  # (P,)
     active: np.ndarray  # (P,) bool
     push: np.ndarray  # (R,) quota push
-    gflat: np.ndarray  # (C,) gain a * M * push of each cell
+    gflat: np.ndarray  # (C,) gain a * M * push of each cell (rules.Parameters.gain)
     x: np.ndarray  # (G * 4,) hazard / gain of each peer-group cell
     W: np.ndarray  # (G * 4,) sum of gain * idle over its cells
     rate: np.ndarray  # (G * 4,) x * W

@@ -297,6 +297,15 @@ def _inverse(x: np.ndarray) -> np.ndarray:
     return np.divide(1.0, x, out=np.zeros_like(x), where=x > 0)
 
 
+def pay_from(left, spent, j: int, amount: float) -> bool:
+    """Pay `amount` from budget j, capped at what is left (`left`, `spent`: one entry per
+    policy, lists or arrays); True if that empties it. Compiled by the exact engine."""
+    paid = min(amount, left[j])
+    left[j] -= paid
+    spent[j] += paid
+    return left[j] <= 0
+
+
 class Budgets:
     """Subsidy drawn down per project decided; a policy whose budget is spent stops. With
     `batch`, one budget per policy for each of `batch` replications (rows)."""
@@ -313,10 +322,7 @@ class Budgets:
 
     def pay(self, j: int, amount: float) -> bool:
         """Pay `amount` (capped at what is left) from policy j; True if that empties it."""
-        paid = min(amount, self.left[j])
-        self.left[j] -= paid
-        self.spent[j] += paid
-        return self.left[j] <= 0
+        return pay_from(self.left, self.spent, j, amount)
 
     def pay_many(self, j: int, amount: np.ndarray, paying: np.ndarray) -> np.ndarray:
         """Batch: replication b pays amount[b] (capped) from policy j where `paying`; True
@@ -334,6 +340,22 @@ class Budgets:
 
 
 # -- the target ---------------------------------------------------------------------------
+
+
+READ_OFFSET, READ_SURVIVORS, READ_UPGRADED = 0, 1, 2
+"""How a count is formed (`TargetCount.how`): firms at or above the level less a fixed
+offset (`stock`; `new` without exits), less the survivors of the starting stock (`new` with
+exits), or less the unmoved ones (`upgraded`)."""
+
+
+def counted(how: int, at_or_above_level, unmoved, survivors, offset):
+    """The target's count from its parts, formed as `how` says; on floats or arrays (a
+    batch), and compiled by the exact engine, so the rule is written once."""
+    if how == READ_UPGRADED:
+        return at_or_above_level - unmoved
+    if how == READ_SURVIVORS:
+        return at_or_above_level - survivors
+    return at_or_above_level - offset
 
 
 @dataclass(frozen=True)
@@ -356,15 +378,18 @@ class TargetCount:
         offset = initial_at_or_above[k - 1] if sc.target.count == "new" else 0
         return cls(k, offset, sc.target.firms, sc.target.count)
 
+    def how(self, exits: bool) -> int:
+        """How this reading forms its count (READ_*), with or without firms leaving."""
+        if self.reading == "upgraded":
+            return READ_UPGRADED
+        return READ_SURVIVORS if self.reading == "new" and exits else READ_OFFSET
+
     def count(self, at_or_above_level: Any, unmoved: Any = 0.0, survivors: Any = None) -> Any:
         """The counted firms, given the firms at or above the level, the unmoved ones among
         them and (with exits) the survivors of those at or above it at the start (floats,
         or arrays over a batch of replications)."""
-        if self.reading == "upgraded":
-            return at_or_above_level - unmoved
-        if self.reading == "new" and survivors is not None:
-            return at_or_above_level - survivors
-        return at_or_above_level - self.offset
+        return counted(self.how(survivors is not None), at_or_above_level, unmoved,
+                       0.0 if survivors is None else survivors, self.offset)
 
     def met(self, count: float) -> bool:
         return count >= self.firms
