@@ -1,5 +1,6 @@
 """The model's rules, written once for every engine: parameters, the decision hazard, policy
-multipliers and budgets, shocks and their lifting, resource capacity, the dated calendar and
+multipliers and budgets, shocks and their lifting, resource capacity (`capacity.py`) and the
+law of implementation times (`durations.py`), both re-exported here, the dated calendar and
 the target count.
 
 An engine only says how time advances (exact events, fixed steps or ODEs); whatever it needs
@@ -18,6 +19,13 @@ from typing import Any
 
 import numpy as np
 
+from sim.engines.capacity import (  # noqa: F401 - the capacity rules, re-exported
+    CAPACITY_EPS,
+    capacity_at,
+    capacity_fluid,
+    capacity_units,
+    next_unit_change,
+)
 from sim.engines.durations import (  # noqa: F401 - the law of durations, re-exported
     residual_cdf,
     residual_years,
@@ -26,9 +34,6 @@ from sim.engines.durations import (  # noqa: F401 - the law of durations, re-exp
 from sim.engines.population import N_LEVELS, layout
 from sim.engines.result import RunResult
 from sim.scenario import DAYS_PER_YEAR, LEVELS, Scenario
-
-CAPACITY_EPS = 1e-9
-"""Capacity is floored to whole units; this keeps 2.9999999999 from losing a unit."""
 
 
 def hazard(gain, innovation, imitation, w, population_share, own_share):
@@ -44,55 +49,12 @@ def hazard_peer_slope(gain, imitation, w):
     return gain * imitation * (1.0 - w), gain * imitation * w
 
 
-def capacity_units(base, factor, log_growth, t):
-    """Whole units of a resource at model time t (years): base * shock factor * (1+g)^t,
-    floored; on floats (an int back) or arrays (broadcast)."""
-    if isinstance(t, float) and isinstance(base, float) or not (np.ndim(base) or np.ndim(t)):
-        return capacity_at(base, factor, log_growth, t)  # (checked first: the hot case)
-    return np.floor(capacity_fluid(base, factor, log_growth, t) + CAPACITY_EPS)
-
-
-def capacity_at(base: float, factor: float, log_growth: float, t: float) -> int:
-    """`capacity_units` of one resource, on floats only: the compiled exact engine compiles
-    this function itself, so the rule stays written once."""
-    return int(base * factor * math.exp(log_growth * t) + CAPACITY_EPS)
-
-
-def next_unit_change(base: float, factor: float, log_growth: float, units: int) -> float:
-    """Model time at which a resource now holding `units` whole units gains (growth) or
-    loses (decline) one: the inverse of `capacity_units`, stepped past rounding so that the
-    capacity there has changed (at 1e8 units the exact inverse can land a hair before it);
-    inf if it never does. Plain float code: the compiled exact engine compiles it."""
-    b = base * factor
-    if log_growth > 0 and b > 0:
-        t = math.log((units + 1) / b) / log_growth
-        step = max(abs(t), 1.0) * 2.3e-16
-        while int(b * math.exp(log_growth * t) + CAPACITY_EPS) <= units:  # capacity_at
-            t += step
-            step *= 2.0
-        return t
-    if log_growth < 0 and units > 0:
-        t = math.log(units / b) / log_growth
-        step = max(abs(t), 1.0) * 2.3e-16
-        while int(b * math.exp(log_growth * t) + CAPACITY_EPS) >= units:
-            t += step
-            step *= 2.0
-        return t
-    return math.inf
-
-
 def may_climb(level, ceiling):
     """Eligibility: a firm at `level` may decide on the level above iff its ceiling (the
     highest level it is eligible for) lies above it. Works on ints and arrays."""
     if isinstance(level, int) and isinstance(ceiling, int):
         return ceiling > level
     return np.greater(ceiling, level)
-
-
-def capacity_fluid(base: np.ndarray, factor: np.ndarray, log_growth: np.ndarray, t
-                   ) -> np.ndarray:
-    """The same capacity before flooring, for the mean field's fluid queue."""
-    return base * factor * np.exp(log_growth * t)
 
 
 # -- dated changes ------------------------------------------------------------------------------
