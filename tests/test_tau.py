@@ -8,12 +8,11 @@ one step, and it must keep every invariant exactly (firms conserved, capacity re
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
 import pytest
-from cases import bass_raw, bass_share
+from cases import bass_raw, bass_share, scaled_raw
 from conftest import ROOT, base_raw
 from scipy.stats import t as student_t
 
@@ -24,7 +23,7 @@ from sim.engines.population import layout
 from sim.engines.steps import step_edges
 from sim.engines.tau import _Tau, simulate_tau
 from sim.execution.runner import replication_rng, run_replications
-from sim.scenario import read_toml, validate
+from sim.scenario import validate
 
 
 def test_steps_fit_months_and_dated_changes():
@@ -137,18 +136,6 @@ def test_bass_closed_form_at_the_default_step(innovation, imitation):
     assert np.all(gap < allowed), f"gap / allowed {np.round(gap / allowed, 2)}"
 
 
-def _scaled(name: str, factor: float) -> dict:
-    """A shipped scenario with population, capacities and budgets scaled by `factor`."""
-    raw = copy.deepcopy(read_toml(ROOT / "scenarios" / f"{name}.toml"))
-    raw["population"]["firms"] = round(raw["population"]["firms"] * factor)
-    for res in raw.get("resources", {}).values():
-        res["capacity"] = max(1, round(res["capacity"] * factor))
-    for pol in raw.get("policy", []):
-        if "budget" in pol:
-            pol["budget"] *= factor
-    return raw
-
-
 # The fixed step's own bias, measured in docs/performance.md ("The fast engine's bias"): the
 # largest at the default 10-day step is accelerated's, mean new line adopters at the deadline
 # 20,329 (tau) against 20,385 (des), 100 runs each: 0.27% of the count (tau loses half a step
@@ -173,7 +160,7 @@ def test_tau_matches_des_on_a_scaled_shipped_scenario(name):
     runs, so no bias). P(met)
     intervals must overlap, with the target put at the mean-field count so that P(met) is far
     from 0 and 1 and sensitive to bias."""
-    raw = _scaled(name, 0.1)
+    raw = scaled_raw(ROOT / "scenarios" / f"{name}.toml", 0.1)  # target set below
     sc0 = validate(raw)
     mf = solve(sc0).count_at_deadline
     raw["target"]["firms"] = max(1, round(mf))

@@ -93,6 +93,7 @@ class _Run:
         self.rule = rules.Turnover(sc, par)
         self.turnover = self.rule.active
         self.quotas = rules.Quotas(sc, par.layout.region_at_or_above())
+        self.push = np.ones(par.n_regions)  # quota push per region, set at reviews
         self.st = self._state(trace)
         self.st = self._in_flight(self.st)
         self._regain()
@@ -172,7 +173,7 @@ class _Run:
             inv_Es=par.inv_eligible_by_segment.astype(float).copy(),
             applies=par.policy_applies.copy(), cost=par.policy_cost.astype(float),
             left=par.budget.astype(float).copy(), spent=np.zeros(P),
-            active=np.zeros(P, dtype=np.bool_), push=np.ones(R), gflat=np.zeros(C),
+            active=np.zeros(P, dtype=np.bool_), gflat=np.zeros(C),
             x=np.zeros(G * L), W=np.zeros(G * L), rate=np.zeros(G * L), units=units,
             has_needs=np.asarray(units.any(axis=1)), in_use=np.zeros(Q, dtype=np.int64),
             cap_base=par.capacity_base.astype(float), cap_factor=par.capacity_factor.copy(),
@@ -284,7 +285,7 @@ class _Run:
     def _regain(self) -> None:
         """Each cell's gain a(s, k) * M(s, k) * quota push, from the rules, for the policies
         in force and the pushes now (the loop recomputes the rates from them)."""
-        self.st.gflat[:] = self.par.gain(self.st.active, self.st.push)[:, 1:].ravel()
+        self.st.gflat[:] = self.par.gain(self.st.active, self.push)[:, 1:].ravel()
 
     def _event(self, kind: str, j: int, on: bool) -> None:
         st, par = self.st, self.par
@@ -298,7 +299,7 @@ class _Run:
         elif kind == "month":
             self._month(j)
         elif kind == "quota":
-            st.push[:] = self.quotas.push(st.f[F_NOW], self._region_counts())
+            self.push = self.quotas.push(st.f[F_NOW], self._region_counts())
             self._regain()
         else:
             self.count_at_deadline = count(st)

@@ -80,7 +80,6 @@ class State(NamedTuple):
     left: np.ndarray  # (P,) budget left
     spent: np.ndarray  # (P,)
     active: np.ndarray  # (P,) bool
-    push: np.ndarray  # (R,) quota push
     gflat: np.ndarray  # (C,) gain a * M * push of each cell (rules.Parameters.gain)
     x: np.ndarray  # (G * 4,) hazard / gain of each peer-group cell
     W: np.ndarray  # (G * 4,) sum of gain * idle over its cells

@@ -1,5 +1,5 @@
 """How the compiled exact engine is compiled: numba's `njit`, cached on disk beside the
-module (the first run on a machine compiles for ~15 s, later ones load in a third of a
+module (the first run on a machine compiles for 20-40 s, later ones load in a third of a
 second), without reference counting, and with the hot helpers inlined.
 
 The kernels take the whole state, a named tuple of ~60 arrays. With numba's reference counting
