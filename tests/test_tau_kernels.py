@@ -12,7 +12,7 @@ from scipy.stats import binom, chi2, norm
 
 from sim.engines import rules
 from sim.engines.tau_exits import withdraw
-from sim.engines.tau_kernels import binomial, file_projects
+from sim.engines.tau_kernels import binomial, decide_around, file_projects
 
 ALPHA = 1e-3
 
@@ -100,3 +100,28 @@ def test_withdraw_thins_every_step_independently(p):
         assert abs(left[:, j].var() / var - 1) < z * np.sqrt((2 + excess) / reps)
     corr = np.corrcoef(left[:, cols].T)[np.triu_indices(len(cols), 1)]
     assert np.all(np.abs(corr) < z / np.sqrt(reps))
+
+
+def test_decisions_around_completions_have_the_law_of_two_half_steps():
+    """A cell's firms idle before the completions decide over both halves (hazards h0,
+    h1), those the completions made idle over the second only: the pmf of the sum of
+    Binomial(n, 1 - exp(-(h0 + h1) / 2)) and Binomial(a, 1 - exp(-h1 / 2)), which is the law
+    of drawing the first half, then the second from those still idle; idle keeps the rest."""
+    h0, h1 = np.array([0.3, 40.0]), np.array([0.5, 30.0])  # inversion, and BTRS
+    n, a, size = np.array([40, 300]), np.array([15, 100]), 200_000
+    both, late = -np.expm1(-0.5 * (h0 + h1)), -np.expm1(-0.5 * h1)
+    before = np.tile(n, (size, 1))[:, None, :]
+    idle = before + a
+    d = decide_around(np.random.default_rng(8), idle, before,
+                      np.tile(both, (size, 1))[:, None, :], np.tile(late, (size, 1))[:, None, :],
+                      np.arange(2), tally := np.zeros(size, dtype=np.int64))
+    assert np.array_equal(idle + d, before + a) and np.array_equal(tally, d.sum(axis=(1, 2)))
+    for i in range(2):
+        p1, p2 = 1 - np.exp(-0.5 * h0[i]), late[i]  # the halves in turn
+        first = binom.pmf(np.arange(n[i] + 1), n[i], p1)
+        # what is left of the n after the first half, then all who are idle decide at p2
+        pmf = np.zeros(n[i] + a[i] + 1)
+        for k1, w in enumerate(first):
+            pmf[k1:] += w * binom.pmf(np.arange(n[i] + a[i] - k1 + 1), n[i] + a[i] - k1, p2)
+        counts = np.bincount(d[:, 0, i], minlength=pmf.size).astype(float)
+        assert _chi2_pvalue(counts, pmf * size) > ALPHA / 2

@@ -1,9 +1,10 @@
 """The fast engine (`--engine tau`): the same model advanced in fixed small steps on cell counts.
 
-Each step draws the firms that decide from binomials, in two half steps around the step's
+Each step draws the firms that decide from binomials, over two half steps around the step's
 completions (Strang splitting, so firms finishing mid-step and the peer term are treated
-symmetrically); starts projects while resources last (FIFO across steps, no overtaking on a
-lacking resource, as in the exact engine); and files every started project under the step
+symmetrically; both halves in one draw per cell, `_decide_around`); starts projects while
+resources last (FIFO across steps, no overtaking on a lacking resource, as in the exact
+engine); and files every started project under the step
 in which it will complete, drawn from the law of a start time spread over the step plus its
 own lognormal duration. Completions succeed by binomial draws and failures return after the
 retry wait. Steps fit inside months, so month ends, the deadline and policy and shock dates
@@ -29,7 +30,7 @@ from sim.engines.population import N_LEVELS
 from sim.engines.result import RunResult
 from sim.engines.steps import SubSteps, step_edges
 from sim.engines.tau_cells import Cells, families
-from sim.engines.tau_kernels import complete, decide, take
+from sim.engines.tau_kernels import complete, decide, decide_around, take
 from sim.engines.tau_projects import TauProjects
 from sim.engines.tau_turnover import TauTurnover
 from sim.scenario import DAYS_PER_YEAR, Scenario
@@ -202,14 +203,29 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
 
     # -- decisions and completions --------------------------------------------------------------
 
+    def _hazard(self) -> np.ndarray:
+        """The rules' decision hazard of every peer-group cell and level, [b, s, i], now."""
+        As = self.As
+        return rules.hazard(self.gain, self.p, self.q, self.w,
+                            (As.sum(axis=1) * self.inv_E)[:, None, :],
+                            self.own(As) * self.inv_Es)
+
     def _decide(self, stretch: float) -> np.ndarray:
         """Draw the firms of every idle cell that decide within `stretch` years, from the
         rules' hazard at its start."""
-        As = self.As
-        h = rules.hazard(self.gain, self.p, self.q, self.w,
-                         (As.sum(axis=1) * self.inv_E)[:, None, :], self.own(As) * self.inv_Es)
-        prob = -np.expm1(-stretch * h)  # [b, s, i]
+        prob = -np.expm1(-stretch * self._hazard())  # [b, s, i]
         return decide(self.rng, self.idle, prob, self.level_k, self.n_decisions)
+
+    def _decide_around(self, half: float, before: np.ndarray, h0: np.ndarray) -> np.ndarray:
+        """Draw the firms that decide within two halves of `half` years around the
+        completions just made: the firms idle before them (`before`) at hazard h0 in the
+        first half and at the hazard now in the second; those they made idle, in the second
+        only. One binomial per cell and exposure: the law of drawing the halves in turn, as
+        each firm decides independently (1 - (1 - p0)(1 - p1) = 1 - exp(-half (h0 + h1)))."""
+        h1 = self._hazard()
+        both, late = -np.expm1(-half * (h0 + h1)), -np.expm1(-half * h1)
+        return decide_around(self.rng, self.idle, before, both, late, self.level_k,
+                             self.n_decisions)
 
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [b, s, k] (emptied in place): release units, climb on
@@ -282,11 +298,13 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 # peer shares: firms that complete or return during the step are exposed for
                 # half of it, as on average they are (Strang splitting). Projects that start
                 # and finish within the step count at the end of their sub-step.
-                D = self._decide(0.5 * sub)
                 if j == n_sub // 2:
+                    h0, before = self._hazard(), self.idle.copy()
                     self._complete(due, back[m])
                     self.idle += take(self.ret, m, self.returning)
-                D += self._decide(0.5 * sub)
+                    D = self._decide_around(0.5 * sub, before, h0)
+                else:  # nothing changes between the halves: one draw over both
+                    D = self._decide(sub)
                 if paying:
                     per = self.cells.per_level(D)
                     for k, cost in paying:

@@ -189,6 +189,44 @@ def decide(rng: np.random.Generator, idle: np.ndarray, prob: np.ndarray,
 
 
 @njit(cache=True)
+def decide_around(rng: np.random.Generator, idle: np.ndarray, before: np.ndarray,
+                  both: np.ndarray, late: np.ndarray, level_k: np.ndarray,
+                  tally: np.ndarray) -> np.ndarray:
+    """The firms of every idle cell [b, s, k] that decide over a step split by completions:
+    of the before[b, s, k] firms idle already, binomial with both[b, s, level of k]; of
+    those added since (idle - before), with late[...]. Taken from `idle` in place and
+    counted in tally[b]."""
+    B, S, K = idle.shape
+    L = both.shape[2]
+    out = np.zeros_like(idle)
+    lq = np.empty((2, L))
+    for b in range(B):
+        for s in range(S):
+            for i in range(L):
+                lq[0, i] = log_q(both[b, s, i])
+                lq[1, i] = log_q(late[b, s, i])
+            for k in range(K):
+                n = before[b, s, k]
+                a = idle[b, s, k] - n
+                if n == 0 and a == 0:
+                    continue
+                i = level_k[k]
+                d = 0
+                if n:
+                    p = both[b, s, i]
+                    d = (invert(rng, n, p, lq[0, i]) if p <= 0.5 and n * p < 10.0
+                         else draw(rng, n, p, lq[0, i]))
+                if a:
+                    p = late[b, s, i]
+                    d += (invert(rng, a, p, lq[1, i]) if p <= 0.5 and a * p < 10.0
+                          else draw(rng, a, p, lq[1, i]))
+                out[b, s, k] = d
+                idle[b, s, k] = n + a - d
+                tally[b] += d
+    return out
+
+
+@njit(cache=True)
 def complete(rng: np.random.Generator, C: np.ndarray, success: np.ndarray,
              level_k: np.ndarray, fresh_k: np.ndarray, climb_k: np.ndarray,
              climb_code: np.ndarray, units_k: np.ndarray, retry_now: np.ndarray,
