@@ -74,31 +74,36 @@ def test_projects_are_filed_by_the_law_of_their_completion():
         assert _chi2_pvalue(pipe[row, m:].astype(float), expected) > ALPHA / 2
 
 
-@pytest.mark.parametrize("p", [0.3, 0.8])
-def test_withdraw_thins_every_step_independently(p):
-    """Firms leaving the tables of projects by step: per step, what is left has the mean
-    and variance of an independent binomial thinning, steps uncorrelated; steps before
-    `start` and the cell's total are kept right. p = 0.8 draws the firms that stay."""
-    rows = np.array([4, 0, 3, 0, 6, 2, 0, 5])
+@pytest.mark.parametrize(("p", "group"), [(0.3, 1), (0.8, 1), (0.3, 3), (0.8, 3)])
+def test_withdraw_thins_every_step_independently(p, group):
+    """Firms leaving the tables of projects by step: per cell and step, what is left has
+    the mean and variance of an independent binomial thinning, cells and steps
+    uncorrelated; steps before `start` and each cell's total are kept right. p = 0.8 draws
+    the firms that stay; group 3: one binomial for the three cells, shared among them."""
+    rows = np.array([[4, 0, 3, 0, 6, 2, 0, 5], [1, 2, 0, 7, 0, 0, 3, 1],
+                     [0, 5, 2, 2, 1, 0, 0, 4]])
     start, reps = 2, 40_000
     rng = np.random.default_rng(9)
-    left = np.empty((reps, rows.size))
+    left = np.empty((reps, *rows.shape))
     for r in range(reps):
-        table = rows[None, :].astype(np.int32).copy()
-        total = np.array([rows[start:].sum()])
-        gone = withdraw(rng, table, total, start, p)
-        assert total[0] == table[0, start:].sum() == rows[start:].sum() - gone[0]
-        left[r] = table[0]
-    np.testing.assert_array_equal(left[:, :start], np.broadcast_to(rows[:start], (reps, start)))
-    cols = [j for j in range(start, rows.size) if rows[j]]
-    z = norm.isf(ALPHA / (4 * len(cols)))
-    for j in cols:
+        table = rows.astype(np.int32).copy()
+        total = rows[:, start:].sum(axis=1)
+        gone = withdraw(rng, table, total, start, p, group)
+        np.testing.assert_array_equal(total, table[:, start:].sum(axis=1))
+        np.testing.assert_array_equal(total, rows[:, start:].sum(axis=1) - gone)
+        left[r] = table
+    np.testing.assert_array_equal(left[:, :, :start],
+                                  np.broadcast_to(rows[:, :start], (reps, 3, start)))
+    cells = [(i, j) for i in range(3) for j in range(start, rows.shape[1]) if rows[i, j]]
+    z = norm.isf(ALPHA / (4 * len(cells)))
+    for i, j in cells:
         pq = p * (1 - p)
-        mean, var = rows[j] * (1 - p), rows[j] * pq
+        mean, var = rows[i, j] * (1 - p), rows[i, j] * pq
         excess = (1 - 6 * pq) / var  # the binomial's excess kurtosis
-        assert abs(left[:, j].mean() - mean) < z * np.sqrt(var / reps)
-        assert abs(left[:, j].var() / var - 1) < z * np.sqrt((2 + excess) / reps)
-    corr = np.corrcoef(left[:, cols].T)[np.triu_indices(len(cols), 1)]
+        assert abs(left[:, i, j].mean() - mean) < z * np.sqrt(var / reps)
+        assert abs(left[:, i, j].var() / var - 1) < z * np.sqrt((2 + excess) / reps)
+    x = np.stack([left[:, i, j] for i, j in cells])
+    corr = np.corrcoef(x)[np.triu_indices(len(cells), 1)]
     assert np.all(np.abs(corr) < z / np.sqrt(reps))
 
 

@@ -1,10 +1,11 @@
 """Compiled kernels of the fast engine's month-end exits (`tau_turnover`): who leaves from
 cell counts and from the tables of projects by step, and what their leaving changes.
 
-Every firm leaves with the same probability p, independently; each kernel draws that law
-per cell (a binomial of the cell's firms), and for the tables picks which of a cell's filed
-firms leave uniformly without replacement, so a cell costs one binomial whether or not its
-rows are many.
+Every firm leaves with the same probability p, independently. Cell counts draw that law
+per cell (a binomial of the cell's firms). The tables of projects, where a month's leavers
+are few, draw one binomial per cell segment, share it among the segment's cells by drawing
+firms without replacement, and pick which of a cell's filed firms leave uniformly without
+replacement by their rank, so a step's row is read only where someone leaves it.
 """
 
 from __future__ import annotations
@@ -52,40 +53,73 @@ def _distinct(rng: np.random.Generator, k: int, T: int) -> np.ndarray:
 
 
 @njit(cache=True)
+def _remove(rng: np.random.Generator, table: np.ndarray, cell: int, start: int, g: int,
+            T: int) -> None:
+    """Take g of the T firms filed in row `cell` of `table` from step `start` on, uniformly
+    without replacement by their rank in step order (or, when more leave than stay, keep
+    T - g of them so)."""
+    n_steps = table.shape[1]
+    leavers = 2 * g <= T  # else draw the ones that stay
+    ranks = _distinct(rng, g if leavers else T - g, T)
+    below, i = 0, 0  # firms in earlier steps; ranks placed
+    for step in range(start, n_steps):
+        c = table[cell, step]
+        if c == 0:
+            continue
+        hit = 0
+        while i < ranks.size and ranks[i] < below + c:
+            hit += 1
+            i += 1
+        table[cell, step] = c - hit if leavers else hit
+        below += c
+        if leavers and i == ranks.size:
+            break
+
+
+@njit(cache=True)
 def withdraw(rng: np.random.Generator, table: np.ndarray, total: np.ndarray, start: int,
-             p: float) -> np.ndarray:
+             p: float, group: int = 1) -> np.ndarray:
     """Each firm filed in `table` [cell, step] under step `start` or later leaves with
     probability p; `total` [cell] holds those steps' sum and is kept so (in place). Returns
-    who left per cell: a binomial count, then that many of the cell's firms (by their rank
-    in step order) uniformly without replacement -- or, when more leave than stay, the
-    ones that stay -- removed from their steps."""
-    n_cells, n_steps = table.shape
+    who left per cell. Cells come in groups of `group` consecutive rows (a cell segment's
+    cells): a group's leavers are one binomial of its firms, shared among its cells by
+    drawing firms without replacement (the multivariate hypergeometric law of independent
+    leaving given the total; the stayers when more leave than stay), so a group costs one
+    binomial and a draw per leaver however many cells it has; then each cell's leavers are
+    taken from its steps (`_remove`)."""
+    n_cells = table.shape[0]
     gone = np.zeros_like(total)
     lq = log_q(p)
-    for cell in range(n_cells):
-        T = total[cell]
+    hits = np.zeros(group, dtype=np.int64)
+    for g0 in range(0, n_cells, group):
+        T = 0
+        for c in range(group):
+            T += total[g0 + c]
         if T == 0:
             continue
-        g = invert(rng, T, p, lq) if p <= 0.5 and T * p < 10.0 else draw(rng, T, p, lq)
-        if g == 0:
+        x = invert(rng, T, p, lq) if p <= 0.5 and T * p < 10.0 else draw(rng, T, p, lq)
+        if x == 0:
             continue
-        gone[cell] = g
-        total[cell] = T - g
-        leavers = 2 * g <= T  # else draw the ones that stay
-        ranks = _distinct(rng, g if leavers else T - g, T)
-        below, i = 0, 0  # firms in earlier steps; ranks placed
-        for step in range(start, n_steps):
-            c = table[cell, step]
-            if c == 0:
+        leavers = 2 * x <= T
+        left = T
+        hits[:] = 0
+        for _ in range(x if leavers else T - x):
+            r = min(int(rng.random() * left), left - 1)
+            c = 0
+            while r >= total[g0 + c] - hits[c]:
+                r -= total[g0 + c] - hits[c]
+                c += 1
+            hits[c] += 1
+            left -= 1
+        for c in range(group):
+            cell = g0 + c
+            n = total[cell]
+            k = hits[c] if leavers else n - hits[c]
+            if k == 0:
                 continue
-            hit = 0
-            while i < ranks.size and ranks[i] < below + c:
-                hit += 1
-                i += 1
-            table[cell, step] = c - hit if leavers else hit
-            below += c
-            if leavers and i == ranks.size:
-                break
+            gone[cell] = k
+            total[cell] = n - k
+            _remove(rng, table, cell, start, k, n)
     return gone
 
 

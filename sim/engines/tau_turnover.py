@@ -31,11 +31,12 @@ def _thin(rng: np.random.Generator, arr: np.ndarray, p: float) -> np.ndarray:
 def _withdraw(rng: np.random.Generator, table: np.ndarray, total: np.ndarray, start: int,
               p: float) -> np.ndarray:
     """Each firm filed in `table` [*cells, step] from step `start` on leaves with
-    probability p (`tau_exits.withdraw`); `total` [*cells] is kept their sum."""
+    probability p (`tau_exits.withdraw`, one binomial per cell segment: the last axis of
+    `total`); `total` [*cells] is kept their sum."""
     flat = total.reshape(-1)
     rows = table.reshape(flat.size, -1)
     assert np.shares_memory(rows, table)  # (a view, whichever axis the table stores first)
-    gone = withdraw(rng, rows, flat, start, p)
+    gone = withdraw(rng, rows, flat, start, p, total.shape[-1])
     return gone.reshape(total.shape)
 
 
