@@ -8,6 +8,7 @@ one step, and it must keep every invariant exactly (firms conserved, capacity re
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
@@ -216,3 +217,32 @@ def test_bulk_filing_of_crowded_cells_has_the_same_law(monkeypatch):
     se = np.sqrt(each.var(axis=0, ddof=1) / reps + bulk.var(axis=0, ddof=1) / reps)
     z = (bulk.mean(axis=0) - each.mean(axis=0)) / np.where(se > 0, se, np.inf)
     assert np.all(np.abs(z) < 4), f"z per year end x level:\n{np.round(z, 2)}"
+
+
+def test_a_budget_running_out_mid_step_stops_its_boost_there():
+    """A subsidy that quadruples the hazard runs out about halfway through a 31-day step.
+    The exact engine stops it at the decision that empties the budget; the fast engine must
+    too, not at the step's end (which decided some 2,500 firms too many here). One level,
+    no peer term, so the hazard is constant between switches: mean decisions in January
+    within 3.3 standard errors of the difference, plus a second-order bound for drawing the
+    step at the boosted hazard and thinning the decisions after the switch (about
+    N_after * h * dt, 15 firms)."""
+    raw = bass_raw(400_000, years=1)
+    raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
+    raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
+    raw["policy"] = [{"name": "subsidy", "start": dt.date(2026, 1, 1),
+                      "end": dt.date(2026, 1, 31), "multiplier": {"device": 4.0},
+                      "budget": 3300.0, "cost": {"device": 1.0}}]
+    raw["engine"] = {"tau_step": 31}
+    sc = validate(raw)
+    reps = 60
+    got = {}
+    for engine in ("des", "tau"):
+        runs = run_replications(sc, range(reps), seed=3, engine=engine)
+        got[engine] = np.array([runs[i].events["decisions"] for i in range(reps)], dtype=float)
+        assert all(runs[i].spent[0] == pytest.approx(3300.0) for i in range(reps))
+    after = got["des"].mean() - 3300  # decided after the switch
+    assert after > 500, "the budget must run out well inside the step"
+    h_dt = 4 * 0.05 * 31 / 365.25
+    se = math.sqrt(got["des"].var(ddof=1) / reps + got["tau"].var(ddof=1) / reps)
+    assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + after * h_dt

@@ -227,6 +227,45 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         return decide_around(self.rng, self.idle, before, both, late, self.level_k,
                              self.n_decisions)
 
+    def _pay(self, D: np.ndarray, paying: list[tuple[int, np.ndarray]]) -> None:
+        """Pay each budgeted policy for the decisions D [b, s, k] just drawn (what it pays
+        per project decided, [s, i]). Where a budget runs out, the policy stops at the
+        decision that empties it, as in the exact engine: the (sub-)step's decisions are put
+        in a uniform order in time, and each one after that decision, drawn at the
+        policy's gain, is kept with the ratio of the gains after and before (thinning: the
+        law of deciding at the lower hazard from then on, to first order in the hazard
+        times the step); the others go back to idle, undecided."""
+        for k, cost in paying:
+            amount = (self.cells.per_level(D) * cost).sum(axis=(1, 2))
+            left = self.budgets.left[:, k].copy()
+            emptied = self.budgets.pay_many(k, amount, self.active[:, k])
+            if not emptied.any():
+                continue
+            before = self.gain
+            self.active[emptied, k] = False
+            self.gain = self._gain()
+            for b in np.flatnonzero(emptied):
+                back = self._after_switch(D[b], cost, float(left[b]), before[b], self.gain[b])
+                D[b] -= back
+                self.idle[b] += back
+                self.n_decisions[b] -= int(back.sum())
+
+    def _after_switch(self, D: np.ndarray, cost: np.ndarray, left: float, g_on: np.ndarray,
+                      g_off: np.ndarray) -> np.ndarray:
+        """Of one replication's decisions D [s, k], those undone because a budget with
+        `left` to pay ran out among them (`_pay`): [s, k]."""
+        flat = np.flatnonzero(D)
+        cell = np.repeat(flat, D.ravel()[flat])  # one entry per decision
+        seg, lvl = cell // D.shape[1], self.level_k[cell % D.shape[1]]
+        order = self.rng.permutation(cell.size)
+        paid = np.cumsum(cost[seg[order], lvl[order]])
+        last = min(int(np.searchsorted(paid, left)), cell.size - 1)  # empties the budget
+        later = order[last + 1:]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(g_on > 0, g_off / g_on, 1.0)[seg[later], lvl[later]]
+        undone = later[self.rng.random(later.size) >= ratio]
+        return np.bincount(cell[undone], minlength=D.size).reshape(D.shape)
+
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [b, s, k] (emptied in place): release units, climb on
         success, go back to idle now or after the retry wait on failure (`back`: the row of
@@ -306,13 +345,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 else:  # nothing changes between the halves: one draw over both
                     D = self._decide(sub)
                 if paying:
-                    per = self.cells.per_level(D)
-                    for k, cost in paying:
-                        emptied = self.budgets.pay_many(k, (per * cost).sum(axis=(1, 2)),
-                                                        self.active[:, k])
-                        if emptied.any():
-                            self.active[emptied, k] = False
-                            self.gain = self._gain()
+                    self._pay(D, paying)
                 span = (d0 + (d1 - d0) * j / n_sub, d0 + (d1 - d0) * (j + 1) / n_sub)
                 self.quick = False
                 self._start_decided(D, m, span)
