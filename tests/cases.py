@@ -125,3 +125,13 @@ def scaled_raw(path: Path, factor: float, **target) -> dict:
         if "budget" in pol:
             pol["budget"] *= factor
     return raw
+
+
+def capacity_by_day(params, day: float) -> np.ndarray:
+    """Units of every resource on `day` (days from the start) under `params`' shock
+    factors: the limit the fast engine's starts in a (sub-)step ending that day must keep."""
+    from sim.engines.capacity import capacity_units
+    from sim.scenario import DAYS_PER_YEAR
+
+    return capacity_units(params.capacity_base, params.capacity_factor, params.log_growth,
+                          day / DAYS_PER_YEAR)

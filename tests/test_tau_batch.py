@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 import pytest
-from cases import assert_same_result
+from cases import assert_same_result, capacity_by_day
 from conftest import make
 from scipy.stats import f as f_dist
 from scipy.stats import norm
@@ -50,13 +50,15 @@ def small(quotas: bool = False, **turnover):
 
 
 class _Watched(_Tau):
-    """Checks after every start that no replication holds more units than it has."""
+    """Checks after every start that no replication holds more units than it has at the
+    end of the (sub-)step the projects start in (test_tau's watcher)."""
 
     worst = -math.inf
 
     def _start(self, X, m, span, **kw):
         super()._start(X, m, span, **kw)
-        _Watched.worst = max(_Watched.worst, float((self.in_use - self.cap_steps[m]).max()))
+        over = self.in_use - capacity_by_day(self.params, span[1])
+        _Watched.worst = max(_Watched.worst, float(over.max()))
 
 
 @pytest.mark.parametrize("turnover", [{}, STRONG], ids=["fixed", "entry-exit"])

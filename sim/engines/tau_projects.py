@@ -127,6 +127,18 @@ class TauProjects:
             out[i, :-1] = np.maximum.accumulate(np.minimum(c, 1.0))
         return out
 
+    def _room(self, m: int, span: tuple[float, float]) -> np.ndarray:
+        """Units of each resource that projects starting in step m during `span` (days) may
+        hold: the capacity at the span's end. Starts are dated across the span, as the units
+        they take were freed or added across it (the exact engine starts a waiting project
+        at the tick that adds its unit); with the capacity at the span's start, the units
+        added during a step would wait a step."""
+        if span[1] == self.days[m + 1]:
+            return self.cap_steps[m + 1]
+        par = self.params
+        return rules.capacity_units(par.capacity_base, par.capacity_factor, par.log_growth,
+                                    span[1] / DAYS_PER_YEAR)
+
     def _serve(self, m: int, new: np.ndarray, span: tuple[float, float]) -> None:
         """Start waiting projects, oldest step first, then this step's new ones `new`
         [b, s, k], while units last. A replication whose waiting projects all fit starts
@@ -136,7 +148,7 @@ class TauProjects:
             self.queue.append([new, totals])
         if not self.queue:
             return
-        free = self.cap_steps[m] - self.in_use  # [b, resource]
+        free = self._room(m, span) - self.in_use  # [b, resource]
         demand = sum(e[0].sum(axis=1) for e in self.queue) @ self.units_k
         fits = np.all(demand <= free, axis=1)
         started = np.zeros_like(self.queue[0][0])
@@ -222,7 +234,7 @@ class TauProjects:
         """Start the projects decided in `span`: levels without needs at once, the others
         through the queue."""
         if not self.queued_levels or not self.queue and np.all(
-                D.sum(axis=1) @ self.units_k <= self.cap_steps[m] - self.in_use):
+                D.sum(axis=1) @ self.units_k <= self._room(m, span) - self.in_use):
             self._start(D, m, span)  # nothing waits and every project fits
             return
         queued = D * self.queued_k
