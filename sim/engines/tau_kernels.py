@@ -277,3 +277,77 @@ def complete(rng: np.random.Generator, C: np.ndarray, success: np.ndarray,
                     else:
                         ret[b, s, k, back[i]] += fail
                         returning[b, s, k] += fail
+
+
+@njit(cache=True)
+def serve_in_order(rng: np.random.Generator, counts: np.ndarray, level_k: np.ndarray,
+                   units_k: np.ndarray, free: np.ndarray, blocked: np.ndarray,
+                   stopped: np.ndarray) -> np.ndarray:
+    """Start what can start of one step's waiting projects counts [s, k], taken in a
+    uniformly drawn order (the order of the step's decisions is unknown), by the exact
+    engine's rule: a project starts if every unit it needs is free and none of its
+    resources is `blocked`; otherwise the resources it lacks become blocked and its level
+    `stopped` (its later projects wait behind it). `free` [resource], `blocked` and
+    `stopped` [level] carry over to the next step's projects (changed in place). Returns
+    the started projects [s, k]."""
+    S, K = counts.shape
+    R = free.size
+    take = np.zeros_like(counts)
+    n = 0
+    for s in range(S):
+        for k in range(K):
+            n += counts[s, k]
+    if n == 0:
+        return take
+    fits = True  # all of them, with nothing in the way: no order to draw
+    for r in range(R):
+        if blocked[r]:
+            fits = False
+        need = 0
+        for s in range(S):
+            for k in range(K):
+                need += counts[s, k] * units_k[k, r]
+        if need > free[r]:
+            fits = False
+    for k in range(K):
+        if stopped[level_k[k]]:
+            fits = False
+    if fits:
+        for r in range(R):
+            for s in range(S):
+                for k in range(K):
+                    free[r] -= counts[s, k] * units_k[k, r]
+        take[:, :] = counts
+        return take
+    order = np.empty(n, dtype=np.int64)  # one entry per project: s * K + k
+    j = 0
+    for s in range(S):
+        for k in range(K):
+            for _ in range(counts[s, k]):
+                order[j] = s * K + k
+                j += 1
+    for i in range(n - 1, 0, -1):  # Fisher-Yates
+        x = min(int(rng.random() * (i + 1)), i)
+        order[i], order[x] = order[x], order[i]
+    for j in range(n):
+        s, k = order[j] // K, order[j] % K
+        lv = level_k[k]
+        if stopped[lv]:
+            continue
+        ok = True
+        for r in range(R):
+            u = units_k[k, r]
+            if u == 0:
+                continue
+            if free[r] < u:
+                ok = False
+                blocked[r] = True
+            elif blocked[r]:
+                ok = False
+        if not ok:
+            stopped[lv] = True
+            continue
+        for r in range(R):
+            free[r] -= units_k[k, r]
+        take[s, k] += 1
+    return take

@@ -5,13 +5,14 @@ replication only where capacity binds)."""
 from __future__ import annotations
 
 import functools
-from typing import Any, cast
+from collections import deque
+from typing import Any
 
 import numpy as np
 
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
-from sim.engines.tau_kernels import file_projects
+from sim.engines.tau_kernels import file_projects, serve_in_order
 from sim.scenario import DAYS_PER_YEAR
 
 _CROWD = 50_000  # projects of one cell in one step above which one multinomial files them
@@ -157,50 +158,30 @@ class TauProjects:
             entry[0][fits] = 0
         for b in np.flatnonzero(~fits & (sum(e[1] for e in self.queue) > 0)):
             started[b] = self._serve_one(int(b), free[b].copy())
-        for entry in list(self.queue):
+        for entry in self.queue:
             entry[1] = entry[0].sum(axis=(1, 2))
-            if not entry[1].any():
-                self.queue.remove(entry)
+        # (emptied entries by identity: a later one empties while an earlier one waits)
+        self.queue = deque(e for e in self.queue if e[1].any())
         self._start(started, m, span)
         self.max_waiting = np.maximum(self.max_waiting, sum((e[1] for e in self.queue),
                                                             np.zeros(self.B, dtype=np.int64)))
 
     def _serve_one(self, b: int, free: np.ndarray) -> np.ndarray:
-        """Replication b's start from its queue, oldest step first, within `free` units.
-        Within one step the order of decisions is unknown, so a step that can be served
-        only in part starts a uniformly drawn subset of its projects, whatever their level:
-        the levels interleave as their decisions did."""
+        """Replication b's start from its queue, oldest step first, within `free` units, by
+        the exact engine's rule (`tau_kernels.serve_in_order`): no project overtakes an
+        earlier one on a resource that one lacks, and a level waits behind its first
+        project that cannot start. Within one step the order of decisions is unknown, so a
+        step's projects are taken in a uniformly drawn order: the levels interleave as
+        their decisions did."""
         blocked = np.zeros(len(free), dtype=bool)
-        # levels needing no blocked resource
-        allowed: np.ndarray = np.ones(len(self.units), dtype=bool)
+        stopped = np.zeros(len(self.units), dtype=bool)  # levels that wait behind a project
+        free = free.astype(float)
         started = np.zeros_like(self.queue[0][0][b])
         for entry in self.queue:
-            if not allowed[self.queued_levels].any():
-                break  # every waiting project lacks a resource an earlier one lacks
-            counts = entry[0][b]
-            if not allowed.all():
-                counts = counts * allowed[self.level_k][None, :]
-            demand = counts.sum(axis=0) @ self.units_k
-            uses = demand > 0
-            if not uses.any():
-                continue
-            if np.all(demand <= free):
-                take = counts
-            else:
-                share = np.min(np.where(uses, np.maximum(free, 0) / np.maximum(demand, 1), 1.0))
-                k = int(share * int(counts.sum()))
-                take = np.zeros_like(counts)
-                while k > 0:
-                    take = self.rng.multivariate_hypergeometric(counts.ravel(), k
-                                                                ).reshape(counts.shape)
-                    over = take.sum(axis=0) @ self.units_k - free
-                    if np.all(over <= 0):
-                        break
-                    k -= int(over.max())
-                    take = np.zeros_like(counts)
-                blocked |= uses & (demand - take.sum(axis=0) @ self.units_k > 0)
-                allowed = cast(np.ndarray, ~((self.units > 0) & blocked[None, :]).any(axis=1))
-            free -= take.sum(axis=0) @ self.units_k
+            if stopped[self.queued_levels].all():
+                break  # every level waits behind a project that cannot start
+            take = serve_in_order(self.rng, entry[0][b], self.level_k, self.units_k, free,
+                                  blocked, stopped)
             started += take
             entry[0][b] -= take
         return started
