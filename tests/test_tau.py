@@ -312,3 +312,40 @@ def test_projects_lacking_one_resource_do_not_hold_up_others_on_another():
         got[engine] = np.array([runs[i].at_or_above[-1, 1] for i in range(reps)], dtype=float)
     se = math.sqrt(got["des"].var(ddof=1) / reps + got["tau"].var(ddof=1) / reps)
     assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + 0.005 * 20_000
+
+
+class _FirstInLine(_Tau):
+    """The tau engine noting every start of a factory project made while line projects
+    that have waited since the start still wait."""
+
+    jumped = waited = 0
+
+    def _in_flight(self):
+        super()._in_flight()
+        self.first = list(self.queue)  # the projects under way that did not fit
+        _FirstInLine.waited = int(sum(e[0][..., self.level_k == 2].sum() for e in self.first))
+
+    def _start(self, X, m, span, **kw):
+        line, factory = self.level_k == 1, self.level_k == 2
+        alive = [e for e in getattr(self, "first", ()) if any(e is q for q in self.queue)]
+        for b in range(self.B):  # per replication
+            if any(e[0][b][..., line].sum() for e in alive):
+                _FirstInLine.jumped += int(X[b][..., factory].sum())
+        super()._start(X, m, span, **kw)
+
+
+def test_projects_waiting_from_the_start_are_served_level_by_level():
+    """More projects under way at the start than integrators: line projects run while
+    units last, the rest of them and the factory projects wait, first in line in order of
+    level (docs/model.md, as in the exact engine): no factory project starts while one of
+    those line projects waits (the fast engine drew them in one mixed order before)."""
+    raw = base_raw()
+    raw["population"]["firms"] = 20_000
+    raw["population"]["in_flight"] = {"line": 0.05, "factory": 0.02}
+    raw["resources"] = {"integrators": {"capacity": 600}, "compute": {"capacity": 600}}
+    raw["policy"], raw["shock"] = [], []
+    sc = validate(raw)
+    _FirstInLine.jumped = 0
+    _FirstInLine(sc, replication_rng(11, 0), 4).run()
+    assert _FirstInLine.waited > 100, "factory projects must wait from the start"
+    assert _FirstInLine.jumped == 0

@@ -207,8 +207,11 @@ class TauProjects:
             free -= max(0, min(fit, n)) * units
         waiting = X[None] - run
         self._start(run, 0, (0.0, 1.0), residual=True)
-        if waiting.any():
-            self.queue.append([waiting, waiting.sum(axis=(1, 2))])
+        if waiting.any():  # first in line, a level at a time (each level's own entry)
+            for i in range(N_LEVELS):
+                part = waiting * (self.level_k == i)
+                if part.any():
+                    self.queue.append([part, part.sum(axis=(1, 2))])
             self.max_waiting = waiting.sum(axis=(1, 2))
 
     def _start_decided(self, D: np.ndarray, m: int, span: tuple[float, float]) -> None:
