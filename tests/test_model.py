@@ -4,6 +4,7 @@ engine (`des`) and the simpy one (`des-simpy`), which draw differently but share
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -11,10 +12,10 @@ import pytest
 from cases import bass_raw, bass_share
 from conftest import make
 
-from sim.engines import des, des_jit
+from sim.engines import des, des_jit, rules
 from sim.engines.population import layout
-from sim.execution.runner import replication_rng
-from sim.scenario import validate
+from sim.execution.runner import replication_rng, run_replications
+from sim.scenario import Region, validate
 
 
 @pytest.fixture(params=["des", "des-simpy"])
@@ -179,3 +180,28 @@ def test_target_count_and_crossing_agree(simulate):
     first = int(np.argmax(new >= 100))
     assert res.crossing_time <= months[first]
     assert first == 0 or res.crossing_time > months[first - 1]
+
+
+@pytest.mark.parametrize("engine", ["des", "des-simpy", "tau"])
+def test_which_projects_under_way_run_does_not_depend_on_segment_order(engine):
+    """1,000 line projects under way at the start and 500 integrators: which 500 run is a
+    uniform draw, so January's new line firms (the runners that finish; the rest wait, as
+    do January's new decisions) fall on each region in proportion to its projects under way
+    (mean of the replications' shares within 3.3 standard errors). Taking them in segment
+    order gave them all to the first region."""
+    sc = make({"population.firms": 20_000, "population.in_flight": {"line": 0.05},
+               "levels.line.implementation": {"median": 1, "sigma": 0.3},
+               "resources.integrators.capacity": 500, "resources.integrators.growth": 0.0,
+               "policy": [], "shock": []})
+    sc = dataclasses.replace(sc, regions=(Region("east", 0.6, (1.3, 1.5, 1.0, 1.0)),
+                                          Region("west", 0.4)))
+    par = rules.Parameters(sc)
+    flight = np.array([sum(seg[2]) for seg in par.layout.flight], dtype=float)
+    expected = flight[par.region == 0].sum() / flight.sum()
+    reps = 20
+    runs = run_replications(sc, range(reps), seed=4, engine=engine)
+    new = np.array([r.region_at_or_above[0, :, 1] - r.region_initial[:, 1]
+                    for r in runs.values()], dtype=float)
+    assert new.sum(axis=1).min() > 100
+    share = new[:, 0] / new.sum(axis=1)
+    assert abs(share.mean() - expected) < 3.3 * share.std(ddof=1) / np.sqrt(reps)

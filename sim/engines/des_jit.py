@@ -196,34 +196,42 @@ class _Run:
 
     def _in_flight(self, st: State) -> State:
         """Start the projects under way at the start with the time they have left (the rules'
-        law); those the resources cannot hold wait first in line, in order of level."""
+        law); those the resources cannot hold wait first in line, in order of level. Within a
+        level nothing orders them: they are taken in a uniformly drawn order (so which run
+        and which wait does not depend on how segments are numbered)."""
         par = self.par
-        flight = sorted(((k, s, c, n) for s, seg in enumerate(par.layout.flight)
-                         for k in range(1, L + 1) for c, n in enumerate(seg[k]) if n))
+        flight = [(k, s, c, n) for s, seg in enumerate(par.layout.flight)
+                  for k in range(1, L + 1) for c, n in enumerate(seg[k]) if n]
         times, pays, use_rows = [], [], []
         cap = np.array([rules.capacity_at(float(b), float(f), float(g), 0.0) for b, f, g
                         in zip(st.cap_base, st.cap_factor, st.log_growth, strict=True)],
                        dtype=np.int64)
         needed = [np.flatnonzero(st.units[k]) for k in range(L + 1)]
-        for k, s, c, n in flight:
+        for k in sorted({f[0] for f in flight}):
+            mine = [(s, c | FRESH | ((k - 1) << ORIGIN), n) for kk, s, c, n in flight
+                    if kk == k]
+            run_pay = np.array([pack(s, k, code) for s, code, _ in mine], dtype=np.int64)
+            wait_pay = np.array([(s << 8) | code for s, code, _ in mine], dtype=np.int64)
+            group = np.repeat(np.arange(len(mine)), [n for _, _, n in mine])
+            group = group[self.rng.permutation(group.size)]  # a project's (s, code)
+            n = group.size
             x = rules.residual_years(self.rng, float(par.median_years[k]), float(par.sigma[k]),
                                      n)
             units, need = st.units[k], needed[k]
             fit = n if not need.size else int(max(0, min(
                 n, ((cap[need] - st.in_use[need]) // units[need]).min())))
-            code = c | FRESH | ((k - 1) << ORIGIN)
             if st.i[I_TRACE]:
                 use_rows += [(1, 0.0, r, st.in_use[r] + m * units[r], cap[r])
                              for m in range(1, fit + 1) for r in need]
             st.in_use[:] += units * fit
             times.append(x[:fit])
-            pays.append(np.full(fit, pack(s, k, code), dtype=np.int64))
+            pays.append(run_pay[group[:fit]])
             if n > fit:  # the rest wait, first in line
                 while st.qtail[k] + n - fit > st.qseq.shape[1]:
                     st = grow_queues(st)
                 at = slice(st.qtail[k], st.qtail[k] + n - fit)
                 st.qseq[k, at] = st.i[I_QSEQ] + np.arange(1, n - fit + 1)
-                st.qpay[k, at] = (s << 8) | code
+                st.qpay[k, at] = wait_pay[group[fit:]]
                 st.i[I_QSEQ] += n - fit
                 st.qtail[k] += n - fit
                 st.qlive[k] += n - fit
@@ -274,13 +282,16 @@ class _Run:
         return [(t, kind, j, on) for t, _, _, j, kind, on in out]
 
     def _advance(self, until: float) -> None:
-        while (status := advance(self.st, self.rng, until)) != DONE:
+        fresh = True  # rates to rebuild: the dated event or the new gains changed them
+        while (status := advance(self.st, self.rng, until, fresh)) != DONE:
             if status == NEED_GAIN:  # a budget ran out in the loop
                 self.st.i[I_REGAIN] = 0
                 self._regain()
-            else:
+                fresh = True
+            else:  # grown arrays change nothing: resume as if the loop had not stopped
                 self.st = (grow_heap(self.st) if status == NEED_HEAP else grow_queues(self.st)
                            if status == NEED_QUEUE else grow_trace(self.st))
+                fresh = False
 
     def _regain(self) -> None:
         """Each cell's gain a(s, k) * M(s, k) * quota push, from the rules, for the policies

@@ -274,16 +274,20 @@ def _room(st) -> int:
 
 
 @kernel
-def advance(st, rng, until: float) -> int:
+def advance(st, rng, until: float, fresh: bool) -> int:
     """Run every event before `until` (a dated event, or the horizon); DONE, or the room the
-    arrays lack (the driver grows it and calls again: the run resumes where it stopped)."""
+    arrays lack (the driver grows it and calls again: the run resumes where it stopped).
+    `fresh`: something outside the loop changed (a dated event, the gains), so rebuild the
+    rates and serve the queues; not when resuming after growth, where rebuilding the rates'
+    running sums would round them differently from the run that did not stop."""
     need = _room(st)  # (serving the queues below may start every waiting project)
     if need != DONE:
         return need
     st.cap_from[:] = math.inf  # shocks may have changed a capacity factor
-    rates(st)
-    if st.i[I_WAIT]:
-        serve(st, rng, st.f[F_NOW])
+    if fresh:
+        rates(st)
+        if st.i[I_WAIT]:
+            serve(st, rng, st.f[F_NOW])
     R = total(st)
     now = st.f[F_NOW]
     Q = st.in_use.shape[0]

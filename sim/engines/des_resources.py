@@ -50,10 +50,16 @@ class Resources:
     def _in_flight(self, flight: list[tuple[int, int, int, int]]) -> None:
         """Start the projects under way at the start, (s, k, code, n), with the time they have
         left (the rules' law); those the resources cannot hold wait first in line, in order of
-        level."""
-        for s, k, c, n in sorted(flight, key=lambda f: (f[1], f[0], f[2])):
-            for x in rules.residual_years(self.side.rng, float(self.params.median_years[k]),
-                                          float(self.sigma[k]), n).tolist():
+        level. Within a level nothing orders them: they are taken in a uniformly drawn order
+        (so which run and which wait does not depend on how segments are numbered)."""
+        rng = self.side.rng
+        for k in sorted({f[1] for f in flight}):
+            mine = [(s, c) for s, kk, c, n in flight if kk == k for _ in range(n)]
+            order = rng.permutation(len(mine)).tolist()
+            left = rules.residual_years(rng, float(self.params.median_years[k]),
+                                        float(self.sigma[k]), len(mine)).tolist()
+            for j, x in zip(order, left, strict=True):
+                s, c = mine[j]
                 if all(self.in_use[r] + units <= self._capacity(r, 0.0)
                        for r, units in self.needs[k]):
                     self._start(s, k, c, 0.0, x)
