@@ -349,3 +349,21 @@ def test_projects_waiting_from_the_start_are_served_level_by_level():
     _FirstInLine(sc, replication_rng(11, 0), 4).run()
     assert _FirstInLine.waited > 100, "factory projects must wait from the start"
     assert _FirstInLine.jumped == 0
+
+
+def test_decisions_undone_by_a_budget_running_out_are_paid_back_to_the_others():
+    """Two subsidies pay 1 per decision of every firm; the second one's budget runs out
+    mid-step, which undoes some of the step's decisions the first had already paid for.
+    The first must end up paying for exactly the decisions made (its budget is ample)."""
+    raw = bass_raw(400_000, years=1)
+    raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
+    raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
+    month = {"start": dt.date(2026, 1, 1), "end": dt.date(2026, 1, 31), "cost": {"device": 1.0}}
+    raw["policy"] = [{"name": "ample", "multiplier": {"device": 1.0}, "budget": 1e9, **month},
+                     {"name": "small", "multiplier": {"device": 4.0}, "budget": 3300.0,
+                      **month}]
+    raw["engine"] = {"tau_step": 31}
+    runs = run_replications(validate(raw), range(8), seed=3, engine="tau")
+    for res in runs.values():
+        assert res.spent[1] == pytest.approx(3300.0)
+        assert res.spent[0] == pytest.approx(res.events["decisions"])

@@ -234,8 +234,11 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         in a uniform order in time, and each one after that decision, drawn at the
         policy's gain, is kept with the ratio of the gains after and before (thinning: the
         law of deciding at the lower hazard from then on, to first order in the hazard
-        times the step); the others go back to idle, undecided."""
+        times the step); the others go back to idle, undecided, and the policies that paid
+        for them before are paid back."""
+        done: list[tuple[int, np.ndarray]] = []
         for k, cost in paying:
+            done.append((k, cost))
             amount = (self.cells.per_level(D) * cost).sum(axis=(1, 2))
             left = self.budgets.left[:, k].copy()
             emptied = self.budgets.pay_many(k, amount, self.active[:, k])
@@ -249,6 +252,10 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 D[b] -= back
                 self.idle[b] += back
                 self.n_decisions[b] -= int(back.sum())
+                undone = self.cells.per_level(back)
+                for j, cost_j in done[:-1]:
+                    if self.active[b, j]:
+                        self.budgets.refund(j, b, float((undone * cost_j).sum()))
 
     def _after_switch(self, D: np.ndarray, cost: np.ndarray, left: float, g_on: np.ndarray,
                       g_off: np.ndarray) -> np.ndarray:
