@@ -9,12 +9,13 @@ Bonferroni-corrected Student-t bound of the Welch standard error.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
 import numpy as np
 import pytest
 from cases import assert_same_result, scaled_raw
-from conftest import ROOT
+from conftest import ROOT, make
 from scipy.stats import f as f_dist
 from scipy.stats import t as student_t
 from test_turnover import SEED, STRONG, small
@@ -82,6 +83,24 @@ def test_a_run_resumes_exactly_when_its_arrays_grow(monkeypatch):
     assert_same_result(roomy, tight)
     assert roomy.trace == tight.trace
     assert (roomy.entered, roomy.exited) == (tight.entered, tight.exited)
+
+
+def test_a_run_that_must_grow_before_its_first_event_is_the_run_that_need_not(monkeypatch):
+    """15,000 line projects under way hold every integrator and 5,000 more wait: the calendar
+    and queue overflow their first size before the first event, so the loop stops to grow
+    them before it has built its rates or served its queue. It must still do both (it once
+    resumed without them: no decisions at all until the first month end), giving the run
+    that had room from the start, to the bit."""
+    sc = make({"population.firms": 400_000, "population.in_flight": {"line": 0.05},
+               "resources.integrators.capacity": 15_000, "resources.integrators.growth": 0.0,
+               "end": dt.date(2026, 3, 31), "target.deadline": dt.date(2026, 3, 31)})
+    tight = des_jit.simulate(sc, replication_rng(SEED, 2))
+    monkeypatch.setattr(des_jit, "HEAP0", 1 << 20)
+    monkeypatch.setattr(des_jit, "QUEUE0", 1 << 16)
+    roomy = des_jit.simulate(sc, replication_rng(SEED, 2))
+    assert tight.events["max_waiting"] >= 5_000
+    assert_same_result(roomy, tight)
+    assert tight.events == roomy.events
 
 
 def test_capacity_holds_and_leavers_give_their_units_back():

@@ -51,9 +51,9 @@ def test_conservation_and_monotone_levels():
 
 
 class _Watched(_Tau):
-    """The tau engine with a check on every start: units in use never exceed the capacity
-    at the end of the (sub-)step the projects start in (starts are dated across it, as the
-    units they take are freed or added across it; capacity only grows within a step)."""
+    """The tau engine with a check on every start: units in use never exceed the most
+    capacity the (sub-)step the projects start in has (starts are dated across it, as the
+    units they take are freed or added across it; shocks fall on step edges)."""
 
     worst = -math.inf
     starts = 0
@@ -62,7 +62,8 @@ class _Watched(_Tau):
         demand = X.sum(axis=1) @ self.units_k if self.units.size else 0
         super()._start(X, m, span, **kw)
         if np.any(demand):
-            over = self.in_use - capacity_by_day(self.params, span[1])
+            over = self.in_use - np.maximum(capacity_by_day(self.params, span[0]),
+                                            capacity_by_day(self.params, span[1]))
             _Watched.worst = max(_Watched.worst, float(over.max()))
             _Watched.starts += int(X.sum())
 
@@ -367,3 +368,29 @@ def test_decisions_undone_by_a_budget_running_out_are_paid_back_to_the_others():
     for res in runs.values():
         assert res.spent[1] == pytest.approx(3300.0)
         assert res.spent[0] == pytest.approx(res.events["decisions"])
+
+
+def test_two_budgets_running_out_in_one_step_stop_in_one_order_of_time():
+    """Two subsidies double the hazard each and pay 1 per decision; the smaller budget runs
+    out about a quarter into the 31-day step, the larger about halfway. Each stops at the
+    decision that empties it, in one order of the step's decisions (drawn apart, the two
+    orders kept too few): January's decisions as the exact engine's within 3.3 standard
+    errors plus the second-order bound of the one-budget case."""
+    raw = bass_raw(400_000, years=1)
+    raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
+    raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
+    month = {"start": dt.date(2026, 1, 1), "end": dt.date(2026, 1, 31), "cost": {"device": 1.0},
+             "multiplier": {"device": 2.0}}
+    raw["policy"] = [{"name": "a", "budget": 1650.0, **month},
+                     {"name": "b", "budget": 2475.0, **month}]
+    raw["engine"] = {"tau_step": 31}
+    sc = validate(raw)
+    reps, got = 60, {}
+    for engine in ("des", "tau"):
+        runs = run_replications(sc, range(reps), seed=3, engine=engine)
+        got[engine] = np.array([runs[i].events["decisions"] for i in range(reps)], dtype=float)
+        assert all(runs[i].spent == pytest.approx((1650.0, 2475.0)) for i in range(reps))
+    after = got["des"].mean() - 1650
+    h_dt = 4 * 0.05 * 31 / 365.25
+    se = math.sqrt(got["des"].var(ddof=1) / reps + got["tau"].var(ddof=1) / reps)
+    assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + after * h_dt

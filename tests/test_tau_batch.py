@@ -50,14 +50,15 @@ def small(quotas: bool = False, **turnover):
 
 
 class _Watched(_Tau):
-    """Checks after every start that no replication holds more units than it has at the
-    end of the (sub-)step the projects start in (test_tau's watcher)."""
+    """Checks after every start that no replication holds more units than the (sub-)step
+    the projects start in has at most (test_tau's watcher)."""
 
     worst = -math.inf
 
     def _start(self, X, m, span, **kw):
         super()._start(X, m, span, **kw)
-        over = self.in_use - capacity_by_day(self.params, span[1])
+        over = self.in_use - np.maximum(capacity_by_day(self.params, span[0]),
+                                            capacity_by_day(self.params, span[1]))
         _Watched.worst = max(_Watched.worst, float(over.max()))
 
 

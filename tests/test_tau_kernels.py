@@ -112,7 +112,7 @@ def test_decisions_around_completions_have_the_law_of_two_half_steps():
     h1), those the completions made idle over the second only: the pmf of the sum of
     Binomial(n, 1 - exp(-(h0 + h1) / 2)) and Binomial(a, 1 - exp(-h1 / 2)), which is the law
     of drawing the first half, then the second from those still idle; idle keeps the rest."""
-    h0, h1 = np.array([0.3, 40.0]), np.array([0.5, 30.0])  # inversion, and BTRS
+    h0, h1 = np.array([0.05, 1.0]), np.array([0.1, 1.1])  # inversion; BTRS of 1 - p
     n, a, size = np.array([40, 300]), np.array([15, 100]), 200_000
     both, late = -np.expm1(-0.5 * (h0 + h1)), -np.expm1(-0.5 * h1)
     before = np.tile(n, (size, 1))[:, None, :]

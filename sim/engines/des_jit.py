@@ -48,6 +48,7 @@ from sim.engines.des_state import (
     I_REGAIN,
     I_RETRY,
     I_SINGLE,
+    I_STALE,
     I_START,
     I_TLEVEL,
     I_TN,
@@ -282,16 +283,15 @@ class _Run:
         return [(t, kind, j, on) for t, _, _, j, kind, on in out]
 
     def _advance(self, until: float) -> None:
-        fresh = True  # rates to rebuild: the dated event or the new gains changed them
-        while (status := advance(self.st, self.rng, until, fresh)) != DONE:
+        self.st.i[I_STALE] = 1  # a dated event (or the start) changed the rates' inputs
+        while (status := advance(self.st, self.rng, until)) != DONE:
             if status == NEED_GAIN:  # a budget ran out in the loop
                 self.st.i[I_REGAIN] = 0
                 self._regain()
-                fresh = True
-            else:  # grown arrays change nothing: resume as if the loop had not stopped
+                self.st.i[I_STALE] = 1
+            else:  # grown arrays change nothing: the loop resumes where it stopped
                 self.st = (grow_heap(self.st) if status == NEED_HEAP else grow_queues(self.st)
                            if status == NEED_QUEUE else grow_trace(self.st))
-                fresh = False
 
     def _regain(self) -> None:
         """Each cell's gain a(s, k) * M(s, k) * quota push, from the rules, for the policies

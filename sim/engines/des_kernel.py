@@ -41,6 +41,7 @@ from sim.engines.des_state import (
     I_REGAIN,
     I_RETRY,
     I_SINGLE,
+    I_STALE,
     I_TLEVEL,
     I_TN,
     I_TRACE,
@@ -274,20 +275,21 @@ def _room(st) -> int:
 
 
 @kernel
-def advance(st, rng, until: float, fresh: bool) -> int:
+def advance(st, rng, until: float) -> int:
     """Run every event before `until` (a dated event, or the horizon); DONE, or the room the
     arrays lack (the driver grows it and calls again: the run resumes where it stopped).
-    `fresh`: something outside the loop changed (a dated event, the gains), so rebuild the
-    rates and serve the queues; not when resuming after growth, where rebuilding the rates'
-    running sums would round them differently from the run that did not stop."""
+    Where the driver marked the state stale (a dated event, new gains), rebuild the rates and
+    serve the queues first, once; not when resuming after growth, where rebuilding the
+    rates' running sums would round them differently from the run that did not stop."""
     need = _room(st)  # (serving the queues below may start every waiting project)
     if need != DONE:
         return need
     st.cap_from[:] = math.inf  # shocks may have changed a capacity factor
-    if fresh:
+    if st.i[I_STALE]:
         rates(st)
         if st.i[I_WAIT]:
             serve(st, rng, st.f[F_NOW])
+        st.i[I_STALE] = 0
     R = total(st)
     now = st.f[F_NOW]
     Q = st.in_use.shape[0]

@@ -34,8 +34,9 @@ def code_of(c: int, v: int) -> int:
 
 # Scalars in `State.i` (int64) ...
 (I_DEC, I_START, I_COMP, I_FAIL, I_RETRY, I_MAXW, I_WAIT, I_QSEQ, I_HSEQ, I_HN, I_LIVE,
- I_ENTER, I_EXIT, I_EXITUP, I_TN, I_TRACE, I_TLEVEL, I_READING, I_SINGLE, I_REGAIN) = range(20)
-N_INTS = 20
+ I_ENTER, I_EXIT, I_EXITUP, I_TN, I_TRACE, I_TLEVEL, I_READING, I_SINGLE, I_REGAIN,
+ I_STALE) = range(21)
+N_INTS = 21
 # ... and in `State.f` (float64).
 F_NOW, F_CROSS, F_R, F_W, F_FIRMS, F_OFFSET, F_SURV = range(7)
 N_FLOATS = 7

@@ -294,11 +294,10 @@ class Budgets:
         self.spent[:, j] += paid
         return paying & (self.left[:, j] <= 0)
 
-    def refund(self, j: int, b: int, amount: float) -> None:
-        """Batch: give `amount` back to replication b's budget j (the fast engine pays for a
-        step's decisions, then may undo some when another budget runs out among them)."""
-        self.left[b, j] += amount
-        self.spent[b, j] -= amount
+    def pay_one(self, j: int, b: int, amount: float) -> bool:
+        """Batch: replication b pays `amount` (capped) from policy j; True if that empties
+        it."""
+        return pay_from(self.left[b], self.spent[b], j, amount)
 
     def has_money(self, j: int):
         """Money left in policy j's budget (per replication, with a batch)."""

@@ -229,49 +229,55 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
 
     def _pay(self, D: np.ndarray, paying: list[tuple[int, np.ndarray]]) -> None:
         """Pay each budgeted policy for the decisions D [b, s, k] just drawn (what it pays
-        per project decided, [s, i]). Where a budget runs out, the policy stops at the
-        decision that empties it, as in the exact engine: the (sub-)step's decisions are put
-        in a uniform order in time, and each one after that decision, drawn at the
-        policy's gain, is kept with the ratio of the gains after and before (thinning: the
-        law of deciding at the lower hazard from then on, to first order in the hazard
-        times the step); the others go back to idle, undecided, and the policies that paid
-        for them before are paid back."""
-        done: list[tuple[int, np.ndarray]] = []
-        for k, cost in paying:
-            done.append((k, cost))
-            amount = (self.cells.per_level(D) * cost).sum(axis=(1, 2))
-            left = self.budgets.left[:, k].copy()
-            emptied = self.budgets.pay_many(k, amount, self.active[:, k])
-            if not emptied.any():
-                continue
-            before = self.gain
-            self.active[emptied, k] = False
+        per project decided, [s, i]). A replication where some budget runs out among them
+        goes through them in order (`_run_out`); the others pay the whole amount."""
+        per = self.cells.per_level(D)
+        amount = [(per * cost).sum(axis=(1, 2)) for _, cost in paying]
+        short = np.zeros(self.B, dtype=bool)
+        for (k, _), a in zip(paying, amount, strict=True):
+            short |= self.active[:, k] & (a >= self.budgets.left[:, k])
+        for (k, _), a in zip(paying, amount, strict=True):
+            self.budgets.pay_many(k, a, self.active[:, k] & ~short)
+        if short.any():
+            for b in np.flatnonzero(short):
+                self._run_out(int(b), D, paying)
             self.gain = self._gain()
-            for b in np.flatnonzero(emptied):
-                back = self._after_switch(D[b], cost, float(left[b]), before[b], self.gain[b])
-                D[b] -= back
-                self.idle[b] += back
-                self.n_decisions[b] -= int(back.sum())
-                undone = self.cells.per_level(back)
-                for j, cost_j in done[:-1]:
-                    if self.active[b, j]:
-                        self.budgets.refund(j, b, float((undone * cost_j).sum()))
 
-    def _after_switch(self, D: np.ndarray, cost: np.ndarray, left: float, g_on: np.ndarray,
-                      g_off: np.ndarray) -> np.ndarray:
-        """Of one replication's decisions D [s, k], those undone because a budget with
-        `left` to pay ran out among them (`_pay`): [s, k]."""
-        flat = np.flatnonzero(D)
-        cell = np.repeat(flat, D.ravel()[flat])  # one entry per decision
-        seg, lvl = cell // D.shape[1], self.level_k[cell % D.shape[1]]
-        order = self.rng.permutation(cell.size)
-        paid = np.cumsum(cost[seg[order], lvl[order]])
-        last = min(int(np.searchsorted(paid, left)), cell.size - 1)  # empties the budget
-        later = order[last + 1:]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(g_on > 0, g_off / g_on, 1.0)[seg[later], lvl[later]]
-        undone = later[self.rng.random(later.size) >= ratio]
-        return np.bincount(cell[undone], minlength=D.size).reshape(D.shape)
+    def _run_out(self, b: int, D: np.ndarray, paying: list[tuple[int, np.ndarray]]) -> None:
+        """Replication b's decisions D[b], drawn at the gains in force, among which a budget
+        runs out: as in the exact engine, each policy stops at the decision that empties its
+        budget. The decisions are put in a uniform order in time; each is kept with the
+        ratio of the gain in force at its turn to the gain it was drawn at (thinning: the
+        law of deciding at the lower hazard from then on, to first order in the hazard
+        times the step; a policy that lowered the hazard, < 1, ending cannot add decisions,
+        so its end counts from the next step), and the policies in force pay for the kept
+        ones. The others go back to idle, undecided."""
+        Db = D[b]
+        flat = np.flatnonzero(Db)
+        cell = np.repeat(flat, Db.ravel()[flat])[self.rng.permutation(int(Db.sum()))]
+        seg, lvl = cell // Db.shape[1], self.level_k[cell % Db.shape[1]]
+        u = self.rng.random(cell.size)
+        g_on = self.params.gain(self.active[b], self.push[b])[:, 1:][seg, lvl]
+        keep = np.zeros(cell.size, dtype=bool)
+        pos = 0
+        while pos < cell.size:
+            g = self.params.gain(self.active[b], self.push[b])[:, 1:][seg[pos:], lvl[pos:]]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                kept = u[pos:] < np.where(g_on[pos:] > 0, g / g_on[pos:], 1.0)
+            paid = [np.cumsum(np.where(kept, cost[seg[pos:], lvl[pos:]], 0.0))
+                    if self.active[b, k] else None for k, cost in paying]
+            ends = [int(np.searchsorted(c, self.budgets.left[b, k])) if c is not None
+                    else cell.size for (k, _), c in zip(paying, paid, strict=True)]
+            stop = min(min(ends), cell.size - pos - 1)  # the last decision of this stretch
+            keep[pos:pos + stop + 1] = kept[:stop + 1]
+            for (k, _), c in zip(paying, paid, strict=True):
+                if c is not None and self.budgets.pay_one(k, b, float(c[stop])):
+                    self.active[b, k] = False  # from the next decision on
+            pos += stop + 1
+        back = np.bincount(cell[~keep], minlength=Db.size).reshape(Db.shape)
+        D[b] -= back
+        self.idle[b] += back
+        self.n_decisions[b] -= int(back.sum())
 
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [b, s, k] (emptied in place): release units, climb on

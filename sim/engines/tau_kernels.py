@@ -307,7 +307,7 @@ def serve_in_order(rng: np.random.Generator, counts: np.ndarray, level_k: np.nda
         for s in range(S):
             for k in range(K):
                 need += counts[s, k] * units_k[k, r]
-        if need > free[r]:
+        if need > 0 and need > free[r]:  # (a resource nobody here needs may be over-used)
             fits = False
     for k in range(K):
         if stopped[level_k[k]]:

@@ -130,15 +130,21 @@ class TauProjects:
 
     def _room(self, m: int, span: tuple[float, float]) -> np.ndarray:
         """Units of each resource that projects starting in step m during `span` (days) may
-        hold: the capacity at the span's end. Starts are dated across the span, as the units
-        they take were freed or added across it (the exact engine starts a waiting project
-        at the tick that adds its unit); with the capacity at the span's start, the units
-        added during a step would wait a step."""
-        if span[1] == self.days[m + 1]:
-            return self.cap_steps[m + 1]
+        hold: the most the span has, at its end where capacity grows (at its start where it
+        declines). Starts are dated across the span, as the units they take were freed or
+        added across it (the exact engine starts a waiting project at the tick that adds
+        its unit); with the capacity at the span's start, units added during a step would
+        wait a step."""
         par = self.params
-        return rules.capacity_units(par.capacity_base, par.capacity_factor, par.log_growth,
-                                    span[1] / DAYS_PER_YEAR)
+
+        def at(day: float) -> np.ndarray:
+            return rules.capacity_units(par.capacity_base, par.capacity_factor,
+                                        par.log_growth, day / DAYS_PER_YEAR)
+
+        d0, d1 = span
+        first = self.cap_steps[m] if d0 == self.days[m] else at(d0)
+        last = self.cap_steps[m + 1] if d1 == self.days[m + 1] else at(d1)
+        return np.maximum(first, last)
 
     def _serve(self, m: int, new: np.ndarray, span: tuple[float, float]) -> None:
         """Start waiting projects, oldest step first, then this step's new ones `new`
@@ -151,7 +157,7 @@ class TauProjects:
             return
         free = self._room(m, span) - self.in_use  # [b, resource]
         demand = sum(e[0].sum(axis=1) for e in self.queue) @ self.units_k
-        fits = np.all(demand <= free, axis=1)
+        fits = np.all((demand <= free) | (demand == 0), axis=1)
         started = np.zeros_like(self.queue[0][0])
         for entry in self.queue:
             started[fits] += entry[0][fits]
@@ -218,7 +224,8 @@ class TauProjects:
         """Start the projects decided in `span`: levels without needs at once, the others
         through the queue."""
         if not self.queued_levels or not self.queue and np.all(
-                D.sum(axis=1) @ self.units_k <= self._room(m, span) - self.in_use):
+                (D.sum(axis=1) @ self.units_k <= self._room(m, span) - self.in_use)
+                | (D.sum(axis=1) @ self.units_k == 0)):
             self._start(D, m, span)  # nothing waits and every project fits
             return
         queued = D * self.queued_k
