@@ -34,20 +34,18 @@ def next_unit_change(base: float, factor: float, log_growth: float, units: int) 
     inf if it never does. Plain float code: the compiled exact engine compiles it."""
     b = base * factor
     if log_growth > 0 and b > 0:
-        t = math.log((units + 1) / b) / log_growth
-        step = max(abs(t), 1.0) * 2.3e-16
-        while int(b * math.exp(log_growth * t) + CAPACITY_EPS) <= units:  # capacity_at
-            t += step
-            step *= 2.0
-        return t
-    if log_growth < 0 and units > 0:
-        t = math.log(units / b) / log_growth
-        step = max(abs(t), 1.0) * 2.3e-16
-        while int(b * math.exp(log_growth * t) + CAPACITY_EPS) >= units:
-            t += step
-            step *= 2.0
-        return t
-    return math.inf
+        t, up = math.log((units + 1) / b) / log_growth, True
+    elif log_growth < 0 and units > 0:
+        t, up = math.log(units / b) / log_growth, False
+    else:
+        return math.inf
+    step = max(abs(t), 1.0) * 2.3e-16
+    while True:
+        now = int(b * math.exp(log_growth * t) + CAPACITY_EPS)  # capacity_at
+        if now > units if up else now < units:
+            return t
+        t += step
+        step *= 2.0
 
 
 def capacity_fluid(base: np.ndarray, factor: np.ndarray, log_growth: np.ndarray, t

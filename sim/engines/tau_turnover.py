@@ -7,6 +7,7 @@ leave. Every array has the batch of replications as its first axis.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -159,8 +160,7 @@ class TauTurnover:
             for entry in self.queue:  # waiting projects
                 cm.unpack_into(gone, _thin(rng, entry[0], p))
                 entry[1] = entry[0].sum(axis=(1, 2))
-            for e in [e for e in self.queue if not e[1].any()]:  # (by identity: arrays)
-                del self.queue[next(i for i, x in enumerate(self.queue) if x is e)]
+            self.queue = deque(e for e in self.queue if e[1].any())
             # Projects under way and retry waits filed for later steps.
             running = _withdraw(rng, self.pipe, self.filed, edge, p)
             if self.units.size:  # abandoned projects free their units
