@@ -161,6 +161,28 @@ def test_the_first_run_on_a_machine_says_it_compiles(monkeypatch, capsys):
     assert "sim run y: compiling" not in err
 
 
+def test_compiled_looks_where_numba_keeps_its_cache(tmp_path):
+    """Where numba keeps its cache elsewhere than beside the kernels (NUMBA_CACHE_DIR here;
+    the user's cache folder where the package is read-only), an empty cache there means a
+    first run compiles, whatever lies beside the kernels; a run fills it."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\n"
+            "from sim.engines import compiled\n"
+            "from sim.engines.tau import simulate_tau\n"
+            "from test_turnover import small\n"
+            "print(compiled('des'), compiled('tau'), compiled('meanfield'))\n"
+            "simulate_tau(small(), np.random.default_rng(1))\n"
+            "print(compiled('tau'))\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "tests"), str(ROOT)])}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout.split("\n")
+    assert out[:2] == ["False False True", "True"]
+
+
 def test_workers_freeze_their_long_lived_objects_and_the_users_process_does_not():
     """`settle` puts a worker's imports and compiled code out of the collector's reach once;
     in the user's own process (this one) it does nothing."""
