@@ -10,10 +10,11 @@ same calls) over all runs and prints runs per second and the time for the whole 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import time
 from pathlib import Path
+
+from variants import national
 
 from sim.execution.runner import run_replications
 from sim.scenario import load, validate
@@ -33,12 +34,7 @@ def main() -> None:
     args = parser.parse_args()
     sc = load(args.scenario)
     if args.national:
-        raw = copy.deepcopy(dict(sc.raw))
-        pop = raw["population"]
-        for key in ("entry", "exit", "entry_device", "region", "quotas"):
-            pop.pop(key, None)
-        raw["policy"] = [p for p in raw.get("policy", []) if "regions" not in p]
-        sc = validate(raw, source=args.scenario)
+        sc = validate(national(sc.raw), source=args.scenario)
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
     results = run_replications(sc, range(args.runs), seed=sc.seed, engine=args.engine,
