@@ -389,10 +389,13 @@ class _Engine(DatedProcesses, Resources, Turnover):
             env.process(self._dated_process("policy", j))
         for i in range(len(self.sc.shocks)):
             env.process(self._dated_process("shock", i))
-        env.process(self._month_process())
+        # At a month end, the count at the deadline and a quota review read the month's
+        # state before its exits and entrants: at equal times simpy runs events in the order
+        # they were scheduled, so these processes start (and schedule) before the months'.
         env.process(self._deadline_process())
         if self.quotas.days:
             env.process(self._quota_process())
+        env.process(self._month_process())
         horizon = self.sc.horizon + 1e-9
         draw, exps, unis = self.draw, self.draw.exp, self.draw.uni
         decide, complete, give_back = self._decide, self._complete, self._return

@@ -75,9 +75,10 @@ L = N_LEVELS
 HEAP0, QUEUE0, TRACE0 = 1 << 14, 1 << 10, 1 << 14
 """Starting room of the calendar, of each level's queue and of the trace; each doubles when
 full (the compiled loop stops, the driver grows it, the loop resumes where it stopped)."""
-_ORDER = {"policy": 0, "shock": 1, "month": 2, "deadline": 3, "quota": 4}
+_ORDER = {"policy": 0, "shock": 1, "deadline": 2, "quota": 3, "month": 4}
 """Dated events at one time run in the order simpy gives them in `des.py`: the one scheduled
-earlier first, then by the order its process was started in."""
+earlier first, then by the order its process was started in (months last, so that the count
+at the deadline and a quota review read a month end before its exits and entrants)."""
 
 
 def simulate(scenario: Scenario, rng: np.random.Generator, *, trace: bool = False) -> RunResult:
