@@ -276,6 +276,61 @@ def test_capacity_added_during_a_step_is_used_during_it():
     assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + bound
 
 
+def _scarce_units(median_months: float, sigma: float, units: int, firms: int = 20_000
+                  ) -> dict:
+    """One level whose projects each hold one of `units` integrators, for a year; `firms`
+    firms deciding at 2 a year, so projects always wait and every unit serves one project
+    after another: the count is a renewal process per unit."""
+    raw = bass_raw(firms, years=1)
+    raw["levels"]["device"].update(innovation=2.0, imitation=0.0, needs={"integrators": 1},
+                                   implementation={"median": median_months, "sigma": sigma})
+    raw["resources"] = {"integrators": {"capacity": units}}
+    return raw
+
+
+def _count_gap(raw: dict, reps: int) -> tuple[float, float, float]:
+    """Mean count at the deadline of the fast engine less the exact engine's, its standard
+    error, and the exact engine's mean."""
+    sc = validate(raw)
+    got = {e: np.array([r.count_at_deadline for r in run_replications(
+        sc, range(reps), seed=seed, engine=e).values()]) for e, seed in (("des", 8), ("tau", 9))}
+    se = math.sqrt(sum(x.var(ddof=1) / reps for x in got.values()))
+    return got["tau"].mean() - got["des"].mean(), se, got["des"].mean()
+
+
+def _renewals(units: int, median_months: float, sigma: float, years: float = 1.0) -> float:
+    """Projects completed by `units` units kept busy for `years`: the renewal function
+    T / mu + (CV^2 - 1) / 2 per unit (lognormal durations; exact as T / mu grows)."""
+    mu = median_months * DAYS_PER_YEAR / 12 * math.exp(sigma**2 / 2)
+    return units * (years * DAYS_PER_YEAR / mu + (math.expm1(sigma**2) - 1) / 2)
+
+
+def test_projects_shorter_than_a_step_keep_their_units_busy():
+    """6-day projects on 40 units at the default 10-day step. A unit freed inside a step
+    waited for the next step to be taken again, so each served about one project a step:
+    38% too few (1,406 against the exact 2,274; renewal theory 2,275). The step is now cut to
+    half the shortest tenth of such projects (`steps.step_days`). Mean count within 4
+    standard errors of the exact engine's plus 0.3% (measured: 0.1% at 2-day steps)."""
+    raw = _scarce_units(0.2, 0.3, 40)
+    gap, se, des = _count_gap(raw, 60)
+    assert abs(des / _renewals(40, 0.2, 0.3) - 1) < 0.01, "the units must stay busy"
+    assert abs(gap) < 4 * se + 0.003 * des, (gap, se)
+
+
+def test_units_free_as_a_step_starts_are_taken_as_it_starts():
+    """400 units free at the start; 200,000 firms decide at 1,100 a day, so the exact engine
+    fills them within hours. The fast engine dated those starts across the first step,
+    which left every unit idle for half a step: about 45 one-month projects lost (400 x 4
+    days / 35 days at its 8-day step here), for good. Starts that the units free at a
+    step's start can hold are now dated when a decision meets a free unit: at once for
+    projects that waited, within the first k / n of the step for the k earliest of its n
+    new decisions. Mean count within 4 standard errors of the exact engine's."""
+    raw = _scarce_units(1.0, 0.5, 400, firms=200_000)
+    gap, se, des = _count_gap(raw, 60)
+    assert abs(des / _renewals(400, 1.0, 0.5) - 1) < 0.01, "the units must stay busy"
+    assert abs(gap) < 4 * se, (gap, se)
+
+
 class _Queue(_Tau):
     """The tau engine noting, after every serving of its queue, the most projects waiting
     at each level decided."""

@@ -13,26 +13,45 @@ from scipy.special import ndtr
 
 from sim.engines import rules
 from sim.engines.population import N_LEVELS
-from sim.scenario import Scenario
+from sim.scenario import DAYS_PER_YEAR, Scenario
 
 HAZARD_CHANGE = 0.002
 """Largest expected relative change of a decision hazard within one (sub-)step from
 projects that start and finish inside it; a step where it would be larger is cut into equal
 sub-steps (docs/performance.md measures the accuracy this buys)."""
 MAX_SUBSTEPS = 64
+SHORT = 0.5
+"""Longest step as a share of the shortest tenth of the projects that hold resources: a
+unit freed inside a step waits for the next one to be taken again, so where projects last
+about a step a unit serves one a step (38% too few at 10-day steps and 6-day projects with
+integrators scarce; 0.1% at 2 days, docs/performance.md)."""
+_Z10 = 1.2815515655446004  # the standard normal's 90% quantile
+
+
+def step_days(sc: Scenario) -> float:
+    """The fast engine's step in days: `sc.tau_step`, cut to SHORT of the 10% quantile of
+    the lognormal duration of every level whose projects hold resources (at least a day)."""
+    step = float(sc.tau_step)
+    for level in sc.levels:
+        if any(units > 0 for _, units in level.needs) and level.implementation_median > 0:
+            tenth = (level.implementation_median * DAYS_PER_YEAR / 12
+                     * math.exp(-_Z10 * level.implementation_sigma))
+            step = min(step, max(1.0, SHORT * tenth))
+    return step
 
 
 def step_edges(sc: Scenario) -> tuple[np.ndarray, dict[int, int]]:
     """Step edges in whole days from the start, and the month index of each month-end edge.
 
-    Every month is cut into equal whole-day steps of about `sc.tau_step` days; policy and
+    Every month is cut into equal whole-day steps of about `step_days(sc)` days; policy and
     shock dates and the deadline are added as edges where they do not fall on one already.
     """
     ends = [(d - sc.start).days + 1 for d in sc.month_ends()]
+    step = step_days(sc)
     days = {0}
     prev = 0
     for end in ends:
-        n = max(1, round((end - prev) / sc.tau_step))
+        n = max(1, round((end - prev) / step))
         days.update(prev + round((end - prev) * j / n) for j in range(1, n + 1))
         prev = end
     horizon = (sc.end - sc.start).days + 1
@@ -100,4 +119,4 @@ class SubSteps:
         return int(min(MAX_SUBSTEPS, max(1, math.ceil(worst / HAZARD_CHANGE))))
 
 
-__all__ = ["HAZARD_CHANGE", "MAX_SUBSTEPS", "SubSteps", "step_edges"]
+__all__ = ["HAZARD_CHANGE", "MAX_SUBSTEPS", "SHORT", "SubSteps", "step_days", "step_edges"]

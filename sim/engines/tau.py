@@ -345,6 +345,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
             d0, d1 = float(self.days[m]), float(self.days[m + 1])
             sub = dt / n_sub
             for j in range(n_sub):
+                self.in_use_start = self.in_use.copy()  # units held as the sub-step starts
                 # Decisions over the first half of the (sub-)step, the step's due completions
                 # and returns in its middle, decisions over the second half with the updated
                 # peer shares: firms that complete or return during the step are exposed for

@@ -46,6 +46,7 @@ class TauProjects:
     flight: np.ndarray
     max_waiting: np.ndarray
     cap_steps: np.ndarray
+    in_use_start: np.ndarray
 
     def _capacities(self) -> np.ndarray:
         """Capacity of every resource at the start of every step (rows), for the present
@@ -128,13 +129,13 @@ class TauProjects:
             out[i, :-1] = np.maximum.accumulate(np.minimum(c, 1.0))
         return out
 
-    def _room(self, m: int, span: tuple[float, float]) -> np.ndarray:
+    def _room(self, m: int, span: tuple[float, float], start: bool = False) -> np.ndarray:
         """Units of each resource that projects starting in step m during `span` (days) may
         hold: the most the span has, at its end where capacity grows (at its start where it
-        declines). Starts are dated across the span, as the units they take were freed or
-        added across it (the exact engine starts a waiting project at the tick that adds
-        its unit); with the capacity at the span's start, units added during a step would
-        wait a step."""
+        declines; with `start`, what it has at its start). Starts are dated across the span,
+        as the units they take were freed or added across it (the exact engine starts a
+        waiting project at the tick that adds its unit); with the capacity at the span's
+        start, units added during a step would wait a step."""
         par = self.params
 
         def at(day: float) -> np.ndarray:
@@ -144,7 +145,7 @@ class TauProjects:
         d0, d1 = span
         first = self.cap_steps[m] if d0 == self.days[m] else at(d0)
         last = self.cap_steps[m + 1] if d1 == self.days[m + 1] else at(d1)
-        return np.maximum(first, last)
+        return first if start else np.maximum(first, last)
 
     def _serve(self, m: int, new: np.ndarray, span: tuple[float, float]) -> None:
         """Start waiting projects, oldest step first, then this step's new ones `new`
@@ -155,6 +156,8 @@ class TauProjects:
             self.queue.append([new, totals])
         if not self.queue:
             return
+        entries = list(self.queue)
+        before = [e[0].copy() for e in entries]
         free = self._room(m, span) - self.in_use  # [b, resource]
         demand = sum(e[0].sum(axis=1) for e in self.queue) @ self.units_k
         fits = np.all((demand <= free) | (demand == 0), axis=1)
@@ -166,11 +169,51 @@ class TauProjects:
             started[b] = self._serve_one(int(b), free[b].copy())
         for entry in self.queue:
             entry[1] = entry[0].sum(axis=(1, 2))
+        waits = sum(e[1] for e in self.queue) > 0  # [b]: demand left over
         # (emptied entries by identity: a later one empties while an earlier one waits)
         self.queue = deque(e for e in self.queue if e[1].any())
-        self._start(started, m, span)
+        n_old = len(entries) - 1 if totals.any() else len(entries)
+        old = sum((was - e[0] for was, e in zip(before[:n_old], entries[:n_old], strict=True)),
+                  np.zeros_like(started))  # started from projects that waited already
+        self._start_served(started, old, totals, waits, m, span)
         self.max_waiting = np.maximum(self.max_waiting, sum((e[1] for e in self.queue),
                                                             np.zeros(self.B, dtype=np.int64)))
+
+    def _start_served(self, started: np.ndarray, old: np.ndarray, new: np.ndarray,
+                      waits: np.ndarray, m: int, span: tuple[float, float]) -> None:
+        """File the projects `started` [b, s, k] from the queue in `span`, dated by when
+        their unit and their decision were both there. As many as the units free at the
+        span's start (before its completions) can hold start at its start (in its first
+        day) if they waited already (`old`); then, where projects still wait (`waits` [b]),
+        new ones take the rest of those units in the order they were decided, k of the
+        span's `new` [b] decisions within the first k / new of it. The others start across
+        the span, with the units freed and the decisions made across it. (Dated across the
+        span, a unit free from its start stood idle for half a span on average.)"""
+        d0, d1 = span
+        at_start, soon = np.zeros_like(started), np.zeros_like(started)
+        if self.units.size:
+            free0 = np.maximum(self._room(m, span, start=True) - self.in_use_start, 0)
+            demand = started.sum(axis=1) @ self.units_k  # [b, resource]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                share = np.where(demand > 0, free0 / demand, np.inf).min(axis=1)
+            n_early = np.floor(started.sum(axis=(1, 2)) * np.minimum(share, 1.0))
+            n_old = old.sum(axis=(1, 2))
+            n_early = np.where(waits, n_early, np.minimum(n_early, n_old)).astype(np.int64)
+            for b in np.flatnonzero(n_early):
+                first = min(int(n_early[b]), int(n_old[b]))
+                at_start[b] = old[b] if first == n_old[b] else self._pick(old[b], first)
+                if n_early[b] > first:
+                    soon[b] = self._pick(started[b] - old[b], int(n_early[b]) - first)
+        self._start(at_start, m, (d0, min(d1, d0 + 1.0)))
+        for b in np.flatnonzero(soon.sum(axis=(1, 2))):
+            X = np.zeros_like(soon)
+            X[b] = soon[b]
+            self._start(X, m, (d0, d0 + (d1 - d0) * min(1.0, X.sum() / new[b])))
+        self._start(started - at_start - soon, m, span)
+
+    def _pick(self, counts: np.ndarray, n: int) -> np.ndarray:
+        """n of the projects counted in `counts` (any shape), uniformly without replacement."""
+        return self.rng.multivariate_hypergeometric(counts.ravel(), n).reshape(counts.shape)
 
     def _serve_one(self, b: int, free: np.ndarray) -> np.ndarray:
         """Replication b's start from its queue, oldest step first, within `free` units, by

@@ -255,7 +255,8 @@ KEYS: tuple[Key, ...] = (
     K("sweep.log", "list", "varied keys sampled on a log scale", default=[]),
     # engine ------------------------------------------------------------------------------
     K("engine", "table", "engine settings", default_note="none"),
-    K("engine.tau_step", "number", "step of the fast engine (--engine tau)",
+    K("engine.tau_step", "number", "step of the fast engine (--engine tau); shorter where "
+      "projects that hold resources are short (docs/model.md)",
       default=TAU_STEP_DAYS, lo=1, hi=92, unit="days"),
 )
 
