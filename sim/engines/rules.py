@@ -183,6 +183,15 @@ class Parameters:
 
     # shocks -----------------------------------------------------------------------------
 
+    def shocks_from_start(self) -> None:
+        """Apply the shocks in force from the start (their window begins on day 0) before
+        anything is placed, so that projects under way at the start meet the capacity those
+        shocks leave (docs/model.md). The calendar's switch at time 0 then changes nothing."""
+        for change in changes(self.sc):
+            if change.kind == "shock" and change.on and change.day == 0:
+                self.shocks_on[change.index] = True
+        self._effective()
+
     def set_shock(self, i: int, on: bool) -> None:
         """Apply (on) or lift (off) shock i and recompute the effective parameters."""
         self.shocks_on[i] = on
