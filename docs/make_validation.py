@@ -248,7 +248,8 @@ def main() -> int:
         "`des-simpy`, the same engine in plain Python, and `tests/test_des_jit.py` compares "
         "the two on every shipped scenario), and `meanfield`, its deterministic "
         "large-population limit. What the mean field approximates, and why, is in the "
-        "docstring of `sim/meanfield.py` and in section 4.\n",
+        "docstring of `sim/engines/meanfield.py` (with the stress cases where it is far "
+        "off) and in section 4.\n",
     ]
     (DOCS / "validation.md").write_text("\n".join(head + out), encoding="utf-8")
     print(f"wrote {DOCS / 'validation.md'} in {elapsed:.0f} s")
