@@ -156,8 +156,7 @@ class TauProjects:
             self.queue.append([new, totals])
         if not self.queue:
             return
-        entries = list(self.queue)
-        before = [e[0].copy() for e in entries]
+        new_before = new.copy()  # (the queue's entry for it is emptied as it is served)
         free = self._room(m, span) - self.in_use  # [b, resource]
         demand = sum(e[0].sum(axis=1) for e in self.queue) @ self.units_k
         fits = np.all((demand <= free) | (demand == 0), axis=1)
@@ -172,9 +171,9 @@ class TauProjects:
         waits = sum(e[1] for e in self.queue) > 0  # [b]: demand left over
         # (emptied entries by identity: a later one empties while an earlier one waits)
         self.queue = deque(e for e in self.queue if e[1].any())
-        n_old = len(entries) - 1 if totals.any() else len(entries)
-        old = sum((was - e[0] for was, e in zip(before[:n_old], entries[:n_old], strict=True)),
-                  np.zeros_like(started))  # started from projects that waited already
+        # Started from projects that waited already: all but those of the new entry (which,
+        # when nothing new was decided, was not queued and is unchanged).
+        old = started - (new_before - new)
         self._start_served(started, old, totals, waits, m, span)
         self.max_waiting = np.maximum(self.max_waiting, sum((e[1] for e in self.queue),
                                                             np.zeros(self.B, dtype=np.int64)))
@@ -212,8 +211,13 @@ class TauProjects:
         self._start(started - at_start - soon, m, span)
 
     def _pick(self, counts: np.ndarray, n: int) -> np.ndarray:
-        """n of the projects counted in `counts` (any shape), uniformly without replacement."""
-        return self.rng.multivariate_hypergeometric(counts.ravel(), n).reshape(counts.shape)
+        """n of the projects counted in `counts` (any shape), uniformly without replacement
+        (drawn over the cells that hold some: numpy's draw costs a step per cell)."""
+        flat = counts.ravel()
+        held = np.flatnonzero(flat)
+        out = np.zeros_like(flat)
+        out[held] = self.rng.multivariate_hypergeometric(flat[held], n)
+        return out.reshape(counts.shape)
 
     def _serve_one(self, b: int, free: np.ndarray) -> np.ndarray:
         """Replication b's start from its queue, oldest step first, within `free` units, by
