@@ -131,21 +131,22 @@ class TauProjects:
 
     def _room(self, m: int, span: tuple[float, float], start: bool = False) -> np.ndarray:
         """Units of each resource that projects starting in step m during `span` (days) may
-        hold: the most the span has, at its end where capacity grows (at its start where it
-        declines; with `start`, what it has at its start). Starts are dated across the span,
-        as the units they take were freed or added across it (the exact engine starts a
-        waiting project at the tick that adds its unit); with the capacity at the span's
-        start, units added during a step would wait a step."""
+        hold: the capacity at the span's end (with `start`, at its start). Starts are dated
+        across the span, as the units they take were freed or added across it. Where
+        capacity grows, the exact engine starts a waiting project at the tick that adds its
+        unit: with the capacity at the span's start those units would wait a span. Where it
+        shrinks, a unit freed is retired while more are held than the capacity allows, so
+        what is held follows the capacity down: with the capacity at the start, what the
+        fast engine held lagged it by a span."""
+        if start:
+            day, row = span[0], m
+        else:
+            day, row = span[1], m + 1
+        if day == self.days[row]:
+            return self.cap_steps[row]
         par = self.params
-
-        def at(day: float) -> np.ndarray:
-            return rules.capacity_units(par.capacity_base, par.capacity_factor,
-                                        par.log_growth, day / DAYS_PER_YEAR)
-
-        d0, d1 = span
-        first = self.cap_steps[m] if d0 == self.days[m] else at(d0)
-        last = self.cap_steps[m + 1] if d1 == self.days[m + 1] else at(d1)
-        return first if start else np.maximum(first, last)
+        return rules.capacity_units(par.capacity_base, par.capacity_factor, par.log_growth,
+                                    day / DAYS_PER_YEAR)
 
     def _serve(self, m: int, new: np.ndarray, span: tuple[float, float]) -> None:
         """Start waiting projects, oldest step first, then this step's new ones `new`
