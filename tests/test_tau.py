@@ -336,10 +336,9 @@ def test_capacity_retired_during_a_step_is_not_taken_during_it():
     """1,000 integrators shrinking by 60% a year, every one busy: a unit freed as capacity
     shrinks is retired, so the units held track the capacity. The fast engine let a step's
     starts use the capacity at its start, so what it held lagged the capacity by a step:
-    (units retired) x step / duration extra projects, about 120 here (840 x 10 / 69 days). Starts now use the capacity
-    at the step's end where it shrinks, as they do where it grows (the most a project
-    started then can hold once the step is over). Mean count within 4 standard errors of
-    the exact engine's."""
+    (units retired) x step / duration extra projects, about 120 here (840 x 10 / 69 days;
+    measured 110). Starts now use the capacity at the step's end where it shrinks, as they
+    do where it grows. Mean count within 4 standard errors of the exact engine's."""
     raw = _scarce_units(2.0, 0.5, 1_000, growth=-0.6, years=2)
     gap, se, _ = _count_gap(raw, 60)
     assert abs(gap) < 4 * se, (gap, se)
