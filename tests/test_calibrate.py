@@ -488,3 +488,22 @@ def test_the_rate_form_reproduces_a_published_nls_fit(monkeypatch):
                                (result.imitation, 4.14e-2, 5e-5)):
         lo, hi = est.ci95
         assert abs(est.estimate * math.log(hi / lo) / (2 * crit) - se) <= half_unit, (est, se)
+
+
+def test_two_series_of_one_name_do_not_share_a_fit_folder(tmp_path, capsys):
+    """a/s.csv and b/s.csv default to one folder (results/calibrate-s-line/): the second
+    is refused in one line and the first fit stays; the same series again replaces it."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = _write(tmp_path / "a", _csv(_noisy((0.02, 0.8, 30_000), 0.03, 5)), "s.csv")
+    second = _write(tmp_path / "b", _csv(_noisy((0.03, 0.6, 20_000), 0.03, 6)), "s.csv")
+    out = tmp_path / "out"
+    args = ["--level", "line", "--start", "2020-01-01", "--out", str(out)]
+    assert main(["calibrate", str(first), *args]) == 0
+    kept = (out / "fit.json").read_bytes()
+    capsys.readouterr()
+    assert main(["calibrate", str(second), *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds the fit of another series" in err[0]
+    assert (out / "fit.json").read_bytes() == kept
+    assert main(["calibrate", str(first), *args]) == 0

@@ -69,6 +69,17 @@ BROKEN = [
      ["population.segment.large.name", "unique"]),
     ("target-too-big", _raw(target__firms=10**8), ["target.firms"]),
     ("huge-population", _raw(population__firms=10**12), ["population.firms"]),
+    # The count is read at month ends: a deadline (or end) before the first one had none,
+    # and `sim run` failed after simulating.
+    ("deadline-first-month", _raw(target__deadline=dt.date(2026, 1, 20)),
+     ["target.deadline", "first month end (2026-01-31)"]),
+    ("end-first-month", _raw(end=dt.date(2026, 1, 20), target__deadline=dt.date(2026, 1, 20)),
+     ["end", "first month end (2026-01-31)"]),
+    # Spending is reported per policy name: two of one name lost one's spending.
+    ("duplicate-policy", {**_raw(), "policy": [_raw()["policy"][0], _raw()["policy"][0]]},
+     ["policy[1].name", "earlier policy"]),
+    ("policy-reaches-nobody", _raw(policy__0__segments=[]),
+     ["policy[0].segments", "at least one segment"]),
 ]
 
 

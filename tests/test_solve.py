@@ -141,3 +141,62 @@ def test_unreachable_solve_still_writes_its_answer_and_figure(write_scenario, tm
     assert "not reached within [0.2, 1.5]" in capsys.readouterr().out
     assert all(0 < e["count_mean"] < 2000 for e in doc["evaluations"])
     assert (out / "solve.png").is_file()
+
+
+def test_a_solve_of_another_parameter_does_not_replace_the_first(write_scenario, tmp_path,
+                                                                  capsys):
+    """Two searches of one scenario default to one folder: the second, of another
+    parameter, is refused in one line and the first solve.json stays; the same search
+    again replaces it. Two --vary are refused, not the first silently dropped."""
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    out = tmp_path / "out"
+    base = ["solve", str(path), "--probability", "0.5", "--replications", "8",
+            "--max-replications", "16", "--tolerance", "0.4", "--jobs", "1", "--out", str(out)]
+    first = [*base, "--vary", "levels.line.imitation=0.2:1.5"]
+    assert main(first) == 0
+    kept = (out / "solve.json").read_bytes()
+    capsys.readouterr()
+    assert main([*base, "--vary", "levels.line.innovation=0.01:0.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds another solve (parameter levels.line.imitation)" in err[0]
+    assert (out / "solve.json").read_bytes() == kept
+    assert main([*base, "--vary", "levels.line.innovation=0.01:0.5",
+                 "--vary", "levels.line.imitation=0.2:1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--vary given 2 times" in err[0]
+    assert main(first) == 0
+
+
+def test_a_command_does_not_write_over_another_commands_results(write_scenario, tmp_path,
+                                                                capsys):
+    """A run's folder given to `sim solve` (or a solve's to `sim run`) is refused in one
+    line, nothing changed; `sim run --force` may replace it."""
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    run_out = tmp_path / "run"
+    run = ["run", str(path), "--replications", "2", "--jobs", "1", "--out", str(run_out)]
+    assert main(run) == 0
+    before = {p.name: p.read_bytes() for p in run_out.iterdir()}
+    capsys.readouterr()
+    assert main(["solve", str(path), "--vary", "levels.line.imitation=0.2:1.5",
+                 "--probability", "0.5", "--jobs", "1", "--out", str(run_out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a run's results (summary.json)" in err[0]
+    assert {p.name: p.read_bytes() for p in run_out.iterdir()} == before
+    (tmp_path / "solve").mkdir()
+    (tmp_path / "solve" / "solve.json").write_text("{}")
+    assert main([*run[:-1], str(tmp_path / "solve")]) == 2
+    assert "holds a solve's results" in capsys.readouterr().err
+    assert main([*run[:-1], str(tmp_path / "solve"), "--force"]) == 0
+
+
+@pytest.mark.parametrize("out, words", [("", "empty"), ("/proc/sim-out", "cannot be written")])
+def test_an_out_that_cannot_be_used_is_refused_before_any_work(write_scenario, capsys, out,
+                                                              words, tmp_path, monkeypatch):
+    """An empty --out (an unset shell variable) would mean the current folder; an
+    unwritable one failed with a traceback after the whole run. Both: exit 2, one line."""
+    monkeypatch.chdir(tmp_path)
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    assert main(["run", str(path), "--replications", "2", "--jobs", "1", "--out", out]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert words in err[-1] and "Traceback" not in "".join(err)
+    assert not any(tmp_path.glob("*.json"))

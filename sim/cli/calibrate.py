@@ -22,7 +22,7 @@ from sim.analysis.calibrate import (
     fragment,
     read_series,
 )
-from sim.cli.common import EXIT_OK, BadInput
+from sim.cli.common import EXIT_OK, BadInput, check_out, out_folder
 from sim.scenario import LEVELS
 
 
@@ -52,7 +52,7 @@ def add_parser(sub) -> None:
                      "repeatable")
     cal.add_argument("--until", type=_date, help="draw the fitted curve up to this date "
                      "(default: two years past the last observation)")
-    cal.add_argument("--out", type=Path, help="results folder (default results/calibrate-"
+    cal.add_argument("--out", type=out_folder, help="results folder (default results/calibrate-"
                      "<series name>-<level>/)")
 
 
@@ -95,12 +95,13 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise BadInput(f"sim calibrate: --until {until}: must be after the last date "
                        f"({series.dates[-1]})")
     out = args.out or RESULTS_ROOT / f"calibrate-{args.series.stem}-{args.level}"
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"sim calibrate: --out {str(out)!r}: exists and is not a folder")
+    check_out("calibrate", out, "fit")
+    _refuse_other_series(out, args.series)
     fig = draw(result, until)
     doc = result.as_json()
     doc["until"] = until.isoformat()
     doc["where"] = list(args.where)
+    doc["series_file"] = str(args.series.resolve())
     # One set: killed at any moment, the folder holds the previous fit or this one, and
     # fit.json (which `sim plot` reads) comes last.
     text = fragment(result)
@@ -194,3 +195,16 @@ def cmd_plot_fit(folder: Path) -> int:
     write_report(folder, fit_report, doc, image, read_text(folder / "fragment.toml") or "")
     print(f"redrew {folder / 'fit.png'}")
     return EXIT_OK
+
+
+def _refuse_other_series(out: Path, series: Path) -> None:
+    """Refuse (BadInput) to replace the fit of another series file in `out` (two files of
+    one name share the default folder)."""
+    try:
+        held = json.loads((out / "fit.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    was = held.get("series_file") if isinstance(held, dict) else None
+    if isinstance(was, str) and was != str(series.resolve()):
+        raise BadInput(f"sim calibrate: {out}/ holds the fit of another series ({was}); pass "
+                       "--out DIR to write elsewhere")

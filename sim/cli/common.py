@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,15 +99,45 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
                    help="run on a Dask distributed cluster (e.g. tcp://127.0.0.1:8786) "
                    "instead of local processes")
     p.add_argument("--engine", default="des", help="simulation engine (see `sim run --help`)")
-    p.add_argument("--out", type=Path, help="results folder (default: results/<name>-sweep/ "
+    p.add_argument("--out", type=out_folder, help="results folder (default: results/<name>-sweep/ "
                    "or results/<name>-solve/; with --set, results/<name>-<hash of the "
                    "overrides>-sweep/ or -solve/)")
 
 
-def check_out(command: str, out: Path) -> None:
-    """Refuse an --out that exists and is not a folder."""
+MARKS = {"run": "summary.json", "sweep": "manifest.json", "solve": "solve.json",
+         "fit": "fit.json", "comparison": "compare.csv"}
+"""The file that says what a results folder holds, by what wrote it."""
+
+
+def out_folder(text: str) -> Path:
+    """--out's type: a folder path; an empty one (an unset shell variable, say) would
+    mean the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty: give a folder")
+    return Path(text)
+
+
+def check_out(command: str, out: Path, holds: str | None = None, force: bool = False) -> None:
+    """Refuse an --out that exists and is not a folder, that cannot be written to (before
+    any work is done), or that holds another command's results (`holds`: what this one
+    writes, MARKS; `force` allows replacing them)."""
     if out.exists() and not out.is_dir():
         raise BadInput(f"sim {command}: --out {str(out)!r}: exists and is not a folder")
+    there = out
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    try:  # (permissions alone do not say: root may write anywhere, /proc nowhere)
+        os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=there))
+    except OSError:
+        raise BadInput(f"sim {command}: --out {str(out)!r}: cannot be written to ({there} is "
+                       "not a writable folder)") from None
+    if holds is None or force:
+        return
+    for kind, mark in MARKS.items():
+        if kind != holds and (out / mark).is_file():
+            raise BadInput(f"sim {command}: {out}/ holds a {kind}'s results ({mark}); "
+                           + ("pass --force to replace them or " if holds == "run" else "pass ")
+                           + "--out DIR to write elsewhere")
 
 
 def check_jobs(args: argparse.Namespace) -> None:

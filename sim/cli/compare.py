@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from sim.analysis.compare import READINGS, RunCurve, compare, describe_reading, summary_lines
 from sim.analysis.compare import table_csv as compare_table_csv
-from sim.cli.common import EXIT_OK, check_out, interrupted_line, signals_held, stop_on_signals
+from sim.cli.common import (
+    EXIT_OK,
+    check_out,
+    interrupted_line,
+    out_folder,
+    signals_held,
+    stop_on_signals,
+)
 from sim.scenario import LEVELS
 from sim.store import files
 
@@ -39,13 +46,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--level", choices=LEVELS, metavar="LEVEL",
                      help=f"read every run at this level ({', '.join(LEVELS)}); default: each "
                      "run's target level")
-    cmp.add_argument("--out", type=Path, metavar="DIR",
+    cmp.add_argument("--out", type=out_folder, metavar="DIR",
                      help=f"folder for compare.png and compare.csv (default {DEFAULT_OUT}/)")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     out: Path = args.out if args.out is not None else DEFAULT_OUT
-    check_out("compare", out)
+    check_out("compare", out, "comparison")
     folders, left_out = _without_out(args.results, out)
     runs = compare(folders, count=args.count, level=args.level)
     figure = compare_figure_of(runs)

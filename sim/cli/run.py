@@ -18,6 +18,7 @@ from sim.cli.common import (
     check_out,
     interrupted_line,
     nonnegative_int,
+    out_folder,
     plural,
     positive_int,
     progress,
@@ -36,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--seed", type=nonnegative_int, help="override `seed`")
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V",
                      help="override any scenario key (TOML value syntax); repeatable")
-    run.add_argument("--out", type=Path, help="results folder (default results/<name>/, or "
+    run.add_argument("--out", type=out_folder, help="results folder (default results/<name>/, or "
                      "results/<name>-<hash of the --set overrides>/)")
     run.add_argument("--force", action="store_true",
                      help="replace a folder that holds the results of another scenario")
@@ -60,9 +61,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sc = load(args.scenario, overrides)
     api.check_engine(args.engine, sc)
     out = args.out if args.out is not None else default_out(sc, overrides=args.overrides)
-    check_out("run", out)
+    check_out("run", out, "run", args.force)
     if not args.force:
-        refuse_other_scenario(out, sc)
+        refuse_other_run(out, sc, args.engine)
     jobs = args.jobs or default_jobs()
     published = False
     with stop_on_signals():  # SIGINT -> KeyboardInterrupt, SIGTERM -> Terminated, in this thread
@@ -88,9 +89,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def refuse_other_scenario(out: Path, sc: Scenario) -> None:
-    """Refuse (BadInput) to replace the finished run of another scenario in `out`: one whose
-    summary.json records another scenario hash (a rerun of the same scenario replaces it)."""
+def refuse_other_run(out: Path, sc: Scenario, engine: str) -> None:
+    """Refuse (BadInput) to replace the finished run of another scenario, or of this one
+    with other values or another engine, in `out`: a rerun of the same scenario with the
+    same engine replaces it (its summary.json records the scenario hash and the engine)."""
     try:
         held = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -98,13 +100,17 @@ def refuse_other_scenario(out: Path, sc: Scenario) -> None:
     except (OSError, ValueError):
         held = {}
     held = held if isinstance(held, dict) else {}
-    if held.get("scenario_sha256") == scenario_sha256(sc) or _same_values(out, sc):
+    same = held.get("scenario_sha256") == scenario_sha256(sc) or _same_values(out, sc)
+    if same and held.get("engine", engine) == engine:
         return
     name, runs = held.get("scenario"), held.get("replications")
-    what = f" ({name}, {plural(runs, 'run')})" if isinstance(name, str) and \
-        isinstance(runs, int) else ""
-    raise BadInput(f"sim run: {out}/ holds another scenario's results{what}; pass --force to "
-                   "replace them or --out DIR to write elsewhere")
+    what = f" ({name}, {plural(runs, 'run')}, engine {held.get('engine')})" if isinstance(
+        name, str) and isinstance(runs, int) else ""
+    other = ("another scenario's results" if not same and name != sc.name else
+             "this scenario's results with other values" if not same else
+             "this scenario's results from another engine")
+    raise BadInput(f"sim run: {out}/ holds {other}{what}; pass --force to replace them or "
+                   "--out DIR to write elsewhere")
 
 
 def _same_values(out: Path, sc: Scenario) -> bool:

@@ -4,11 +4,14 @@ P(target met) reaches P; writes solve.json and solve.png."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from sim import api
 from sim.cli.common import (
     EXIT_OK,
+    BadInput,
     add_batch_options,
     check_jobs,
     check_out,
@@ -28,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     solve = sub.add_parser("solve", help="find the parameter value at which P(target met) "
                            "reaches a probability")
     add_batch_options(solve)
-    solve.add_argument("--vary", required=True, metavar="K=LO:HI[:log]",
-                       help="the parameter and the range to search")
+    solve.add_argument("--vary", required=True, action="append", metavar="K=LO:HI[:log]",
+                       help="the parameter and the range to search (one)")
     solve.add_argument("--probability", type=probability, required=True, metavar="P")
     solve.add_argument("--decreasing", action="store_true",
                        help="P(met) falls as the parameter rises: find the largest value")
@@ -43,9 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_solve(args: argparse.Namespace) -> int:
     api.check_engine(args.engine)
     sc = scenario_of(args)
+    if len(args.vary) > 1:
+        raise BadInput(f"sim solve: --vary given {len(args.vary)} times: a solve searches "
+                       "one parameter (a sweep varies several)")
+    args.vary = args.vary[0]
     rng = api.solve_range(sc, args.vary)
     out = args.out if args.out is not None else default_out(sc, "-solve", args.overrides)
-    check_out("solve", out)
+    check_out("solve", out, "solve")
+    _refuse_other_solve(out, args)
     check_jobs(args)
     with api.executor_for(args.jobs, args.scheduler) as executor:
         try:
@@ -63,3 +71,22 @@ def cmd_solve(args: argparse.Namespace) -> int:
     print(f"results in {out}/ ({outcome.elapsed:.1f} s, {plural(outcome.doc['runs'], 'run')})",
           file=sys.stderr)
     return EXIT_OK
+
+
+def _refuse_other_solve(out: Path, args: argparse.Namespace) -> None:
+    """Refuse (BadInput) to replace another search's solve.json in `out`: one of another
+    parameter, probability, direction or engine (the same search again replaces it)."""
+    try:
+        held = json.loads((out / "solve.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(held, dict):
+        return
+    key = args.vary.split("=", 1)[0].strip()
+    mine = {"parameter": key, "probability": args.probability, "engine": args.engine,
+            "direction": "decreasing" if args.decreasing else "increasing"}
+    differ = [k for k, v in mine.items() if k in held and held[k] != v]
+    if differ:
+        was = ", ".join(f"{k} {held[k]}" for k in differ)
+        raise BadInput(f"sim solve: {out}/ holds another solve ({was}); pass --out DIR to "
+                       "write elsewhere")

@@ -71,7 +71,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                           precision=args.precision, max_replications=args.max_replications,
                           axes=args.axes)
     out = args.out if args.out is not None else default_out(sc, "-sweep", args.overrides)
-    check_out("sweep", out)
+    check_out("sweep", out, "sweep")
     check_jobs(args)
     with api.executor_for(args.jobs, args.scheduler) as executor:
         try:

@@ -95,6 +95,10 @@ def _names(c: _Checker, item: Mapping[str, Any], key: str, where: str, known: Se
     if not isinstance(value, list) or not all(isinstance(s, str) for s in value):
         c.fail(f"{where}.{key}", value, f"must be a list of {what} names")
         return None
+    if not value:
+        c.fail(f"{where}.{key}", value, f"must name at least one {what} (leave {key} out to "
+               f"cover every {what})")
+        return None
     for s in value:
         if s not in known:
             guess = difflib.get_close_matches(s, sorted(known), n=1)

@@ -133,11 +133,15 @@ def _policies(c: _Checker, raw: Mapping[str, Any], start: dt.date | None, end: d
     """The policies; `region_names` None means the regions are a problem already: a policy's
     `regions` is then not checked."""
     out = []
+    seen: set[str] = set()
     for i, item in enumerate(_array_of_tables(c, raw, "policy")):
         where = f"policy[{i}]"
         c.unknown(item, ("name", "start", "end", "multiplier", "segments", "regions", "budget",
                          "cost"), where)
         name = c.string(item, "name", where, f"policy{i}") or f"policy{i}"
+        if name in seen:  # results report spending per policy name
+            c.fail(f"{where}.name", name, "is the name of an earlier policy: names must differ")
+        seen.add(name)
         p_start = c.date(item, "start", where) or start
         p_end = c.date(item, "end", where) or end
         if p_start and p_end and p_end < p_start:

@@ -7,6 +7,7 @@ once, one line each, naming the file, the key, the value and what is allowed.
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -50,6 +51,11 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
         c.fail("end", end, f"must be after start ({start})")
     elif start and end and (end - start).days > MAX_HORIZON_YEARS * DAYS_PER_YEAR:
         c.fail("end", end, f"must be at most {MAX_HORIZON_YEARS} years after start ({start})")
+    first_month_end = _month_end(start) if start else None
+    if first_month_end and end and start < end < first_month_end:
+        c.fail("end", end, f"must be on or after the first month end ({first_month_end}): "
+               "the counts are recorded at month ends")
+        end = None
     replications = c.number(raw, "replications", "", 100, lo=1, hi=1_000_000, integer=True)
     seed = c.number(raw, "seed", "", 0, lo=0, hi=2**63 - 1, integer=True)
 
@@ -108,6 +114,9 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     t_count = c.string(tgt, "count", "target", "new", choices=COUNTS)
     if t_deadline and start and end and not (start <= t_deadline <= end):
         c.fail("target.deadline", t_deadline, f"must lie between start ({start}) and end ({end})")
+    elif t_deadline and first_month_end and t_deadline < first_month_end:
+        c.fail("target.deadline", t_deadline, f"must be on or after the first month end "
+               f"({first_month_end}): the count is read at month ends")
     if t_firms and firms and t_firms > firms:
         c.fail("target.firms", t_firms, f"must be at most population.firms ({firms:_})")
 
@@ -135,3 +144,9 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
         tau_step=tau_step, source=source,
         raw=copy.deepcopy(dict(raw)),
     )
+
+
+def _month_end(day: dt.date) -> dt.date:
+    """The last day of `day`'s month."""
+    nxt = dt.date(day.year + day.month // 12, day.month % 12 + 1, 1)
+    return nxt - dt.timedelta(days=1)
