@@ -189,6 +189,21 @@ def test_a_sweep_with_overrides_gets_a_folder_of_its_own(tmp_path, write_scenari
             "runs.csv").is_file()
 
 
+def test_a_run_replaced_keeps_none_of_the_old_runs_files(tmp_path, write_scenario):
+    """A run with regions replaced (--force) by one without: its regions.csv and
+    regions.png went on standing beside the new summary, as if they were the new run's."""
+    raw = base_raw()
+    raw["population"]["region"] = [{"name": "east", "share": 0.6},
+                                   {"name": "west", "share": 0.4}]
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--jobs", "1", "--replications", "2"]
+    assert main(["run", str(write_scenario(raw, "regions.toml")), *args]) == 0
+    assert (out / "regions.csv").is_file() and (out / "regions.png").is_file()
+    assert main(["run", str(write_scenario(base_raw(), "plain.toml")), *args, "--force"]) == 0
+    assert not (out / "regions.csv").exists() and not (out / "regions.png").exists()
+    assert (out / "summary.json").is_file()
+
+
 def test_another_scenarios_results_are_replaced_only_with_force(tmp_path, write_scenario,
                                                                 capsys):
     """A folder holding a finished run of another scenario (another scenario hash) is

@@ -172,14 +172,18 @@ def write_run(out: Path, scenario: Scenario, results: Mapping[int, RunResult],
     if scenario.regions:
         tables.append((REGIONS_CSV, run_regions_csv(scenario, results)))
     publish(out, [("scenario.toml", scenario_text(scenario)), *tables, *figures,
-                  ("summary.json", json_text(dict(summary)))])
+                  ("summary.json", json_text(dict(summary)))],
+            stale=(REGIONS_CSV, "regions.png"))  # a run with regions replaced by one without
 
 
 REGIONS_CSV = "regions.csv"
 
 
-def publish(out: Path, files: Sequence[tuple[str, bytes | str]]) -> None:
+def publish(out: Path, files: Sequence[tuple[str, bytes | str]],
+            stale: Sequence[str] = ()) -> None:
     """Put a complete set of files into the folder `out`; the last file vouches for the rest.
+    Files named in `stale` that the set does not hold are removed from `out` with the old
+    vouching file: they belonged to the set being replaced.
 
     The set is built in a staging folder beside `out`. A new `out` is that folder renamed
     into place in one step. An existing one (which may hold files of the user's, so it is
@@ -205,6 +209,9 @@ def publish(out: Path, files: Sequence[tuple[str, bytes | str]]) -> None:
                 raise
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out / files[-1][0])
+        for name in set(stale) - {name for name, _ in files}:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out / name)
         for name, _ in files:
             os.replace(staging / name, out / name)
     finally:
