@@ -89,6 +89,23 @@ def test_plot_of_a_folder_without_results_is_bad_input(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("damage", [
+    ("summary.json", '{"broken'), ("summary.json", ""), ("summary.json", "[1, 2]"),
+    ("curves.csv", ""), ("curves.csv", "replication,date\n0,2026-01-31,1,2,3\n")])
+def test_plot_of_a_damaged_run_is_bad_input(tmp_path, write_scenario, capsys, damage):
+    """A results file emptied, truncated or edited by hand: one line naming the folder,
+    exit 2, no traceback (sim plot raised JSONDecodeError, KeyError, TypeError...)."""
+    out = tmp_path / "o"
+    assert main(["run", str(write_scenario(base_raw())), "--out", str(out), "--jobs", "1",
+                 "--replications", "2"]) == 0
+    capsys.readouterr()
+    name, text = damage
+    (out / name).write_text(text)
+    assert main(["plot", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{out}/ cannot be redrawn" in err[0]
+
+
 def test_check_accepts_shipped_scenarios(capsys):
     assert SCENARIOS, "no scenarios shipped"
     assert main(["check", *map(str, SCENARIOS)]) == 0

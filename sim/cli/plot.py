@@ -22,17 +22,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     folder: Path = args.results
-    if api.is_sweep_folder(folder):
-        drawn = api.redraw_sweep(folder, args.axes)
-    elif args.axes:
+    if args.axes and not api.is_sweep_folder(folder):
         raise BadInput(f"sim plot: --axes {','.join(args.axes)}: only for a sweep folder "
                        f"({folder} is not one)")
-    elif cli_calibrate.is_fit_folder(folder):
+    if cli_calibrate.is_fit_folder(folder) and not api.is_sweep_folder(folder):
         return cli_calibrate.cmd_plot_fit(folder)
-    elif (folder / "solve.json").is_file():
-        drawn = redraw_solve(folder)
-    else:
-        drawn = api.redraw_run(folder)
+    try:
+        if api.is_sweep_folder(folder):
+            drawn = api.redraw_sweep(folder, args.axes)
+        elif (folder / "solve.json").is_file():
+            drawn = redraw_solve(folder)
+        else:
+            drawn = api.redraw_run(folder)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        # A damaged folder (a file truncated, emptied or edited by hand) is bad input: say
+        # which folder and what was wrong, in one line.
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadInput(f"sim plot: {folder}/ cannot be redrawn, a file in it is damaged or "
+                       f"missing ({type(exc).__name__}: {what})") from None
     for path in drawn:
         print(f"redrew {path}")
     return EXIT_OK
