@@ -106,6 +106,16 @@ def test_plot_of_a_damaged_run_is_bad_input(tmp_path, write_scenario, capsys, da
     assert len(err) == 1 and f"{out}/ cannot be redrawn" in err[0]
 
 
+def test_check_refuses_a_sweep_table_that_sweep_would_refuse(write_scenario, capsys):
+    """`sim check` said ok to a [sweep.vary] key that `sim sweep` then refused."""
+    raw = base_raw()
+    raw["sweep"] = {"vary": {"levels.nope.innovation": [0.1, 0.5]}}
+    path = write_scenario(raw)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"{path}: sweep.vary:") and "levels.nope" in err[0]
+
+
 def test_check_accepts_shipped_scenarios(capsys):
     assert SCENARIOS, "no scenarios shipped"
     assert main(["check", *map(str, SCENARIOS)]) == 0

@@ -29,6 +29,15 @@ def cmd_check(args: argparse.Namespace) -> int:
                 parts.append(_count(len(sc.regions), "region"))
             if sc.entry or sc.exit:
                 parts.append(f"entry {sc.entry:g}/yr, exit {sc.exit:g}/yr")
+            if sc.sweep is not None and sc.sweep.vary:  # each bound must validate, as
+                from sim.explore.design import SweepError, resolve_ranges  # `sim sweep` checks
+
+                try:
+                    resolve_ranges(sc.raw, [(k, lo, hi, k in sc.sweep.log)
+                                            for k, lo, hi in sc.sweep.vary], source=str(path))
+                except SweepError as exc:
+                    problems.extend(f"{path}: sweep.vary: {line}" for line in exc.lines)
+                    continue
             print(f"{path}: ok ({sc.name}: {', '.join(parts)}, {sc.start} to {sc.end})")
         except ScenarioError as exc:
             problems.extend(exc.problems)
