@@ -117,6 +117,16 @@ def test_non_utf8_bytes_refused(tmp_path, capsys):
     assert "not UTF-8" in err and "Traceback" not in err
 
 
+def test_a_file_too_large_for_a_scenario_is_refused_unread(tmp_path, capsys):
+    """`sim check /dev/zero` read until memory ran out (a MemoryError traceback); a file
+    is now read up to 16 MiB."""
+    path = tmp_path / "huge.toml"
+    path.write_bytes(b"#" * (17 * 2**20))
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{path}: more than 16 MiB: not a scenario file"]
+
+
 def test_missing_file_refused(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope.toml")]) == 2
     assert "cannot read" in capsys.readouterr().err

@@ -19,14 +19,20 @@ from typing import Any
 from sim.scenario.show import _key, _quote, _show
 from sim.scenario.types import ScenarioError
 
+MAX_BYTES = 16 * 2**20
+"""The largest scenario file read (the shipped ones are about 30 KB)."""
+
 
 def read_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file into a dict, turning every reading fault into a ScenarioError line."""
     src = str(path)
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as fh:  # (at most MAX_BYTES: /dev/zero never ends)
+            data = fh.read(MAX_BYTES + 1)
     except OSError as exc:
         raise ScenarioError([f"{src}: cannot read the file ({exc.strerror or exc})"]) from None
+    if len(data) > MAX_BYTES:
+        raise ScenarioError([f"{src}: more than {MAX_BYTES // 2**20} MiB: not a scenario file"])
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
