@@ -158,7 +158,7 @@ def test_a_solve_of_another_parameter_does_not_replace_the_first(write_scenario,
     capsys.readouterr()
     assert main([*base, "--vary", "levels.line.innovation=0.01:0.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "holds another solve (parameter levels.line.imitation)" in err[0]
+    assert len(err) == 1 and "holds another solve (parameter levels.line.imitation, " in err[0]
     assert (out / "solve.json").read_bytes() == kept
     assert main([*base, "--vary", "levels.line.innovation=0.01:0.5",
                  "--vary", "levels.line.imitation=0.2:1.5"]) == 2
@@ -169,8 +169,8 @@ def test_a_solve_of_another_parameter_does_not_replace_the_first(write_scenario,
 
 def test_a_command_does_not_write_over_another_commands_results(write_scenario, tmp_path,
                                                                 capsys):
-    """A run's folder given to `sim solve` (or a solve's to `sim run`) is refused in one
-    line, nothing changed; `sim run --force` may replace it."""
+    """A run's folder given to `sim solve` (or a solve's to `sim run`, even with --force) is
+    refused in one line, nothing changed."""
     path = write_scenario(tiny_raw(), "tiny.toml")
     run_out = tmp_path / "run"
     run = ["run", str(path), "--replications", "2", "--jobs", "1", "--out", str(run_out)]
@@ -186,7 +186,9 @@ def test_a_command_does_not_write_over_another_commands_results(write_scenario, 
     (tmp_path / "solve" / "solve.json").write_text("{}")
     assert main([*run[:-1], str(tmp_path / "solve")]) == 2
     assert "holds a solve's results" in capsys.readouterr().err
-    assert main([*run[:-1], str(tmp_path / "solve"), "--force"]) == 0
+    # --force replaces a run, not another command's files (they would stay beside it).
+    assert main([*run[:-1], str(tmp_path / "solve"), "--force"]) == 2
+    assert sorted(p.name for p in (tmp_path / "solve").iterdir()) == ["solve.json"]
 
 
 @pytest.mark.parametrize("out, words", [("", "empty"), ("/proc/sim-out", "cannot be written")])

@@ -117,10 +117,10 @@ def out_folder(text: str) -> Path:
     return Path(text)
 
 
-def check_out(command: str, out: Path, holds: str | None = None, force: bool = False) -> None:
+def check_out(command: str, out: Path, holds: str | None = None) -> None:
     """Refuse an --out that exists and is not a folder, that cannot be written to (before
     any work is done), or that holds another command's results (`holds`: what this one
-    writes, MARKS; `force` allows replacing them)."""
+    writes, MARKS)."""
     if out.exists() and not out.is_dir():
         raise BadInput(f"sim {command}: --out {str(out)!r}: exists and is not a folder")
     there = out
@@ -131,13 +131,12 @@ def check_out(command: str, out: Path, holds: str | None = None, force: bool = F
     except OSError:
         raise BadInput(f"sim {command}: --out {str(out)!r}: cannot be written to ({there} is "
                        "not a writable folder)") from None
-    if holds is None or force:
+    if holds is None:
         return
-    for kind, mark in MARKS.items():
-        if kind != holds and (out / mark).is_file():
-            raise BadInput(f"sim {command}: {out}/ holds a {kind}'s results ({mark}); "
-                           + ("pass --force to replace them or " if holds == "run" else "pass ")
-                           + "--out DIR to write elsewhere")
+    for kind, mark in MARKS.items():  # (--force replaces a run, not another command's files:
+        if kind != holds and (out / mark).is_file():  # they would stand beside the new ones)
+            raise BadInput(f"sim {command}: {out}/ holds a {kind}'s results ({mark}); pass "
+                           "--out DIR to write elsewhere, or remove the folder first")
 
 
 def check_jobs(args: argparse.Namespace) -> None:

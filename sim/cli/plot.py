@@ -34,6 +34,8 @@ def cmd_plot(args: argparse.Namespace) -> int:
             drawn = redraw_solve(folder)
         else:
             drawn = api.redraw_run(folder)
+    except api.InputError:
+        raise  # options and folders the redraw refuses, in its own words
     except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
         # A damaged folder (a file truncated, emptied or edited by hand) is bad input: say
         # which folder and what was wrong, in one line.

@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sc = load(args.scenario, overrides)
     api.check_engine(args.engine, sc)
     out = args.out if args.out is not None else default_out(sc, overrides=args.overrides)
-    check_out("run", out, "run", args.force)
+    check_out("run", out, "run")
     if not args.force:
         refuse_other_run(out, sc, args.engine)
     jobs = args.jobs or default_jobs()

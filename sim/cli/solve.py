@@ -7,6 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from sim import api
 from sim.cli.common import (
@@ -24,7 +25,8 @@ from sim.cli.common import (
     stop_on_signals,
 )
 from sim.cli.sweep import scenario_of
-from sim.store.files import default_out
+from sim.scenario import Scenario
+from sim.store.files import default_out, scenario_sha256
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +55,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     rng = api.solve_range(sc, args.vary)
     out = args.out if args.out is not None else default_out(sc, "-solve", args.overrides)
     check_out("solve", out, "solve")
-    _refuse_other_solve(out, args)
+    _refuse_other_solve(out, args, sc, rng)
     check_jobs(args)
     with api.executor_for(args.jobs, args.scheduler) as executor:
         try:
@@ -73,9 +75,11 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _refuse_other_solve(out: Path, args: argparse.Namespace) -> None:
+def _refuse_other_solve(out: Path, args: argparse.Namespace, sc: Scenario,
+                        rng: Any) -> None:
     """Refuse (BadInput) to replace another search's solve.json in `out`: one of another
-    parameter, probability, direction or engine (the same search again replaces it)."""
+    scenario, parameter, range, probability, direction or engine (the same search again
+    replaces it)."""
     try:
         held = json.loads((out / "solve.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -84,9 +88,11 @@ def _refuse_other_solve(out: Path, args: argparse.Namespace) -> None:
         return
     key = args.vary.split("=", 1)[0].strip()
     mine = {"parameter": key, "probability": args.probability, "engine": args.engine,
-            "direction": "decreasing" if args.decreasing else "increasing"}
+            "direction": "decreasing" if args.decreasing else "increasing",
+            "scenario_sha256": scenario_sha256(sc), "range": [rng.lo, rng.hi]}
     differ = [k for k, v in mine.items() if k in held and held[k] != v]
     if differ:
-        was = ", ".join(f"{k} {held[k]}" for k in differ)
+        was = ", ".join(f"{k} {held[k]}" for k in differ if k != "scenario_sha256") or (
+            f"scenario {held.get('scenario')}")
         raise BadInput(f"sim solve: {out}/ holds another solve ({was}); pass --out DIR to "
                        "write elsewhere")

@@ -182,43 +182,34 @@ class TauProjects:
     def _start_served(self, started: np.ndarray, old: np.ndarray, new: np.ndarray,
                       waits: np.ndarray, m: int, span: tuple[float, float]) -> None:
         """File the projects `started` [b, s, k] from the queue in `span`, dated by when
-        their unit and their decision were both there. As many as the units free at the
-        span's start (before its completions) can hold start at its start (in its first
-        day) if they waited already (`old`); then, where projects still wait (`waits` [b]),
-        new ones take the rest of those units in the order they were decided, k of the
-        span's `new` [b] decisions within the first k / new of it. The others start across
-        the span, with the units freed and the decisions made across it. (Dated across the
-        span, a unit free from its start stood idle for half a span on average.)"""
+        their unit and their decision were both there. Those that waited already (`old`)
+        and that the units free at the span's start (before its completions) can hold start
+        at its start (in its first day); where projects still wait (`waits` [b]), new ones
+        take the rest of those units in the order they were decided, k of the span's `new`
+        [b] decisions within the first k / new of it. Which projects those units hold is
+        drawn as serving draws (`serve_in_order`: a uniform order, each taking the units it
+        needs). The others start across the span, with the units freed and the decisions
+        made across it. (Dated across the span, a unit free from its start stood idle for
+        half a span on average.)"""
         d0, d1 = span
         at_start, soon = np.zeros_like(started), np.zeros_like(started)
         if self.units.size:
             free0 = np.maximum(self._room(m, span, start=True) - self.in_use_start, 0)
-            demand = started.sum(axis=1) @ self.units_k  # [b, resource]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                share = np.where(demand > 0, free0 / demand, np.inf).min(axis=1)
-            n_early = np.floor(started.sum(axis=(1, 2)) * np.minimum(share, 1.0))
-            n_old = old.sum(axis=(1, 2))
-            n_early = np.where(waits, n_early, np.minimum(n_early, n_old)).astype(np.int64)
-            for b in np.flatnonzero(n_early):
-                first = min(int(n_early[b]), int(n_old[b]))
-                at_start[b] = old[b] if first == n_old[b] else self._pick(old[b], first)
-                if n_early[b] > first:
-                    soon[b] = self._pick(started[b] - old[b], int(n_early[b]) - first)
+            for b in np.flatnonzero(started.sum(axis=(1, 2)) * free0.any(axis=1)):
+                free = free0[b].astype(float)
+                blocked = np.zeros(free.size, dtype=bool)
+                stopped = np.zeros(len(self.units), dtype=bool)
+                at_start[b] = serve_in_order(self.rng, old[b], self.level_k, self.units_k,
+                                             free, blocked, stopped)
+                if waits[b]:
+                    soon[b] = serve_in_order(self.rng, started[b] - old[b], self.level_k,
+                                             self.units_k, free, blocked, stopped)
         self._start(at_start, m, (d0, min(d1, d0 + 1.0)))
         for b in np.flatnonzero(soon.sum(axis=(1, 2))):
             X = np.zeros_like(soon)
             X[b] = soon[b]
             self._start(X, m, (d0, d0 + (d1 - d0) * min(1.0, X.sum() / new[b])))
         self._start(started - at_start - soon, m, span)
-
-    def _pick(self, counts: np.ndarray, n: int) -> np.ndarray:
-        """n of the projects counted in `counts` (any shape), uniformly without replacement
-        (drawn over the cells that hold some: numpy's draw costs a step per cell)."""
-        flat = counts.ravel()
-        held = np.flatnonzero(flat)
-        out = np.zeros_like(flat)
-        out[held] = self.rng.multivariate_hypergeometric(flat[held], n)
-        return out.reshape(counts.shape)
 
     def _serve_one(self, b: int, free: np.ndarray) -> np.ndarray:
         """Replication b's start from its queue, oldest step first, within `free` units, by
