@@ -185,9 +185,9 @@ def test_a_signal_while_publishing_waits_for_the_renames(tmp_path, write_scenari
 
     real = results.publish
 
-    def publish_and_be_terminated(out, files):
+    def publish_and_be_terminated(out, files, **kw):
         os.kill(os.getpid(), signal.SIGTERM)  # lands half-way through publishing
-        real(out, files)
+        real(out, files, **kw)
 
     monkeypatch.setattr(results, "publish", publish_and_be_terminated)
     out = tmp_path / "out"

@@ -31,8 +31,8 @@ def _same(a, b) -> None:
     assert a.spent == b.spent
 
 
-def _policy(start: dt.date, end: dt.date, multiplier: float) -> dict:
-    return {"name": "push", "start": start, "end": end, "multiplier": {"device": multiplier,
+def _policy(start: dt.date, end: dt.date, multiplier: float, name: str = "push") -> dict:
+    return {"name": name, "start": start, "end": end, "multiplier": {"device": multiplier,
             "line": multiplier}}
 
 
@@ -184,9 +184,9 @@ def test_meanfield_lifts_shocks_to_the_pre_shock_values():
 
 def test_changes_are_clipped_ordered_and_off_before_on():
     raw = base_raw()
-    raw["policy"] = [_policy(dt.date(2025, 1, 1), dt.date(2026, 12, 31), 2.0),
-                     _policy(dt.date(2027, 1, 1), dt.date(2031, 1, 1), 2.0),
-                     _policy(dt.date(2020, 1, 1), dt.date(2021, 1, 1), 2.0)]
+    raw["policy"] = [_policy(dt.date(2025, 1, 1), dt.date(2026, 12, 31), 2.0, "a"),
+                     _policy(dt.date(2027, 1, 1), dt.date(2031, 1, 1), 2.0, "b"),
+                     _policy(dt.date(2020, 1, 1), dt.date(2021, 1, 1), 2.0, "c")]
     sc = make(raw=copy.deepcopy(raw))
     got = [(c.day, c.kind, c.index, c.on) for c in rules.changes(sc)]
     jan27 = (dt.date(2027, 1, 1) - sc.start).days

@@ -117,8 +117,9 @@ def test_every_shipped_scenario_takes_overrides_of_every_kind_in_place(path):
     raw = load(path).raw
     if "segment" in raw["population"]:
         overrides.append("population.segment.0.initial.device=0.01")
-    if "policy" in raw:
-        overrides.append("policy.0.segments=[]")
+    segments = [seg["name"] for seg in raw["population"].get("segment", [])]
+    if "policy" in raw and segments:  # (a list naming no segment is refused)
+        overrides.append(f"policy.0.segments=[{segments[0]!r}]")
     sc = load(path, overrides)
     text = scenario_text(sc)
     assert validate(tomllib.loads(text), source=sc.source) == sc

@@ -52,7 +52,7 @@ def validate(raw: Mapping[str, Any], source: str = "<scenario>") -> Scenario:
     elif start and end and (end - start).days > MAX_HORIZON_YEARS * DAYS_PER_YEAR:
         c.fail("end", end, f"must be at most {MAX_HORIZON_YEARS} years after start ({start})")
     first_month_end = _month_end(start) if start else None
-    if first_month_end and end and start < end < first_month_end:
+    if start and end and first_month_end and start < end < first_month_end:
         c.fail("end", end, f"must be on or after the first month end ({first_month_end}): "
                "the counts are recorded at month ends")
         end = None
