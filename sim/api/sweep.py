@@ -60,7 +60,7 @@ def sweep_plan(scenario: Scenario, *, vary: Sequence[str] = (), design: str | No
         if vary:
             ranges_asked = [parse_vary(v) for v in vary]
         elif cfg is not None and cfg.vary:
-            ranges_asked = [(k, lo, hi, k in cfg.log) for k, lo, hi in cfg.vary]
+            ranges_asked = cfg.ranges()
         else:
             raise InputError(f"{source}: nothing to vary: give --vary K=LO:HI or a "
                              "[sweep.vary] table", options=True)

@@ -33,8 +33,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 from sim.explore.design import SweepError, resolve_ranges  # `sim sweep` checks
 
                 try:
-                    resolve_ranges(sc.raw, [(k, lo, hi, k in sc.sweep.log)
-                                            for k, lo, hi in sc.sweep.vary], source=str(path))
+                    resolve_ranges(sc.raw, sc.sweep.ranges(), source=str(path))
                 except SweepError as exc:
                     problems.extend(f"{path}: sweep.vary: {line}" for line in exc.lines)
                     continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import signal
@@ -107,6 +108,18 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
 MARKS = {"run": "summary.json", "sweep": "manifest.json", "solve": "solve.json",
          "fit": "fit.json", "comparison": "compare.csv"}
 """The file that says what a results folder holds, by what wrote it."""
+
+
+def held(out: Path, mark: str) -> dict[str, Any] | None:
+    """What the marker file `mark` (MARKS) in `out` records: None when there is none, {}
+    when it cannot be read as a JSON table (a damaged folder records nothing to compare)."""
+    try:
+        doc = json.loads((out / mark).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def out_folder(text: str) -> Path:

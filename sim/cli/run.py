@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tomllib
 from concurrent.futures.process import BrokenProcessPool
@@ -13,9 +12,11 @@ from sim import api
 from sim.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
+    MARKS,
     TAU_SPEEDUP,
     BadInput,
     check_out,
+    held,
     interrupted_line,
     nonnegative_int,
     out_folder,
@@ -93,18 +94,14 @@ def refuse_other_run(out: Path, sc: Scenario, engine: str) -> None:
     """Refuse (BadInput) to replace the finished run of another scenario, or of this one
     with other values or another engine, in `out`: a rerun of the same scenario with the
     same engine replaces it (its summary.json records the scenario hash and the engine)."""
-    try:
-        held = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    was = held(out, MARKS["run"])
+    if was is None:
         return
-    except (OSError, ValueError):
-        held = {}
-    held = held if isinstance(held, dict) else {}
-    same = held.get("scenario_sha256") == scenario_sha256(sc) or _same_values(out, sc)
-    if same and held.get("engine", engine) == engine:
+    same = was.get("scenario_sha256") == scenario_sha256(sc) or _same_values(out, sc)
+    if same and was.get("engine", engine) == engine:
         return
-    name, runs = held.get("scenario"), held.get("replications")
-    what = f" ({name}, {plural(runs, 'run')}, engine {held.get('engine')})" if isinstance(
+    name, runs = was.get("scenario"), was.get("replications")
+    what = f" ({name}, {plural(runs, 'run')}, engine {was.get('engine')})" if isinstance(
         name, str) and isinstance(runs, int) else ""
     other = ("another scenario's results" if not same and name != sc.name else
              "this scenario's results with other values" if not same else

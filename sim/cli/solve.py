@@ -4,18 +4,18 @@ P(target met) reaches P; writes solve.json and solve.png."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from sim import api
 from sim.cli.common import (
     EXIT_OK,
+    MARKS,
     BadInput,
     add_batch_options,
     check_jobs,
     check_out,
+    held,
     interrupted_line,
     plural,
     positive_float,
@@ -25,6 +25,7 @@ from sim.cli.common import (
     stop_on_signals,
 )
 from sim.cli.sweep import scenario_of
+from sim.explore.design import Range
 from sim.scenario import Scenario
 from sim.store.files import default_out, scenario_sha256
 
@@ -76,23 +77,18 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def _refuse_other_solve(out: Path, args: argparse.Namespace, sc: Scenario,
-                        rng: Any) -> None:
+                        rng: Range) -> None:
     """Refuse (BadInput) to replace another search's solve.json in `out`: one of another
     scenario, parameter, range, probability, direction or engine (the same search again
     replaces it)."""
-    try:
-        held = json.loads((out / "solve.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return
-    if not isinstance(held, dict):
-        return
+    was = held(out, MARKS["solve"]) or {}
     key = args.vary.split("=", 1)[0].strip()
     mine = {"parameter": key, "probability": args.probability, "engine": args.engine,
             "direction": "decreasing" if args.decreasing else "increasing",
             "scenario_sha256": scenario_sha256(sc), "range": [rng.lo, rng.hi]}
-    differ = [k for k, v in mine.items() if k in held and held[k] != v]
+    differ = [k for k, v in mine.items() if k in was and was[k] != v]
     if differ:
-        was = ", ".join(f"{k} {held[k]}" for k in differ if k != "scenario_sha256") or (
-            f"scenario {held.get('scenario')}")
-        raise BadInput(f"sim solve: {out}/ holds another solve ({was}); pass --out DIR to "
+        what = ", ".join(f"{k} {was[k]}" for k in differ if k != "scenario_sha256") or (
+            f"scenario {was.get('scenario')}")
+        raise BadInput(f"sim solve: {out}/ holds another solve ({what}); pass --out DIR to "
                        "write elsewhere")

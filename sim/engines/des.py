@@ -53,7 +53,6 @@ class _Engine(DatedProcesses, Resources, Turnover):
         self.env = simpy.Environment()
         self.trace: list[tuple] | None = [] if trace else None
         self.params = par = rules.Parameters(sc)
-        par.shocks_from_start()  # before the projects under way are placed
         lay = par.layout
         self.n_seg = n_seg = par.n_segments
         self.grp, self.reg = par.group.tolist(), par.region.tolist()

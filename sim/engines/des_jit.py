@@ -92,7 +92,6 @@ class _Run:
     def __init__(self, sc: Scenario, rng: np.random.Generator, trace: bool):
         self.sc, self.rng = sc, rng
         self.par = par = rules.Parameters(sc)
-        par.shocks_from_start()  # before the projects under way are placed
         self.rule = rules.Turnover(sc, par)
         self.turnover = self.rule.active
         self.quotas = rules.Quotas(sc, par.layout.region_at_or_above())

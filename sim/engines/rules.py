@@ -127,19 +127,14 @@ class Parameters:
         self.budget = np.array([p.budget if p.budget is not None else math.inf
                                 for p in sc.policies])
 
-        self.shocks_on = [False] * len(sc.shocks)
+        # Shocks in force from the start (their window begins on day 0) are on from the
+        # outset, so that what an engine places at the start (projects under way) meets
+        # what they leave (docs/model.md); the calendar's switch at time 0 changes nothing.
+        at_start = {c.index for c in changes(sc) if c.kind == "shock" and c.on and c.day == 0}
+        self.shocks_on = [i in at_start for i in range(len(sc.shocks))]
         self._effective()
 
     # shocks -----------------------------------------------------------------------------
-
-    def shocks_from_start(self) -> None:
-        """Apply the shocks in force from the start (their window begins on day 0) before
-        anything is placed, so that projects under way at the start meet the capacity those
-        shocks leave (docs/model.md). The calendar's switch at time 0 then changes nothing."""
-        for change in changes(self.sc):
-            if change.kind == "shock" and change.on and change.day == 0:
-                self.shocks_on[change.index] = True
-        self._effective()
 
     def set_shock(self, i: int, on: bool) -> None:
         """Apply (on) or lift (off) shock i and recompute the effective parameters."""

@@ -73,7 +73,6 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         self.B = B
         L = N_LEVELS
         self.params = par = rules.Parameters(sc)
-        par.shocks_from_start()  # before the projects under way are placed
         lay = par.layout
         S = self.S = par.n_segments
         cells = np.array(lay.cells, dtype=np.int64)  # [s, j, c]

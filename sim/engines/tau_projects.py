@@ -179,14 +179,14 @@ class TauProjects:
         self.max_waiting = np.maximum(self.max_waiting, sum((e[1] for e in self.queue),
                                                             np.zeros(self.B, dtype=np.int64)))
 
-    def _start_served(self, started: np.ndarray, old: np.ndarray, new: np.ndarray,
+    def _start_served(self, started: np.ndarray, old: np.ndarray, n_new: np.ndarray,
                       waits: np.ndarray, m: int, span: tuple[float, float]) -> None:
         """File the projects `started` [b, s, k] from the queue in `span`, dated by when
         their unit and their decision were both there. Those that waited already (`old`)
         and that the units free at the span's start (before its completions) can hold start
         at its start (in its first day); where projects still wait (`waits` [b]), new ones
-        take the rest of those units in the order they were decided, k of the span's `new`
-        [b] decisions within the first k / new of it. Which projects those units hold is
+        take the rest of those units in the order they were decided, k of the span's `n_new`
+        [b] decisions within the first k / n_new of it. Which projects those units hold is
         drawn as serving draws (`serve_in_order`: a uniform order, each taking the units it
         needs). The others start across the span, with the units freed and the decisions
         made across it. (Dated across the span, a unit free from its start stood idle for
@@ -208,7 +208,7 @@ class TauProjects:
         for b in np.flatnonzero(soon.sum(axis=(1, 2))):
             X = np.zeros_like(soon)
             X[b] = soon[b]
-            self._start(X, m, (d0, d0 + (d1 - d0) * min(1.0, X.sum() / new[b])))
+            self._start(X, m, (d0, d0 + (d1 - d0) * min(1.0, X.sum() / n_new[b])))
         self._start(started - at_start - soon, m, span)
 
     def _serve_one(self, b: int, free: np.ndarray) -> np.ndarray:

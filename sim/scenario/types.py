@@ -147,6 +147,10 @@ class Sweep:
     vary: tuple[tuple[str, float, float], ...] = ()
     log: tuple[str, ...] = ()
 
+    def ranges(self) -> list[tuple[str, float, float, bool]]:
+        """The varied keys as (key, lo, hi, on a log scale), as `--vary` gives them."""
+        return [(k, lo, hi, k in self.log) for k, lo, hi in self.vary]
+
 
 @dataclass(frozen=True)
 class Scenario:
