@@ -270,6 +270,9 @@ class _Engine(DatedProcesses, Resources, Turnover):
                 if ok:
                     self._start(s, k, code, t)
                     return
+            if self.trace is not None:  # waits: behind how many, and whether its units were free
+                self.trace.append(("wait", t, k, len(queue), int(all(
+                    self.in_use[r] + u <= self._capacity(r, t) for r, u in needs))))
             self.seq += 1
             queue.append((self.seq, s, code))
             self.n_waiting += 1

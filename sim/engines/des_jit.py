@@ -367,8 +367,8 @@ class _Run:
                   "events": int(ints[I_DEC] + ints[I_COMP])}
         trace = None
         if ints[I_TRACE]:
-            trace = [(("climb", "use")[int(row[0])], float(row[1]), int(row[2]), int(row[3]),
-                      int(row[4])) for row in st.tbuf[:ints[I_TN]]]
+            trace = [(("climb", "use", "wait")[int(row[0])], float(row[1]), int(row[2]),
+                      int(row[3]), int(row[4])) for row in st.tbuf[:ints[I_TN]]]
         cross = float(st.f[F_CROSS])
         return rules.with_regions(RunResult(
             at_or_above=self.curve, upgraded=self.upgraded, by_segment=self.by_segment,

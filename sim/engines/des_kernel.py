@@ -169,6 +169,12 @@ def decide(st, rng, i: int, t: float) -> None:
             if ok:
                 start(st, rng, s, k, code, t, -1.0)
                 return
+        if st.i[I_TRACE]:  # waits: behind how many, and whether its units were free
+            fits = 1
+            for r in range(st.in_use.shape[0]):
+                if st.units[k, r] and st.in_use[r] + st.units[k, r] > capacity(st, r, t):
+                    fits = 0
+            trace_row(st, 2, t, k, st.qlive[k], fits)
         enqueue(st, k, s, code)
         return
     start(st, rng, s, k, code, t, -1.0)

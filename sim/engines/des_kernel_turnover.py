@@ -109,6 +109,8 @@ def exits(st, rng, p: float) -> None:
             st.i[I_WAIT] -= 1
             x -= 1
             count_change(st, pay >> 8, k - 1, pay & 127, -1)
+    if st.i[I_WAIT] == 0:  # the queues are empty: nothing waits for what they lacked
+        st.blocked[:] = False
 
 
 @kernel

@@ -46,6 +46,7 @@ class Turnover:
     in_use: list[int]
     needs: list[Any]
     queues: list[deque]
+    blocked: set[int]
     n_waiting: int
     inv_E: list[float]
     inv_Es: list[list[float]]
@@ -249,4 +250,6 @@ class Turnover:
             self._hazards(k)
         if self.n_waiting:
             self._serve_queues(t)
+        else:  # exits emptied the queues: nothing waits for what they lacked
+            self.blocked.clear()
         self._total()

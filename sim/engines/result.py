@@ -21,6 +21,8 @@ class RunResult:
     # or above each level since the start (the `upgraded` reading)
     events: dict[str, int] = field(default_factory=dict)
     spent: tuple[float, ...] = ()  # subsidy paid per policy, yuan
+    # Exact engines with trace=True: ("climb", t, segment, from, to), ("use", t, resource,
+    # units in use, capacity) at each start, ("wait", t, level, waiting ahead, units free).
     trace: list[tuple] | None = None
     # Per region (scenario.region_names order; one, `national`, when the scenario has none).
     # None: the national arrays stand for the one region.
