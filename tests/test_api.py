@@ -146,6 +146,32 @@ def test_write_never_puts_a_variant_in_the_scenarios_folder(tmp_path, monkeypatc
         by_name.scenario, overrides=["policy.0.end=2027-06-30"])
 
 
+def test_no_writer_puts_its_results_over_another_commands(tmp_path, write_scenario):
+    """From Python as from the command line, a folder holding a run takes no sweep or solve
+    and a folder holding a sweep takes no run: refused before any work, with every file left
+    as it was (before, `sim.sweep(out=)` and `sim.write` wrote beside the other results,
+    replacing the files of the same name)."""
+    path = write_scenario(base_raw())
+    run_dir = sim.run(path, engine="meanfield").write(tmp_path / "run")
+    sweep_dir = tmp_path / "sweep"
+    sweep_dir.mkdir()
+    (sweep_dir / "manifest.json").write_text('{"status": "finished"}', encoding="utf-8")
+
+    def files(folder):
+        return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    before = files(run_dir), files(sweep_dir)
+    with pytest.raises(sim.InputError, match=r"holds a run's results \(summary.json\)"):
+        sim.sweep(path, vary={"levels.line.imitation": (0.3, 0.9)}, samples=2,
+                  replications=1, jobs=1, out=run_dir)
+    with pytest.raises(sim.InputError, match=r"holds a run's results"):
+        sim.solve(path, vary={"target.firms": (50, 400)}, probability=0.5, out=run_dir,
+                  progress=lambda done, total: pytest.fail("the search ran"))
+    with pytest.raises(sim.InputError, match=r"holds a sweep's results \(manifest.json\)"):
+        sim.run(path, engine="meanfield").write(sweep_dir)
+    assert (files(run_dir), files(sweep_dir)) == before
+
+
 def test_figure_is_a_matplotlib_figure(write_scenario):
     from matplotlib.figure import Figure
 

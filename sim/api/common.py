@@ -4,6 +4,7 @@ checks, and the progress callback's type."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.engines import engines, refusal
@@ -25,6 +26,29 @@ class InputError(ValueError):
         self.lines = list(lines)
         self.options = options
         super().__init__("\n".join(lines))
+
+
+MARKS = {"run": "summary.json", "sweep": "manifest.json", "solve": "solve.json",
+         "fit": "fit.json", "comparison": "compare.csv"}
+"""The file that says what a results folder holds, by what wrote it."""
+
+
+def others_results(out: Path, holds: str) -> tuple[str, str] | None:
+    """(what, marker file) of another command's results in `out` (`holds`: what the
+    writer writes, a key of MARKS), or None."""
+    for kind, mark in MARKS.items():
+        if kind != holds and (out / mark).is_file():
+            return kind, mark
+    return None
+
+
+def refuse_others(out: Path, holds: str) -> None:
+    """InputError if `out` holds another command's results: writing there would replace
+    some of their files and leave the rest beside the new ones."""
+    found = others_results(out, holds)
+    if found is not None:
+        raise InputError(f"{out}/ holds a {found[0]}'s results ({found[1]}): write "
+                         "elsewhere, or remove the folder first")
 
 
 def check_engine(engine: str, scenario: Scenario | None = None) -> None:

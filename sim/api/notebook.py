@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim import __version__
-from sim.api.common import InputError, Progress, executor_for
+from sim.api.common import InputError, Progress, executor_for, refuse_others
 from sim.api.run import RunOutcome
 from sim.api.run import run as run_scenario
 from sim.api.solve import SolveOutcome, write_solve
@@ -359,6 +359,8 @@ def solve(scenario: ScenarioLike, *, vary: str | Mapping[str, Any], probability:
     if len(texts) != 1:
         raise InputError(f"vary: give exactly one parameter to search, not {len(texts)}")
     sc = scenario_of(scenario, set, seed=seed)
+    if out is not None:  # before the search, not after it
+        refuse_others(Path(out), "solve")
     with _progress(progress, f"{sc.name} solve") as bar:
         outcome = solve_scenario(sc, texts[0], probability, engine=engine,
                                  replications=replications, max_replications=max_replications,

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-from sim.api.common import InputError, Progress, check_engine
+from sim.api.common import InputError, Progress, check_engine, refuse_others
 
 REGIONS_PNG = "regions.png"
 
@@ -192,12 +192,14 @@ def target_fields(sc: Scenario) -> dict[str, Any]:
 def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
     """Publish the run's folder as a whole: killed at any moment, it holds the previous
     complete results or none. By default `results/<name>/`, or `results/<name>-<hash>/` when
-    the scenario differs from its file (`notebook.run_folder`). Returns the folder."""
+    the scenario differs from its file (`notebook.run_folder`); replaces a run there, never
+    another command's results (InputError). Returns the folder."""
     from sim.api.notebook import run_folder
     from sim.plots.adoption import png
     from sim.store.report import read_text, report_file, run_report
 
     folder = Path(out) if out is not None else run_folder(outcome.scenario)
+    refuse_others(folder, "run")
     figures: list[tuple[str, Any]] = [("adoption.png", png(outcome.figure()))]  # + report: str
     sc = outcome.scenario  # report.html goes in the same set: never beside other results
     if sc.regions:

@@ -23,7 +23,7 @@ from sim.store import files
 if TYPE_CHECKING:
     pass
 
-from sim.api.common import InputError, Progress, check_engine, executor_for
+from sim.api.common import InputError, Progress, check_engine, executor_for, refuse_others
 from sim.api.run import target_fields
 
 
@@ -93,7 +93,7 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
 
 def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
     """Write scenario.toml, solve.png, report.html and solve.json (default
-    results/<name>-solve/)."""
+    results/<name>-solve/); never over another command's results (InputError)."""
     from sim.explore.solve import fitted_curve
     from sim.plots.adoption import png
     from sim.plots.sweep import solve_figure
@@ -101,6 +101,7 @@ def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
 
     sc, rng, res, doc = outcome.scenario, outcome.range, outcome.result, outcome.doc
     folder = Path(out) if out is not None else files.default_out(sc, "-solve")
+    refuse_others(folder, "solve")
     t = sc.target
     fx, fp = fitted_curve(res, [e.value for e in res.evaluations])
     fig = solve_figure(doc["evaluations"], parameter=rng.key, probability=res.probability,

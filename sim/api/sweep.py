@@ -32,7 +32,7 @@ from sim.store.journal import FolderError, FolderLock, Journal, check_manifest
 if TYPE_CHECKING:
     pass
 
-from sim.api.common import InputError, Progress, check_engine, executor_for
+from sim.api.common import InputError, Progress, check_engine, executor_for, refuse_others
 
 
 @dataclass
@@ -99,7 +99,7 @@ def sweep(plan: SweepPlan, out: str | Path | None = None, *, executor: Executor 
           jobs: int | None = None, progress: Progress | None = None) -> SweepOutcome:
     """Do the plan's runs not yet in `out` (default results/<name>-sweep/), then write its
     tables and figures. Resumes an interrupted sweep; refuses a folder held by a live sweep
-    or holding a different one (InputError)."""
+    or holding a different one or another command's results (InputError)."""
     folder = Path(out) if out is not None else files.default_out(plan.scenario, "-sweep")
     own = executor is None
     executor = executor if executor is not None else executor_for(jobs)
@@ -114,6 +114,7 @@ def _sweep_into(plan: SweepPlan, out: Path, executor: Executor, progress: Progre
                 ) -> SweepOutcome:
     identity = plan.identity(__version__, files.scenario_sha256(plan.scenario))
     started = time.perf_counter()
+    refuse_others(out, "sweep")
     out.mkdir(parents=True, exist_ok=True)
     try:
         with FolderLock(out):

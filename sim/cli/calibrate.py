@@ -22,7 +22,7 @@ from sim.analysis.calibrate import (
     fragment,
     read_series,
 )
-from sim.cli.common import EXIT_OK, MARKS, BadInput, check_out, held, out_folder
+from sim.cli.common import EXIT_OK, BadInput, check_out, held, out_folder
 from sim.scenario import LEVELS
 
 
@@ -200,7 +200,7 @@ def cmd_plot_fit(folder: Path) -> int:
 def _refuse_other_series(out: Path, series: Path) -> None:
     """Refuse (BadInput) to replace the fit of another series file in `out` (two files of
     one name share the default folder)."""
-    was = (held(out, MARKS["fit"]) or {}).get("series_file")
+    was = (held(out, "fit") or {}).get("series_file")
     if isinstance(was, str) and was != str(series.resolve()):
         raise BadInput(f"sim calibrate: {out}/ holds the fit of another series ({was}); pass "
                        "--out DIR to write elsewhere")

@@ -105,16 +105,14 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
                    "overrides>-sweep/ or -solve/)")
 
 
-MARKS = {"run": "summary.json", "sweep": "manifest.json", "solve": "solve.json",
-         "fit": "fit.json", "comparison": "compare.csv"}
-"""The file that says what a results folder holds, by what wrote it."""
+def held(out: Path, kind: str) -> dict[str, Any] | None:
+    """What the marker file of `kind` (`sim.api.common.MARKS`) in `out` records: None when
+    there is none, {} when it cannot be read as a JSON table (a damaged folder records
+    nothing to compare)."""
+    from sim.api.common import MARKS
 
-
-def held(out: Path, mark: str) -> dict[str, Any] | None:
-    """What the marker file `mark` (MARKS) in `out` records: None when there is none, {}
-    when it cannot be read as a JSON table (a damaged folder records nothing to compare)."""
     try:
-        doc = json.loads((out / mark).read_text(encoding="utf-8"))
+        doc = json.loads((out / MARKS[kind]).read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
@@ -133,7 +131,7 @@ def out_folder(text: str) -> Path:
 def check_out(command: str, out: Path, holds: str | None = None) -> None:
     """Refuse an --out that exists and is not a folder, that cannot be written to (before
     any work is done), or that holds another command's results (`holds`: what this one
-    writes, MARKS)."""
+    writes, a key of `sim.api.common.MARKS`)."""
     if out.exists() and not out.is_dir():
         raise BadInput(f"sim {command}: --out {str(out)!r}: exists and is not a folder")
     there = out
@@ -146,10 +144,12 @@ def check_out(command: str, out: Path, holds: str | None = None) -> None:
                        "not a writable folder)") from None
     if holds is None:
         return
-    for kind, mark in MARKS.items():  # (--force replaces a run, not another command's files:
-        if kind != holds and (out / mark).is_file():  # they would stand beside the new ones)
-            raise BadInput(f"sim {command}: {out}/ holds a {kind}'s results ({mark}); pass "
-                           "--out DIR to write elsewhere, or remove the folder first")
+    from sim.api.common import others_results  # (the command's work imports it anyway)
+
+    found = others_results(out, holds)  # (--force replaces a run, not another command's
+    if found is not None:  # files: they would stand beside the new ones)
+        raise BadInput(f"sim {command}: {out}/ holds a {found[0]}'s results ({found[1]}); "
+                       "pass --out DIR to write elsewhere, or remove the folder first")
 
 
 def check_jobs(args: argparse.Namespace) -> None:
@@ -167,14 +167,21 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C."""
 
 
+def _ignore(_signum: int, _frame: Any) -> None:
+    """A signal handler that does nothing (see stop_on_signals)."""
+
+
 @contextlib.contextmanager
 def stop_on_signals() -> Iterator[None]:
     """SIGINT and SIGTERM stop the work where it is (KeyboardInterrupt, Terminated); a
     second signal is ignored while the workers are stopped and the lock released."""
 
     def stop(signum: int, _frame: Any) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Later signals go to a handler that does nothing, not to SIG_IGN: one already on
+        # its way would find SIG_IGN and CPython would print "Signal 15 ignored due to race
+        # condition" with a traceback.
+        signal.signal(signal.SIGINT, _ignore)
+        signal.signal(signal.SIGTERM, _ignore)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}

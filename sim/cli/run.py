@@ -12,7 +12,6 @@ from sim import api
 from sim.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
-    MARKS,
     TAU_SPEEDUP,
     BadInput,
     check_out,
@@ -94,7 +93,7 @@ def refuse_other_run(out: Path, sc: Scenario, engine: str) -> None:
     """Refuse (BadInput) to replace the finished run of another scenario, or of this one
     with other values or another engine, in `out`: a rerun of the same scenario with the
     same engine replaces it (its summary.json records the scenario hash and the engine)."""
-    was = held(out, MARKS["run"])
+    was = held(out, "run")
     if was is None:
         return
     same = was.get("scenario_sha256") == scenario_sha256(sc) or _same_values(out, sc)

@@ -10,7 +10,6 @@ from pathlib import Path
 from sim import api
 from sim.cli.common import (
     EXIT_OK,
-    MARKS,
     BadInput,
     add_batch_options,
     check_jobs,
@@ -81,7 +80,7 @@ def _refuse_other_solve(out: Path, args: argparse.Namespace, sc: Scenario,
     """Refuse (BadInput) to replace another search's solve.json in `out`: one of another
     scenario, parameter, range, probability, direction or engine (the same search again
     replaces it)."""
-    was = held(out, MARKS["solve"]) or {}
+    was = held(out, "solve") or {}
     key = args.vary.split("=", 1)[0].strip()
     mine = {"parameter": key, "probability": args.probability, "engine": args.engine,
             "direction": "decreasing" if args.decreasing else "increasing",
