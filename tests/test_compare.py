@@ -182,6 +182,20 @@ def _not_a_number(tmp: Path) -> list[str]:
     return [str(tmp / "bad")]
 
 
+def _cut_short(tmp: Path) -> list[str]:
+    fake_run(tmp / "cut", seed=11)  # 7 replications; the copy stopped inside the first
+    text = (tmp / "cut" / "curves.csv").read_text(encoding="utf-8")
+    (tmp / "cut" / "curves.csv").write_text(text[:text.index("\n1,")], encoding="utf-8")
+    return [str(tmp / "cut")]
+
+
+def _cut_before_the_deadline(tmp: Path) -> list[str]:
+    fake_run(tmp / "one", seed=12, replications=1)  # deadline 2027-12-31, 36 months
+    lines = (tmp / "one" / "curves.csv").read_text(encoding="utf-8").splitlines()
+    (tmp / "one" / "curves.csv").write_text("\n".join(lines[:1 + 12 * 4]), encoding="utf-8")
+    return [str(tmp / "one")]
+
+
 def _a_comparison(tmp: Path) -> list[str]:
     fake_run(tmp / "alpha", seed=10)
     assert main(["compare", str(tmp / "alpha"), "--out", str(tmp / "earlier")]) == 0
@@ -195,6 +209,8 @@ def _a_comparison(tmp: Path) -> list[str]:
     (_not_json, [], "cannot read it as JSON"),
     (_not_a_number, [], "line 7: column 'new_since_start': 'lots' is not a number"),
     (_a_comparison, [], "the output of `sim compare`, not a run folder"),
+    (_cut_short, [], "1 replication(s), where summary.json counts 7: the file is incomplete"),
+    (_cut_before_the_deadline, [], "ends at 2026-12-31, before the month end 2027-12-31"),
     (lambda tmp: [str(tmp / "nowhere")], ["--count", "all"], "--count: invalid choice"),
     (lambda tmp: [str(tmp / "nowhere")], ["--level", "plant"], "--level: invalid choice"),
 ])

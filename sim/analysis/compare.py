@@ -14,7 +14,7 @@ import datetime as dt
 import io
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,8 +147,9 @@ def read_run(folder: Path, name: str | None = None, *, count: str | None = None,
     level = level or target["level"]
     dates, values = read_counted(folder / "curves.csv", COUNT_COLUMNS[count], level,
                                  reading_text(count, level))
-    p05, p50, p95 = np.percentile(values, QUANTILES, axis=0)
     deadline = target["deadline"]
+    _whole(folder / "curves.csv", summary, values.shape[0], dates, deadline)
+    p05, p50, p95 = np.percentile(values, QUANTILES, axis=0)
     upto = [m for m, d in enumerate(dates) if d <= deadline]
     m = upto[-1] if upto else 0  # a deadline inside the first month: its month end
     return RunCurve(
@@ -157,6 +158,21 @@ def read_run(folder: Path, name: str | None = None, *, count: str | None = None,
         target_reading=reading_text(target["count"], target["level"]),
         target_firms=target["firms"], deadline=deadline, dates=tuple(dates), p05=p05, p50=p50,
         p95=p95, at_deadline=float(values[:, m].mean()), at_deadline_date=dates[m])
+
+
+def _whole(path: Path, summary: Mapping[str, Any], replications: int, dates: Sequence[dt.date],
+           deadline: dt.date) -> None:
+    """Refuse curves cut short (a copy or write that stopped part way): fewer replications
+    than summary.json counts, or month ends stopping before the deadline's."""
+    said = summary.get("replications")
+    if isinstance(said, int) and not isinstance(said, bool) and replications != said:
+        raise CompareError([f"{path}: {replications} replication(s), where summary.json "
+                            f"counts {said}: the file is incomplete or not this run's"])
+    due = (deadline if (deadline + dt.timedelta(days=1)).day == 1  # the last month end by it
+           else deadline.replace(day=1) - dt.timedelta(days=1))
+    if dates[-1] < due:
+        raise CompareError([f"{path}: ends at {dates[-1]}, before the month end {due} that "
+                            f"the deadline {deadline} reads: the file is incomplete"])
 
 
 def _summary(path: Path) -> dict[str, Any]:
