@@ -158,6 +158,34 @@ def test_a_signal_stops_a_run_within_seconds_and_leaves_no_worker(long_run, tmp_
     print(f"\n{what} by {signal.Signals(signum).name}: stopped in {took:.2f} s")
 
 
+RACE = """
+import os, signal
+from sim.cli.common import stop_on_signals
+both = {signal.SIGINT, signal.SIGTERM}
+try:
+    with stop_on_signals():
+        signal.pthread_sigmask(signal.SIG_BLOCK, both)
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, both)  # both arrive at once
+        sum(range(1000))
+except KeyboardInterrupt as exc:
+    print("stopped by", type(exc).__name__)
+"""
+
+
+def test_a_second_signal_on_the_heels_of_the_first_is_ignored_without_a_word():
+    """Ctrl-C, then `kill` before Python has run the first handler: the first stops the
+    work, the second is ignored, and nothing else is printed (before, CPython printed
+    "OSError: Signal 15 ignored due to race condition" with a traceback, as the handler
+    had switched the signals to SIG_IGN). Both signals are made pending at once, so the
+    race is met every time."""
+    done = subprocess.run([sys.executable, "-c", RACE], capture_output=True, text=True,
+                          cwd=ROOT, timeout=60)
+    assert done.stdout == "stopped by KeyboardInterrupt\n", done.stdout
+    assert done.stderr == "", done.stderr
+
+
 @pytest.mark.slow
 def test_a_worker_killed_during_a_run_is_one_line_and_nothing_written(long_run, tmp_path):
     """`sim run` keeps no partial runs, so a lost worker ends it (sweeps redo the lost
