@@ -223,6 +223,27 @@ def test_regions_are_addressed_by_name_or_index_in_overrides(tmp_path):
     assert sc.quotas.push == 3.0 and sc.entry == 0.1
 
 
+def test_an_override_by_digits_that_are_a_name_and_an_index_is_refused(tmp_path):
+    """`population.segment.1` where segment 0 is named "1": before, index 1 was taken
+    silently, changing the other segment. Now refused naming both readings; digits that are
+    a name and no other entry's index mean the name."""
+    raw = base_raw()
+    raw["population"]["segment"][0]["name"] = "1"  # ("large"), and segment 1 is "sme"
+    raw["policy"] = []  # (it names "sme")
+    path = tmp_path / "s.toml"
+    path.write_text(dumps(raw), encoding="utf-8")
+    with pytest.raises(ScenarioError) as info:
+        load(path, ["population.segment.1.propensity=3.0"])
+    assert len(info.value.problems) == 1
+    assert ("'1' is the name of entry 0 and the index of entry 1; write 0 or 'sme' instead"
+            in info.value.problems[0]), info.value.problems
+    assert load(path, ["population.segment.0.propensity=3.0"]).segments[0].propensity[0] == 3.0
+    raw["population"]["segment"][1]["name"] = "7"
+    path.write_text(dumps(raw), encoding="utf-8")
+    sc = load(path, ["population.segment.7.propensity=3.0"])
+    assert sc.segments[1].propensity[0] == 3.0 and sc.segments[0].propensity[0] == 2.0
+
+
 def test_an_override_naming_no_region_is_refused(tmp_path):
     path = tmp_path / "r.toml"
     path.write_text(dumps(regional_raw()), encoding="utf-8")

@@ -90,14 +90,24 @@ def _child(node: Any, part: str, path: list[str], *, create: bool) -> Any:
 
 
 def _list_index(node: list[Any], part: str, path: list[str]) -> int:
+    """The element `part` names: by `name`, or by index when it is digits. Digits that are
+    one element's name and another's index are refused: either could be meant."""
+    named = [i for i, item in enumerate(node)
+             if isinstance(item, dict) and item.get("name") == part]
     if part.isdigit():
         idx = int(part)
+        if named and named[0] != idx and idx < len(node):
+            other = node[idx].get("name") if isinstance(node[idx], dict) else None
+            instead = f"{named[0]}" + (f" or {other!r}" if isinstance(other, str) else "")
+            raise KeyError(f"{'.'.join(path)}: {part!r} is the name of entry {named[0]} and "
+                           f"the index of entry {idx}; write {instead} instead")
+        if named:
+            return named[0]
         if idx >= len(node):
             raise KeyError(f"{'.'.join(path)}: index {idx} but the list has {len(node)} entries")
         return idx
-    for idx, item in enumerate(node):
-        if isinstance(item, dict) and item.get("name") == part:
-            return idx
+    if named:
+        return named[0]
     raise KeyError(f"{'.'.join(path)}: no entry named {part!r} (use an index or a name)")
 
 
