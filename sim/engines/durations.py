@@ -26,8 +26,18 @@ def started_cdf(x, d0: float, d1: float, median: float, sigma: float):
     duration T (median, sigma; median <= 0: instant), in any one unit of time:
     (G(x - d0) - G(x - d1)) / (d1 - d0), where G(y) = E[(y - T)^+] is the integral of T's
     CDF up to y (for the lognormal, y Phi(z) - E[T] Phi(z - sigma), z = (ln y - ln median) /
-    sigma). The fast engine files projects by it."""
+    sigma); with d1 = d0, a start at d0: T's CDF at x - d0. The fast engine files projects
+    by it."""
     from scipy.special import ndtr
+
+    if d1 == d0:
+        y = np.asarray(x, dtype=float) - d0
+        if median <= 0:
+            return (y >= 0).astype(float)
+        if sigma == 0:
+            return (y >= median).astype(float)
+        return np.where(y > 0, ndtr((np.log(np.maximum(y, 1e-300)) - math.log(median))
+                                   / sigma), 0.0)
 
     def G(y: np.ndarray) -> np.ndarray:
         if median <= 0:

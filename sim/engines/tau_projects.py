@@ -184,9 +184,10 @@ class TauProjects:
         """File the projects `started` [b, s, k] from the queue in `span`, dated by when
         their unit and their decision were both there. Those that waited already (`old`)
         and that the units free at the span's start (before its completions) can hold start
-        at its start (in its first day); where projects still wait (`waits` [b]), new ones
-        take the rest of those units in the order they were decided, k of the span's `n_new`
-        [b] decisions within the first k / n_new of it. Which projects those units hold is
+        at its start, the instant the exact engines take units freed or added at an edge;
+        where projects still wait (`waits` [b]), new ones take the rest of those units in
+        the order they were decided, k of the span's `n_new` [b] decisions within the first
+        k / n_new of it. Which projects those units hold is
         drawn as serving draws (`serve_in_order`: a uniform order, each taking the units it
         needs). The others start across the span, with the units freed and the decisions
         made across it. (Dated across the span, a unit free from its start stood idle for
@@ -204,7 +205,7 @@ class TauProjects:
                 if waits[b]:
                     soon[b] = serve_in_order(self.rng, started[b] - old[b], self.level_k,
                                              self.units_k, free, blocked, stopped)
-        self._start(at_start, m, (d0, min(d1, d0 + 1.0)))
+        self._start(at_start, m, (d0, d0))  # at the edge, as the exact engines start them
         for b in np.flatnonzero(soon.sum(axis=(1, 2))):
             X = np.zeros_like(soon)
             X[b] = soon[b]
