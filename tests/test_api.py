@@ -172,6 +172,114 @@ def test_no_writer_puts_its_results_over_another_commands(tmp_path, write_scenar
     assert (files(run_dir), files(sweep_dir)) == before
 
 
+VARY = {"levels.line.imitation": (0.3, 0.9)}
+SOLVE = {"vary": {"target.firms": (50, 400)}, "probability": 0.5}
+
+
+@pytest.mark.parametrize("call, says", [
+    (lambda p: sim.solve(p, **SOLVE, replications=0), "replications=0: must be a whole"),
+    (lambda p: sim.solve(p, **SOLVE, replications=-2), "replications=-2"),
+    (lambda p: sim.solve(p, **SOLVE, tolerance=0, engine="meanfield"),
+     "tolerance=0: must be a positive number"),
+    (lambda p: sim.solve(p, **{**SOLVE, "probability": 1.5}), "probability=1.5: must be "
+     "strictly between 0 and 1"),
+    (lambda p: sim.solve(p, **{**SOLVE, "probability": float("nan")}), "probability=nan"),
+    (lambda p: sim.solve(p, **{**SOLVE, "probability": "0.5"}), "probability='0.5'"),
+    (lambda p: sim.solve(p, **SOLVE, decreasing="no"), "decreasing='no': must be True or"),
+    (lambda p: sim.solve(p, **SOLVE, max_replications=-1), "max_replications=-1"),
+    (lambda p: sim.sweep(p, vary=VARY, replications=0), "replications=0"),
+    (lambda p: sim.sweep(p, vary=VARY, samples=0), "samples=0"),
+    (lambda p: sim.sweep(p, vary=VARY, replications=1.5), "replications=1.5"),
+    (lambda p: sim.sweep(p, vary=VARY, precision=0), "precision=0: must be in (0, 0.5]"),
+    (lambda p: sim.sweep(p, vary=VARY, precision="0.1"), "precision='0.1'"),
+    (lambda p: sim.sweep(sim.sweep_plan(p, vary=["levels.line.imitation=0.3:0.9"]),
+                         engine="tau"), "give engine to sim.sweep_plan"),
+    (lambda p: sim.run(p, engine="meanfield", jobs=0), "jobs=0: must be a whole number"),
+    (lambda p: sim.run(p, engine="meanfield", jobs="2"), "jobs='2'"),
+    (lambda p: sim.sweep(p, vary=VARY, jobs=1.5), "jobs=1.5"),
+    (lambda p: sim.run(p, set=["levels.line.imitation=0.8"]), "set=['levels.line.imitation"
+     "=0.8']: give a mapping"),
+])
+def test_arguments_the_command_line_would_refuse_are_refused_before_any_work(
+        tmp_path, monkeypatch, write_scenario, call, says):
+    """Each call's options are checked as the command line checks them, in one InputError
+    line naming the argument, before any run and before any folder is made. Before, a solve
+    with replications=0 or tolerance=0 never ended, a sweep took replications=0 for the
+    default and -2 for a finished sweep of no runs, probability=1.5 was searched, "no" was
+    a True direction, and jobs="2" was a TypeError."""
+    path = write_scenario(base_raw())
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(sim.InputError) as err:
+        call(path)
+    assert len(err.value.lines) == 1 and says in err.value.lines[0], err.value.lines
+    assert not (tmp_path / "results").exists()
+
+
+def test_numpy_whole_numbers_and_paths_are_taken_where_python_ones_are(tmp_path,
+                                                                      write_scenario):
+    """A notebook's numpy integers are whole numbers (samples=np.int64(4) was a TypeError
+    that left an empty sweep folder), and sim.sweep_plan takes a path as the other calls do
+    (it raised AttributeError)."""
+    path = write_scenario(base_raw())
+    plan = sim.sweep_plan(path, vary=["levels.line.imitation=0.3:0.9"], design="grid",
+                          samples=np.int64(2), replications=np.int64(1), engine="meanfield")
+    assert plan.samples == 2 and type(plan.samples) is int and len(plan.design.points) == 2
+    assert sim.sweep(plan, out=tmp_path / "s").points.shape[0] == 2
+
+
+def test_an_out_that_is_a_file_or_empty_is_refused_before_any_work(tmp_path, monkeypatch,
+                                                                   write_scenario):
+    """Before, `.write("notes.md")` over a file failed deep in the publish with a bare
+    OSError, `sim.solve(out=...)` so only after the whole search, and `.write("")` wrote
+    the run into the working folder."""
+    path = write_scenario(base_raw())
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.md").write_text("mine", encoding="utf-8")
+    outcome = sim.run(path, engine="meanfield")
+    for out, says in (("notes.md", "exists and is not a folder"),
+                      ("notes.md/run", "notes.md is not a folder"), ("", "empty")):
+        with pytest.raises(sim.InputError, match=says):
+            outcome.write(out)
+    with pytest.raises(sim.InputError, match="exists and is not a folder"):
+        sim.solve(path, **SOLVE, out="notes.md",
+                  progress=lambda done, total: pytest.fail("the search ran"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.md", "scenario.toml"]
+
+
+def test_a_run_written_into_a_users_folder_keeps_their_regions_files(tmp_path,
+                                                                     write_scenario):
+    """A run without regions replaces an earlier run's regions.csv and regions.png (they
+    would describe another run); in a folder that held no run they are the user's and
+    stay. Before, they were deleted."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("regions.csv", "regions.png", "notes.txt"):
+        (folder / name).write_text("mine", encoding="utf-8")
+    sim.run(write_scenario(base_raw()), engine="meanfield").write(folder)
+    assert all((folder / n).read_text(encoding="utf-8") == "mine"
+               for n in ("regions.csv", "regions.png", "notes.txt"))
+    assert (folder / "summary.json").is_file()
+
+
+def test_redrawing_a_damaged_run_is_input_error_and_rewrites_nothing(tmp_path,
+                                                                     write_scenario):
+    """`sim.api.redraw_run` on a folder whose files were damaged raised JSONDecodeError,
+    KeyError or ValueError, sometimes after adoption.png was rewritten. Now one InputError
+    line naming the folder, and every figure as it was."""
+    raw = base_raw()
+    folder = sim.run(write_scenario(raw), engine="tau", replications=2, jobs=1).write(
+        tmp_path / "run")
+    png_before = (folder / "adoption.png").read_bytes()
+    for name, text in (("summary.json", "{"), ("summary.json", "{}"), ("curves.csv", "")):
+        kept = (folder / name).read_bytes()
+        (folder / name).write_text(text, encoding="utf-8")
+        with pytest.raises(sim.InputError, match="cannot be redrawn, a file in it is damaged"):
+            sim.api.redraw_run(str(folder))
+        (folder / name).write_bytes(kept)
+    assert (folder / "adoption.png").read_bytes() == png_before
+    assert [p.name for p in sim.api.redraw_run(str(folder))][0] == "adoption.png"
+
+
 def test_figure_is_a_matplotlib_figure(write_scenario):
     from matplotlib.figure import Figure
 

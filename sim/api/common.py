@@ -3,13 +3,14 @@ checks, and the progress callback's type."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.engines import engines, refusal
 from sim.execution.executor import Executor, make_executor
-from sim.scenario import Scenario
+from sim.scenario import Scenario, ScenarioError
 
 if TYPE_CHECKING:
     pass
@@ -51,6 +52,20 @@ def refuse_others(out: Path, holds: str) -> None:
                          "elsewhere, or remove the folder first")
 
 
+@contextlib.contextmanager
+def redrawing(folder: Path) -> Iterator[None]:
+    """A results folder read back to redraw it: a file truncated, emptied or edited by hand
+    is bad input, said in one line naming the folder (InputError, as an option's)."""
+    try:
+        yield
+    except (InputError, ScenarioError):
+        raise  # what the redraw refuses, in its own words
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(f"{folder}/ cannot be redrawn, a file in it is damaged or missing "
+                         f"({type(exc).__name__}: {what})", options=True) from None
+
+
 def check_engine(engine: str, scenario: Scenario | None = None) -> None:
     """Raise InputError unless `engine` names one of `engines()` and, given a scenario, can
     run it (the exact engine refuses a population it could not finish)."""
@@ -64,6 +79,9 @@ def check_engine(engine: str, scenario: Scenario | None = None) -> None:
 
 def executor_for(jobs: int | None = None, scheduler: str | None = None) -> Executor:
     """`make_executor` with its failures said as InputError."""
+    from sim.api.options import jobs as check_jobs
+
+    jobs = check_jobs(jobs)
     try:
         return make_executor(jobs, scheduler)
     except ImportError:

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim import __version__
-from sim.api.common import InputError, Progress, executor_for, refuse_others
+from sim.api import options
+from sim.api.common import InputError, Progress, executor_for
 from sim.api.run import RunOutcome
 from sim.api.run import run as run_scenario
 from sim.api.solve import SolveOutcome, write_solve
@@ -59,6 +60,9 @@ def scenario_of(source: ScenarioLike, set: Mapping[str, Any] | None = None, *,
     """The scenario to run: `source` loaded (a path) or taken as is (a Scenario), with the
     dotted keys of `set` and then `replications` and `seed` applied before validation.
     Raises ScenarioError listing every problem (a key that does not exist, a bad value)."""
+    if set is not None and not isinstance(set, Mapping):
+        raise InputError(f"set={set!r}: give a mapping of dotted keys to values, e.g. "
+                         "{'levels.line.imitation': 0.8}")
     overrides = dict(set or {})
     if replications is not None:
         overrides["replications"] = replications
@@ -310,17 +314,19 @@ def sweep(scenario: ScenarioLike | SweepPlan, *,
           design: str | None = None, samples: int | None = None,
           replications: int | None = None, precision: float | None = None,
           set: Mapping[str, Any] | None = None, seed: int | None = None,
-          engine: str = "tau", axes: Sequence[str] | None = None, jobs: int | None = None,
-          scheduler: str | None = None, out: str | Path | None = None,
-          progress: ProgressLike = False) -> SweepTables:
+          engine: str | None = None, axes: Sequence[str] | None = None,
+          jobs: int | None = None, scheduler: str | None = None,
+          out: str | Path | None = None, progress: ProgressLike = False) -> SweepTables:
     """Run a design over the scenario's parameters (`vary`: {key: (lo, hi)}, default its
     [sweep.vary] table) and return its SweepTables. A sweep always writes a folder: `out`,
     default `results/<name>-sweep-<hash>/` named by a hash of the sweep (scenario as run,
     design, engine, replications), so the same call again resumes it or just reads it back,
-    and a different one never touches it. A SweepPlan (`sim.sweep_plan`) is run as it is."""
+    and a different one never touches it. `engine` defaults to "tau". A SweepPlan
+    (`sim.sweep_plan`) is run as it is, on its own engine."""
     if isinstance(scenario, SweepPlan):
         given = {"vary": vary, "design": design, "samples": samples, "replications":
-                 replications, "precision": precision, "set": set, "seed": seed, "axes": axes}
+                 replications, "precision": precision, "set": set, "seed": seed, "axes": axes,
+                 "engine": None if engine == scenario.engine else engine}
         extra = [k for k, v in given.items() if v is not None]
         if extra:
             raise InputError(f"a SweepPlan is run as it is: give {', '.join(extra)} to "
@@ -329,9 +335,10 @@ def sweep(scenario: ScenarioLike | SweepPlan, *,
     else:
         sc = scenario_of(scenario, set, seed=seed)
         plan = sweep_plan(sc, vary=_vary_texts(vary), design=design, samples=samples,
-                          replications=replications, engine=engine, precision=precision,
+                          replications=replications, engine=engine or "tau",
+                          precision=precision,
                           axes=axes)
-    folder = Path(out) if out is not None else sweep_folder(plan)
+    folder = options.out_folder(out, "sweep") if out is not None else sweep_folder(plan)
     with executor_for(jobs, scheduler) as executor, \
             _progress(progress, f"{plan.scenario.name} sweep") as bar:
         outcome = sweep_into(plan, folder, executor=executor, progress=bar)
@@ -360,7 +367,7 @@ def solve(scenario: ScenarioLike, *, vary: str | Mapping[str, Any], probability:
         raise InputError(f"vary: give exactly one parameter to search, not {len(texts)}")
     sc = scenario_of(scenario, set, seed=seed)
     if out is not None:  # before the search, not after it
-        refuse_others(Path(out), "solve")
+        options.out_folder(out, "solve")
     with _progress(progress, f"{sc.name} solve") as bar:
         outcome = solve_scenario(sc, texts[0], probability, engine=engine,
                                  replications=replications, max_replications=max_replications,

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
 
-from sim.api.common import InputError, Progress, check_engine, refuse_others
+from sim.api import options
+from sim.api.common import InputError, Progress, check_engine, redrawing
 
 REGIONS_PNG = "regions.png"
 
@@ -104,6 +105,7 @@ def run(scenario: Scenario, *, engine: str = "des", jobs: int | None = None,
         executor: Executor | None = None, progress: Progress | None = None) -> RunOutcome:
     """The scenario's replications (one for a deterministic engine) on `executor` or `jobs`
     local processes (default: all cores), and their verdict."""
+    jobs = options.jobs(jobs)
     check_engine(engine, scenario)
     indices = [0] if engine in DETERMINISTIC else list(range(scenario.replications))
     workers = executor.workers if executor is not None else jobs or default_jobs()
@@ -198,8 +200,7 @@ def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
     from sim.plots.adoption import png
     from sim.store.report import read_text, report_file, run_report
 
-    folder = Path(out) if out is not None else run_folder(outcome.scenario)
-    refuse_others(folder, "run")
+    folder = options.out_folder(out if out is not None else run_folder(outcome.scenario), "run")
     figures: list[tuple[str, Any]] = [("adoption.png", png(outcome.figure()))]  # + report: str
     sc = outcome.scenario  # report.html goes in the same set: never beside other results
     if sc.regions:
@@ -210,9 +211,16 @@ def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
     return folder
 
 
-def redraw_run(folder: Path) -> list[Path]:
+def redraw_run(folder: str | Path) -> list[Path]:
     """Draw a finished run's adoption.png (and regions.png, when it has regions) and
-    report.html again from its files."""
+    report.html again from its files; a damaged folder is InputError, and then nothing in
+    it has been rewritten."""
+    folder = Path(folder)
+    with redrawing(folder):
+        return _redraw_run(folder)
+
+
+def _redraw_run(folder: Path) -> list[Path]:
     import json
 
     import numpy as np
@@ -245,11 +253,11 @@ def redraw_run(folder: Path) -> list[Path]:
         new = np.stack([nw[i] for i in sorted(nw)])
     initial = np.array([summary["initial_at_or_above"][lv] for lv in LEVELS])
     image = png(run_figure(sc, curves, initial, summary.get("verdict", ""), upgraded, new))
-    files.atomic_write(folder / "adoption.png", image)
     figures = [("adoption.png", image)]
     if sc.regions and (folder / files.REGIONS_CSV).is_file() and summary.get("by_region"):
         figures.append((REGIONS_PNG, png(_redrawn_regions(folder, sc, summary))))
-        files.atomic_write(folder / REGIONS_PNG, figures[-1][1])
+    for name, data in figures:  # (all drawn first: a damaged file stops the redraw before)
+        files.atomic_write(folder / name, data)
     return [*(folder / name for name, _ in figures), *write_report(
         folder, run_report, summary, sc.raw, figures, source=sc.source,
         source_text=read_text(sc.source))]

@@ -23,7 +23,8 @@ from sim.store import files
 if TYPE_CHECKING:
     pass
 
-from sim.api.common import InputError, Progress, check_engine, executor_for, refuse_others
+from sim.api import options
+from sim.api.common import InputError, Progress, check_engine, executor_for
 from sim.api.run import target_fields
 
 
@@ -62,6 +63,15 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
     from sim.explore.solve import solve as search
 
     check_engine(engine)
+    probability = options.number("probability", probability, lambda v: 0 < v < 1,
+                                 "strictly between 0 and 1")
+    replications = None if replications is None else options.whole("replications",
+                                                                    replications)
+    max_replications = options.whole("max_replications", max_replications)
+    tolerance = None if tolerance is None else options.number(
+        "tolerance", tolerance, lambda v: v > 0, "a positive number")
+    decreasing = options.flag("decreasing", decreasing)
+    jobs = options.jobs(jobs)
     rng = vary if isinstance(vary, Range) else solve_range(scenario, vary)
     if replications is None:
         replications = scenario.sweep.replications if scenario.sweep else 50
@@ -100,8 +110,8 @@ def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
     from sim.store.report import read_text, solve_report, write_report
 
     sc, rng, res, doc = outcome.scenario, outcome.range, outcome.result, outcome.doc
-    folder = Path(out) if out is not None else files.default_out(sc, "-solve")
-    refuse_others(folder, "solve")
+    folder = options.out_folder(out if out is not None else files.default_out(sc, "-solve"),
+                                "solve")
     t = sc.target
     fx, fp = fitted_curve(res, [e.value for e in res.evaluations])
     fig = solve_figure(doc["evaluations"], parameter=rng.key, probability=res.probability,

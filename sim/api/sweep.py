@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,14 +26,15 @@ from sim.explore.design import (
     resolve_ranges,
 )
 from sim.explore.plan import SweepPlan, run_sweep
-from sim.scenario import Scenario
+from sim.scenario import Scenario, load
 from sim.store import files
 from sim.store.journal import FolderError, FolderLock, Journal, check_manifest
 
 if TYPE_CHECKING:
     pass
 
-from sim.api.common import InputError, Progress, check_engine, executor_for, refuse_others
+from sim.api import options
+from sim.api.common import InputError, Progress, check_engine, executor_for, redrawing
 
 
 @dataclass
@@ -47,14 +49,23 @@ class SweepOutcome:
     workers: int
 
 
-def sweep_plan(scenario: Scenario, *, vary: Sequence[str] = (), design: str | None = None,
+def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[str] = (),
+               design: str | None = None,
                samples: int | None = None, replications: int | None = None,
                engine: str = "des", precision: float | None = None,
                max_replications: int = 1000, axes: Sequence[str] | None = None) -> SweepPlan:
     """The sweep asked for: `vary` as `KEY=LO:HI[:log]` (default: the [sweep] table), its
     design, every point validated, `axes` (two varied keys) for its map; raises InputError
-    when it cannot run."""
+    when it cannot run. `scenario` may be a scenario file's path."""
+    if not isinstance(scenario, Scenario):
+        scenario = load(os.fspath(scenario))
     check_engine(engine)
+    samples = None if samples is None else options.whole("samples", samples)
+    replications = None if replications is None else options.whole("replications",
+                                                                    replications)
+    precision = None if precision is None else options.number(
+        "precision", precision, lambda v: 0 < v <= 0.5, "in (0, 0.5]")
+    max_replications = options.whole("max_replications", max_replications)
     cfg, source = scenario.sweep, scenario.source
     try:
         if vary:
@@ -100,7 +111,8 @@ def sweep(plan: SweepPlan, out: str | Path | None = None, *, executor: Executor 
     """Do the plan's runs not yet in `out` (default results/<name>-sweep/), then write its
     tables and figures. Resumes an interrupted sweep; refuses a folder held by a live sweep
     or holding a different one or another command's results (InputError)."""
-    folder = Path(out) if out is not None else files.default_out(plan.scenario, "-sweep")
+    folder = options.out_folder(out if out is not None
+                                else files.default_out(plan.scenario, "-sweep"), "sweep")
     own = executor is None
     executor = executor if executor is not None else executor_for(jobs)
     try:
@@ -114,7 +126,7 @@ def _sweep_into(plan: SweepPlan, out: Path, executor: Executor, progress: Progre
                 ) -> SweepOutcome:
     identity = plan.identity(__version__, files.scenario_sha256(plan.scenario))
     started = time.perf_counter()
-    refuse_others(out, "sweep")
+    options.out_folder(out, "sweep")
     out.mkdir(parents=True, exist_ok=True)
     try:
         with FolderLock(out):
@@ -198,11 +210,18 @@ def _sweep_line(plan: SweepPlan, stats: Sequence[Mapping[str, Any]],
     return line
 
 
-def redraw_sweep(folder: Path, axes: Sequence[str] | None = None, *,
+def redraw_sweep(folder: str | Path, axes: Sequence[str] | None = None, *,
                  source: str | None = None) -> list[Path]:
     """Draw a sweep folder's figures from its manifest and tables, the map over `axes` (two
     varied keys; default: those the sweep was asked for, else by sensitivity), and its
-    report.html (sources from the scenario file `source`, default the folder's copy)."""
+    report.html (sources from the scenario file `source`, default the folder's copy). A
+    damaged folder is InputError."""
+    folder = Path(folder)
+    with redrawing(folder):
+        return _redraw_sweep(folder, axes, source)
+
+
+def _redraw_sweep(folder: Path, axes: Sequence[str] | None, source: str | None) -> list[Path]:
     from sim.explore.reachability import folder_figures
     from sim.plots.adoption import png
     from sim.store.report import sweep_folder_report, write_report

@@ -1,0 +1,61 @@
+"""The use cases' options checked as Python values, for calls from Python: the rules the
+command line's option types apply (`sim.cli.common`), each refusal one InputError line that
+names the argument. The command line has checked them before they get here."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sim.api.common import InputError, refuse_others
+
+
+def whole(name: str, value: Any, lo: int = 1) -> int:
+    """A whole number >= lo (numpy integers too; not a bool), as int."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        raise InputError(f"{name}={value!r}: must be a whole number >= {lo}")
+    return int(value)
+
+
+def number(name: str, value: Any, ok: Callable[[float], bool], allowed: str) -> float:
+    """A finite real number for which `ok` holds (`allowed` says which), as float."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
+            or not math.isfinite(float(value)) or not ok(float(value))):
+        raise InputError(f"{name}={value!r}: must be {allowed}")
+    return float(value)
+
+
+def flag(name: str, value: Any) -> bool:
+    """True or False (numpy's too), nothing else: "no" would read as True."""
+    if not isinstance(value, bool | _np_bool()):
+        raise InputError(f"{name}={value!r}: must be True or False")
+    return bool(value)
+
+
+def _np_bool() -> type:
+    import numpy as np
+
+    return np.bool_
+
+
+def jobs(value: Any) -> int | None:
+    """`jobs`: None (all cores) or a whole number >= 1."""
+    return None if value is None else whole("jobs", value)
+
+
+def out_folder(out: str | Path, holds: str) -> Path:
+    """`out` as a folder to write `holds`' results (a key of MARKS) into: not empty (that is
+    the working folder), not a file, and not holding another command's results."""
+    if not str(out).strip():
+        raise InputError(f"out={str(out)!r}: empty: give a folder")
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"out={str(out)!r}: exists and is not a folder")
+    for parent in folder.parents:
+        if parent.exists() and not parent.is_dir():
+            raise InputError(f"out={str(out)!r}: {parent} is not a folder")
+    refuse_others(folder, holds)
+    return folder
