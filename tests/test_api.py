@@ -199,6 +199,7 @@ SOLVE = {"vary": {"target.firms": (50, 400)}, "probability": 0.5}
     (lambda p: sim.sweep(p, vary=VARY, jobs=1.5), "jobs=1.5"),
     (lambda p: sim.run(p, set=["levels.line.imitation=0.8"]), "set=['levels.line.imitation"
      "=0.8']: give a mapping"),
+    (lambda p: sim.run(p, engine=["tau"]), "--engine ['tau']: must be one of"),
 ])
 def test_arguments_the_command_line_would_refuse_are_refused_before_any_work(
         tmp_path, monkeypatch, write_scenario, call, says):
@@ -225,6 +226,8 @@ def test_numpy_whole_numbers_and_paths_are_taken_where_python_ones_are(tmp_path,
                           samples=np.int64(2), replications=np.int64(1), engine="meanfield")
     assert plan.samples == 2 and type(plan.samples) is int and len(plan.design.points) == 2
     assert sim.sweep(plan, out=tmp_path / "s").points.shape[0] == 2
+    # One override text alone is one override (it was read letter by letter).
+    assert sim.load(path, "levels.line.imitation=0.7").levels[1].imitation == 0.7
 
 
 def test_an_out_that_is_a_file_or_empty_is_refused_before_any_work(tmp_path, monkeypatch,

@@ -69,7 +69,7 @@ def redrawing(folder: Path) -> Iterator[None]:
 def check_engine(engine: str, scenario: Scenario | None = None) -> None:
     """Raise InputError unless `engine` names one of `engines()` and, given a scenario, can
     run it (the exact engine refuses a population it could not finish)."""
-    if engine not in engines():
+    if not isinstance(engine, str) or engine not in engines():
         raise InputError(f"--engine {engine!r}: must be one of {', '.join(engines())}",
                          options=True)
     why = None if scenario is None else refusal(scenario, engine)

@@ -44,7 +44,10 @@ from sim.scenario.validation import TOP_KEYS, validate
 
 
 def load(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
-    """Read, override and validate a scenario file; raise ScenarioError listing every problem."""
+    """Read, override (`KEY=VALUE` texts; one text alone is taken as one) and validate a
+    scenario file; raise ScenarioError listing every problem."""
+    if isinstance(overrides, str):  # (else each of its letters would be an override)
+        overrides = [overrides]
     path = Path(path)
     raw = read_toml(path)
     apply_overrides(raw, overrides, source=str(path))
