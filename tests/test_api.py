@@ -200,6 +200,8 @@ SOLVE = {"vary": {"target.firms": (50, 400)}, "probability": 0.5}
     (lambda p: sim.run(p, set=["levels.line.imitation=0.8"]), "set=['levels.line.imitation"
      "=0.8']: give a mapping"),
     (lambda p: sim.run(p, engine=["tau"]), "--engine ['tau']: must be one of"),
+    (lambda p: sim.sweep(p, vary=VARY, engine=""), "--engine '': must be one of"),
+    (lambda p: sim.sweep(p, vary=VARY, precision=10**400), "precision=1000"),
 ])
 def test_arguments_the_command_line_would_refuse_are_refused_before_any_work(
         tmp_path, monkeypatch, write_scenario, call, says):
@@ -240,7 +242,8 @@ def test_an_out_that_is_a_file_or_empty_is_refused_before_any_work(tmp_path, mon
     (tmp_path / "notes.md").write_text("mine", encoding="utf-8")
     outcome = sim.run(path, engine="meanfield")
     for out, says in (("notes.md", "exists and is not a folder"),
-                      ("notes.md/run", "notes.md is not a folder"), ("", "empty")):
+                      ("notes.md/run", "notes.md is not a folder"), ("", "empty"),
+                      ("/proc/sim-run", "cannot be written to")):
         with pytest.raises(sim.InputError, match=says):
             outcome.write(out)
     with pytest.raises(sim.InputError, match="exists and is not a folder"):
@@ -262,6 +265,12 @@ def test_a_run_written_into_a_users_folder_keeps_their_regions_files(tmp_path,
     assert all((folder / n).read_text(encoding="utf-8") == "mine"
                for n in ("regions.csv", "regions.png", "notes.txt"))
     assert (folder / "summary.json").is_file()
+    # A run's folder whose publish was killed after it removed summary.json: the other
+    # files of the set are there, so regions files beside them are the old run's.
+    (folder / "summary.json").unlink()
+    sim.run(write_scenario(base_raw()), engine="meanfield").write(folder)
+    assert not (folder / "regions.csv").exists() and not (folder / "regions.png").exists()
+    assert (folder / "notes.txt").read_text(encoding="utf-8") == "mine"
 
 
 def test_redrawing_a_damaged_run_is_input_error_and_rewrites_nothing(tmp_path,

@@ -242,6 +242,11 @@ def test_an_override_by_digits_that_are_a_name_and_an_index_is_refused(tmp_path)
     path.write_text(dumps(raw), encoding="utf-8")
     sc = load(path, ["population.segment.7.propensity=3.0"])
     assert sc.segments[1].propensity[0] == 3.0 and sc.segments[0].propensity[0] == 2.0
+    # Swapped digit names: no form names either entry, so the message suggests none.
+    raw["population"]["segment"][1]["name"] = "0"
+    path.write_text(dumps(raw), encoding="utf-8")
+    with pytest.raises(ScenarioError, match="rename one of them"):
+        load(path, ["population.segment.0.propensity=3.0"])
 
 
 def test_an_override_naming_no_region_is_refused(tmp_path):

@@ -335,7 +335,8 @@ def sweep(scenario: ScenarioLike | SweepPlan, *,
     else:
         sc = scenario_of(scenario, set, seed=seed)
         plan = sweep_plan(sc, vary=_vary_texts(vary), design=design, samples=samples,
-                          replications=replications, engine=engine or "tau",
+                          replications=replications,
+                          engine="tau" if engine is None else engine,
                           precision=precision,
                           axes=axes)
     folder = options.out_folder(out, "sweep") if out is not None else sweep_folder(plan)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,12 @@ def whole(name: str, value: Any, lo: int = 1) -> int:
 
 def number(name: str, value: Any, ok: Callable[[float], bool], allowed: str) -> float:
     """A finite real number for which `ok` holds (`allowed` says which), as float."""
-    if (isinstance(value, bool) or not isinstance(value, numbers.Real)
-            or not math.isfinite(float(value)) or not ok(float(value))):
+    try:
+        good = (not isinstance(value, bool) and isinstance(value, numbers.Real)
+                and math.isfinite(float(value)) and ok(float(value)))
+    except OverflowError:  # an integer too large for a float
+        good = False
+    if not good:
         raise InputError(f"{name}={value!r}: must be {allowed}")
     return float(value)
 
@@ -57,5 +63,23 @@ def out_folder(out: str | Path, holds: str) -> Path:
     for parent in folder.parents:
         if parent.exists() and not parent.is_dir():
             raise InputError(f"out={str(out)!r}: {parent} is not a folder")
+    there = unwritable(folder)
+    if there is not None:
+        raise InputError(f"out={str(out)!r}: cannot be written to ({there} is not a writable "
+                         "folder)")
     refuse_others(folder, holds)
     return folder
+
+
+def unwritable(out: Path) -> Path | None:
+    """The nearest existing folder at or above `out` if nothing can be created in it, else
+    None. Tried by creating and removing a folder there: permissions alone do not say (root
+    may write anywhere, /proc nowhere)."""
+    there = out
+    while not there.exists() and there != there.parent:
+        there = there.parent
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=there))
+    except OSError:
+        return there
+    return None

@@ -213,8 +213,9 @@ def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
 
 def redraw_run(folder: str | Path) -> list[Path]:
     """Draw a finished run's adoption.png (and regions.png, when it has regions) and
-    report.html again from its files; a damaged folder is InputError, and then nothing in
-    it has been rewritten."""
+    report.html again from its files. A file that cannot be read is InputError before any
+    figure is rewritten (a summary that reads but holds values of the wrong kind may still
+    leave report.html unwritten, with a warning, as `sim run` would)."""
     folder = Path(folder)
     with redrawing(folder):
         return _redraw_run(folder)

@@ -7,10 +7,8 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -134,17 +132,15 @@ def check_out(command: str, out: Path, holds: str | None = None) -> None:
     writes, a key of `sim.api.common.MARKS`)."""
     if out.exists() and not out.is_dir():
         raise BadInput(f"sim {command}: --out {str(out)!r}: exists and is not a folder")
-    there = out
-    while not there.exists() and there != there.parent:
-        there = there.parent
-    try:  # (permissions alone do not say: root may write anywhere, /proc nowhere)
-        os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=there))
-    except OSError:
+    from sim.api.common import others_results  # (the command's work imports it anyway)
+    from sim.api.options import unwritable
+
+    there = unwritable(out)
+    if there is not None:
         raise BadInput(f"sim {command}: --out {str(out)!r}: cannot be written to ({there} is "
-                       "not a writable folder)") from None
+                       "not a writable folder)")
     if holds is None:
         return
-    from sim.api.common import others_results  # (the command's work imports it anyway)
 
     found = others_results(out, holds)  # (--force replaces a run, not another command's
     if found is not None:  # files: they would stand beside the new ones)

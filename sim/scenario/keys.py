@@ -98,9 +98,17 @@ def _list_index(node: list[Any], part: str, path: list[str]) -> int:
         idx = int(part)
         if named and named[0] != idx and idx < len(node):
             other = node[idx].get("name") if isinstance(node[idx], dict) else None
-            instead = f"{named[0]}" + (f" or {other!r}" if isinstance(other, str) else "")
+            # Only forms that name one entry: an index no entry has as its name, a name
+            # that is not digits.
+            forms = []
+            if not any(isinstance(x, dict) and x.get("name") == str(named[0]) for x in node):
+                forms.append(str(named[0]))
+            if isinstance(other, str) and not other.isdigit():
+                forms.append(repr(other))
+            instead = (f"write {' or '.join(forms)} instead" if forms
+                       else "rename one of them: digits that are both cannot be told apart")
             raise KeyError(f"{'.'.join(path)}: {part!r} is the name of entry {named[0]} and "
-                           f"the index of entry {idx}; write {instead} instead")
+                           f"the index of entry {idx}; {instead}")
         if named:
             return named[0]
         if idx >= len(node):

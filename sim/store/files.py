@@ -183,8 +183,8 @@ def publish(out: Path, files: Sequence[tuple[str, bytes | str]],
             stale: Sequence[str] = ()) -> None:
     """Put a complete set of files into the folder `out`; the last file vouches for the rest.
     Files named in `stale` that the set does not hold are removed from `out` with the old
-    vouching file: they belonged to the set being replaced (where there was none, they are
-    the user's and stay).
+    vouching file: they belonged to the set being replaced (where no such set was there, they
+    are the user's and stay).
 
     The set is built in a staging folder beside `out`. A new `out` is that folder renamed
     into place in one step. An existing one (which may hold files of the user's, so it is
@@ -208,7 +208,9 @@ def publish(out: Path, files: Sequence[tuple[str, bytes | str]],
         except OSError:
             if not out.is_dir():
                 raise
-        held = (out / files[-1][0]).is_file()  # a set like this one: its stale files are its own
+        # A set like this one was there (complete, or all but its vouching file: a publish
+        # killed after removing it): its stale files are its own, not the user's.
+        held = (out / files[-1][0]).is_file() or all((out / n).is_file() for n, _ in files[:-1])
         with contextlib.suppress(FileNotFoundError):
             os.unlink(out / files[-1][0])
         for name in set(stale) - {name for name, _ in files} if held else ():
