@@ -349,6 +349,26 @@ def test_units_free_at_a_step_edge_are_taken_at_the_edge():
     assert abs(gap) <= 4 * se, (gap, se)
 
 
+def test_failures_return_after_a_wait_shorter_than_a_step():
+    """A retry wait of 0.1 month (3 days) with 90% of projects failing. A failure returns
+    in the middle of the step its wait falls in, and never in its own step, so at 10-day
+    steps every failed firm waited about 10 days instead of 3: 77 decisions too few in 100
+    runs (z -4.4; a stranger's finding). The step is now cut to the shortest retry wait that
+    failures serve (`steps.step_days`). Mean decisions within 4 standard errors of the
+    exact engine's, over 200 runs."""
+    raw = bass_raw(30_000, years=2)
+    raw["levels"]["device"].update(innovation=0.3, imitation=0.5, success=0.1, retry=0.1,
+                                   implementation={"median": 2, "sigma": 0.4})
+    sc = validate(raw)
+    reps = 200
+    got = {e: np.array([r.events["decisions"] for r in run_replications(
+        sc, range(reps), seed=seed, engine=e).values()], dtype=float)
+        for e, seed in (("des", 8), ("tau", 9))}
+    se = math.sqrt(sum(x.var(ddof=1) / reps for x in got.values()))
+    assert abs(got["tau"].mean() - got["des"].mean()) < 4 * se, (got["tau"].mean(),
+                                                                   got["des"].mean(), se)
+
+
 def test_capacity_retired_during_a_step_is_not_taken_during_it():
     """1,000 integrators shrinking by 60% a year, every one busy: a unit freed as capacity
     shrinks is retired, so the units held track the capacity. The fast engine let a step's

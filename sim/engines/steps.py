@@ -30,13 +30,18 @@ _Z10 = 1.2815515655446004  # the standard normal's 90% quantile
 
 def step_days(sc: Scenario) -> float:
     """The fast engine's step in days: `sc.tau_step`, cut to SHORT of the 10% quantile of
-    the lognormal duration of every level whose projects hold resources (at least a day)."""
+    the lognormal duration of every level whose projects hold resources, and to every retry
+    wait that failures serve (a failure returns in the middle of the step that its wait,
+    counted from the middle of its own, falls in, and in a later step than its own: with
+    steps no longer than the wait, that is the wait); at least a day."""
     step = float(sc.tau_step)
     for level in sc.levels:
         if any(units > 0 for _, units in level.needs) and level.implementation_median > 0:
             tenth = (level.implementation_median * DAYS_PER_YEAR / 12
                      * math.exp(-_Z10 * level.implementation_sigma))
             step = min(step, max(1.0, SHORT * tenth))
+        if level.success < 1 and level.retry > 0:
+            step = min(step, max(1.0, level.retry * DAYS_PER_YEAR / 12))
     return step
 
 

@@ -256,7 +256,7 @@ KEYS: tuple[Key, ...] = (
     # engine ------------------------------------------------------------------------------
     K("engine", "table", "engine settings", default_note="none"),
     K("engine.tau_step", "number", "step of the fast engine (--engine tau); shorter where "
-      "projects that hold resources are short (docs/model.md)",
+      "projects that hold resources or retry waits are short (docs/model.md)",
       default=TAU_STEP_DAYS, lo=1, hi=92, unit="days"),
 )
 
