@@ -367,6 +367,15 @@ def test_failures_return_after_a_wait_shorter_than_a_step():
     se = math.sqrt(sum(x.var(ddof=1) / reps for x in got.values()))
     assert abs(got["tau"].mean() - got["des"].mean()) < 4 * se, (got["tau"].mean(),
                                                                    got["des"].mean(), se)
+    # The cut follows the failures: none without them, and one where only a shock makes
+    # projects fail.
+    from sim.engines.steps import step_days
+
+    raw["levels"]["device"]["success"] = 1.0
+    assert step_days(validate(raw)) == 10
+    raw["shock"] = [{"name": "s", "at": dt.date(2026, 6, 1), "level": "device",
+                     "success_factor": 0.5}]
+    assert step_days(validate(raw)) == 0.1 * DAYS_PER_YEAR / 12
 
 
 def test_capacity_retired_during_a_step_is_not_taken_during_it():

@@ -40,7 +40,9 @@ def step_days(sc: Scenario) -> float:
             tenth = (level.implementation_median * DAYS_PER_YEAR / 12
                      * math.exp(-_Z10 * level.implementation_sigma))
             step = min(step, max(1.0, SHORT * tenth))
-        if level.success < 1 and level.retry > 0:
+        fails = level.success < 1 or any(s.level == level.name and s.success_factor < 1
+                                         for s in sc.shocks)  # (a shock may make it fail)
+        if fails and level.retry > 0:
             step = min(step, max(1.0, level.retry * DAYS_PER_YEAR / 12))
     return step
 
