@@ -43,15 +43,6 @@ def others_results(out: Path, holds: str) -> tuple[str, str] | None:
     return None
 
 
-def refuse_others(out: Path, holds: str) -> None:
-    """InputError if `out` holds another command's results: writing there would replace
-    some of their files and leave the rest beside the new ones."""
-    found = others_results(out, holds)
-    if found is not None:
-        raise InputError(f"{out}/ holds a {found[0]}'s results ({found[1]}): write "
-                         "elsewhere, or remove the folder first")
-
-
 @contextlib.contextmanager
 def redrawing(folder: Path) -> Iterator[None]:
     """A results folder read back to redraw it: a file truncated, emptied or edited by hand

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.api.common import InputError, refuse_others
+from sim.api.common import InputError, others_results
 
 
 def whole(name: str, value: Any, lo: int = 1) -> int:
@@ -54,32 +54,36 @@ def jobs(value: Any) -> int | None:
 
 def out_folder(out: str | Path, holds: str) -> Path:
     """`out` as a folder to write `holds`' results (a key of MARKS) into: not empty (that is
-    the working folder), not a file, and not holding another command's results."""
+    the working folder), usable (`out_problem`), and not holding another command's results
+    (writing there would replace some of their files and leave the rest beside the new)."""
     if not str(out).strip():
         raise InputError(f"out={str(out)!r}: empty: give a folder")
     folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"out={str(out)!r}: exists and is not a folder")
-    for parent in folder.parents:
-        if parent.exists() and not parent.is_dir():
-            raise InputError(f"out={str(out)!r}: {parent} is not a folder")
-    there = unwritable(folder)
-    if there is not None:
-        raise InputError(f"out={str(out)!r}: cannot be written to ({there} is not a writable "
-                         "folder)")
-    refuse_others(folder, holds)
+    problem = out_problem(folder)
+    if problem is not None:
+        raise InputError(f"out={str(out)!r}: {problem}")
+    found = others_results(folder, holds)
+    if found is not None:
+        raise InputError(f"{folder}/ holds a {found[0]}'s results ({found[1]}): write "
+                         "elsewhere, or remove the folder first")
     return folder
 
 
-def unwritable(out: Path) -> Path | None:
-    """The nearest existing folder at or above `out` if nothing can be created in it, else
-    None. Tried by creating and removing a folder there: permissions alone do not say (root
-    may write anywhere, /proc nowhere)."""
+def out_problem(out: Path) -> str | None:
+    """Why results cannot be written into the folder `out`, or None: it is a file, a folder
+    above it is, or nothing can be created in the nearest one that exists (tried by creating
+    and removing a folder there: permissions alone do not say; root may write anywhere,
+    /proc nowhere)."""
+    if out.exists() and not out.is_dir():
+        return "exists and is not a folder"
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"{parent} is not a folder"
     there = out
     while not there.exists() and there != there.parent:
         there = there.parent
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=there))
     except OSError:
-        return there
+        return f"cannot be written to ({there} is not a writable folder)"
     return None

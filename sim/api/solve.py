@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     pass
 
 from sim.api import options
-from sim.api.common import InputError, Progress, check_engine, executor_for
+from sim.api.common import InputError, Progress, check_engine, executor_for, redrawing
 from sim.api.run import target_fields
 
 
@@ -131,7 +131,14 @@ def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
 
 def redraw_solve(folder: str | Path) -> list[Path]:
     """Draw a finished solve's solve.png again from its solve.json (`sim plot`): the same
-    figure `write_solve` drew, the monotone fit recomputed along the search direction."""
+    figure `write_solve` drew, the monotone fit recomputed along the search direction. A
+    damaged folder is InputError."""
+    folder = Path(folder)
+    with redrawing(folder):
+        return _redraw_solve(folder)
+
+
+def _redraw_solve(folder: Path) -> list[Path]:
     import json
 
     import numpy as np
@@ -140,7 +147,6 @@ def redraw_solve(folder: str | Path) -> list[Path]:
     from sim.plots.adoption import png
     from sim.plots.sweep import solve_figure
 
-    folder = Path(folder)
     path = folder / "solve.json"
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))

@@ -126,7 +126,6 @@ def _sweep_into(plan: SweepPlan, out: Path, executor: Executor, progress: Progre
                 ) -> SweepOutcome:
     identity = plan.identity(__version__, files.scenario_sha256(plan.scenario))
     started = time.perf_counter()
-    options.out_folder(out, "sweep")
     out.mkdir(parents=True, exist_ok=True)
     try:
         with FolderLock(out):

@@ -130,15 +130,12 @@ def check_out(command: str, out: Path, holds: str | None = None) -> None:
     """Refuse an --out that exists and is not a folder, that cannot be written to (before
     any work is done), or that holds another command's results (`holds`: what this one
     writes, a key of `sim.api.common.MARKS`)."""
-    if out.exists() and not out.is_dir():
-        raise BadInput(f"sim {command}: --out {str(out)!r}: exists and is not a folder")
     from sim.api.common import others_results  # (the command's work imports it anyway)
-    from sim.api.options import unwritable
+    from sim.api.options import out_problem
 
-    there = unwritable(out)
-    if there is not None:
-        raise BadInput(f"sim {command}: --out {str(out)!r}: cannot be written to ({there} is "
-                       "not a writable folder)")
+    problem = out_problem(out)
+    if problem is not None:
+        raise BadInput(f"sim {command}: --out {str(out)!r}: {problem}")
     if holds is None:
         return
 

@@ -27,21 +27,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
                        f"({folder} is not one)")
     if cli_calibrate.is_fit_folder(folder) and not api.is_sweep_folder(folder):
         return cli_calibrate.cmd_plot_fit(folder)
-    try:
-        if api.is_sweep_folder(folder):
-            drawn = api.redraw_sweep(folder, args.axes)
-        elif (folder / "solve.json").is_file():
-            drawn = redraw_solve(folder)
-        else:
-            drawn = api.redraw_run(folder)
-    except api.InputError:
-        raise  # options and folders the redraw refuses, in its own words
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-        # A damaged folder (a file truncated, emptied or edited by hand) is bad input: say
-        # which folder and what was wrong, in one line.
-        what = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise BadInput(f"sim plot: {folder}/ cannot be redrawn, a file in it is damaged or "
-                       f"missing ({type(exc).__name__}: {what})") from None
+    # (a damaged folder is InputError from the redraws: `sim.api.common.redrawing`)
+    if api.is_sweep_folder(folder):
+        drawn = api.redraw_sweep(folder, args.axes)
+    elif (folder / "solve.json").is_file():
+        drawn = redraw_solve(folder)
+    else:
+        drawn = api.redraw_run(folder)
     for path in drawn:
         print(f"redrew {path}")
     return EXIT_OK
