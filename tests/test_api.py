@@ -75,6 +75,29 @@ def test_set_applies_python_values_before_validation(write_scenario):
     assert (sc.replications, sc.seed) == (3, 11)
 
 
+def test_set_takes_iso_dates_in_tables_zero_d_arrays_and_refuses_nat_by_name(write_scenario):
+    """A list of tables replacing the policies converts ISO text under the date keys (as a
+    single dotted date key does), a 0-d array is the number it holds, and NaT is refused
+    as no date (before: 'must be a TOML date', '0.6 (float) is not a scenario value' and
+    'NaTType does not support time')."""
+    path = write_scenario(base_raw())
+    sc = scenario_of(path, {
+        "policy": [{"name": "new", "start": "2026-03-01", "end": "2027-06-30",
+                    "multiplier": {"line": 1.5}}],
+        "levels.line.imitation": np.array(0.7),
+    })
+    assert [(p.name, p.start, p.end) for p in sc.policies] == [
+        ("new", dt.date(2026, 3, 1), dt.date(2027, 6, 30))]
+    assert sc.levels[1].imitation == 0.7
+    assert sc.raw["policy"][0]["multiplier"] == {"line": 1.5}  # numbers stay numbers
+    for nat in (pd.NaT, np.datetime64("NaT")):
+        with pytest.raises(sim.ScenarioError) as err:
+            scenario_of(path, {"target.deadline": nat})
+        assert "set 'target.deadline': NaT (no date) is not a scenario value" in str(err.value)
+    named = scenario_of(path, {"policy.subsidy.name": "2027-01-01"})  # not a date key: text
+    assert "2027-01-01" in [p.name for p in named.policies]
+
+
 def test_set_changes_the_result_as_expected(write_scenario):
     path = write_scenario(base_raw())
     base = sim.run(path, engine="meanfield")

@@ -33,6 +33,7 @@ from sim.api.sweep import sweep as sweep_into
 from sim.engines import RunResult
 from sim.explore.plan import SweepPlan
 from sim.scenario import (
+    DATE_KEYS,
     LEVELS,
     Scenario,
     ScenarioError,
@@ -81,7 +82,8 @@ def scenario_of(source: ScenarioLike, set: Mapping[str, Any] | None = None, *,
     problems = []
     for key, value in overrides.items():
         try:
-            set_key(raw, str(key).strip(), _toml_value(value, _current(raw, str(key))))
+            key = str(key).strip()
+            set_key(raw, key, _toml_value(value, _current(raw, key), key.rsplit(".", 1)[-1]))
         except (ValueError, KeyError) as exc:
             msg = exc.args[0] if exc.args else str(exc)
             problems.append(f"{where}: set {key!r}: {msg}")
@@ -97,10 +99,12 @@ def _current(raw: Mapping[str, Any], key: str) -> Any:
         return None
 
 
-def _toml_value(value: Any, current: Any = None) -> Any:
+def _toml_value(value: Any, current: Any = None, name: str = "") -> Any:
     """A Python value as the TOML reader would have produced it: numpy scalars and arrays,
     tuples, mappings and midnight datetimes (pandas Timestamps) become int, float, list,
-    dict and date. An ISO date string replaces a date as a date; other text stays text."""
+    dict and date. ISO text becomes a date where it replaces a date or sits under a date's
+    key (`DATE_KEYS`: `start`, `end`, ... also inside a list of tables); other text stays
+    text. `name` is the last part of the value's key."""
     import numpy as np
 
     if isinstance(value, bool | np.bool_):
@@ -110,13 +114,18 @@ def _toml_value(value: Any, current: Any = None) -> Any:
     if isinstance(value, numbers.Real):
         return float(value)
     if isinstance(value, str):
-        if isinstance(current, dt.date) and not isinstance(current, dt.datetime):
+        dated = isinstance(current, dt.date) and not isinstance(current, dt.datetime)
+        if dated or name in DATE_KEYS:
             with contextlib.suppress(ValueError):
                 return dt.date.fromisoformat(value.strip())
         return value
     if isinstance(value, np.datetime64):
+        if np.isnat(value):
+            raise ValueError("NaT (no date) is not a scenario value: give a date")
         value = value.astype("datetime64[us]").item()
     if isinstance(value, dt.datetime):
+        if value != value:  # pandas' NaT, a datetime that is no date
+            raise ValueError("NaT (no date) is not a scenario value: give a date")
         if value.tzinfo is None and value.time() == dt.time(0):
             return value.date()
         return dt.datetime(value.year, value.month, value.day, value.hour, value.minute,
@@ -125,11 +134,13 @@ def _toml_value(value: Any, current: Any = None) -> Any:
         return value
     if isinstance(value, Mapping):
         inner = current if isinstance(current, dict) else {}
-        return {str(k): _toml_value(v, inner.get(str(k))) for k, v in value.items()}
+        return {str(k): _toml_value(v, inner.get(str(k)), str(k)) for k, v in value.items()}
     if isinstance(value, np.ndarray):
+        if value.ndim == 0:  # np.array(0.6): the number it holds
+            return _toml_value(value.item(), current, name)
         value = value.tolist()
     if isinstance(value, list | tuple):
-        return [_toml_value(v) for v in value]
+        return [_toml_value(v, name=name) for v in value]
     raise ValueError(f"{value!r} ({type(value).__name__}) is not a scenario value: give a "
                      "number, text, a date, a list or a dict")
 

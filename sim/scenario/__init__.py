@@ -18,6 +18,7 @@ from sim.scenario.tomlio import _value as toml_value
 from sim.scenario.types import (
     COUNT_COLUMNS,
     COUNTS,
+    DATE_KEYS,
     DAYS_PER_YEAR,
     DESIGNS,
     FIRST_DATE,
@@ -55,7 +56,8 @@ def load(path: str | Path, overrides: Sequence[str] = ()) -> Scenario:
 
 
 __all__ = [
-    "COUNT_COLUMNS", "COUNTS", "DAYS_PER_YEAR", "DESIGNS", "FIRST_DATE", "LAST_DATE", "LEVELS",
+    "COUNT_COLUMNS", "COUNTS", "DATE_KEYS", "DAYS_PER_YEAR", "DESIGNS", "FIRST_DATE",
+    "LAST_DATE", "LEVELS",
     "LEVEL_KEYS",
     "MAX_FIRMS", "MAX_HORIZON_YEARS", "NAME_PATTERN", "NATIONAL", "TAU_STEP_DAYS", "TOP_KEYS",
     "Level", "Policy", "Quotas", "Region", "Resource", "Scenario", "ScenarioError", "Segment",

@@ -26,6 +26,9 @@ DAYS_PER_YEAR = 365.25
 MAX_FIRMS = 10**9
 TAU_STEP_DAYS = 10.0  # default step of the fast engine: bias measured in docs/performance.md
 FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+DATE_KEYS = frozenset({"start", "end", "deadline", "at"})
+"""The keys whose values are dates, wherever they appear (the top level, target, policies,
+shocks): what the Python API turns ISO text into."""
 NATIONAL = "national"  # the one region of a scenario that declares none
 MAX_HORIZON_YEARS = 100  # a planning horizon; months, curves and figures grow with it
 
