@@ -491,6 +491,41 @@ def test_projects_waiting_from_the_start_are_served_level_by_level():
     assert _FirstInLine.jumped == 0
 
 
+def test_a_budget_running_out_mid_step_lifts_its_brake_there():
+    """The mirror case: a policy that quarters the hazard (multiplier 0.25, a budget of 212
+    decisions) runs out about halfway through a 31-day step; from then on firms decide at
+    the full hazard. The fast engine used to keep the quartered hazard to the step's end
+    (it cannot thin decisions it never drew): about 640 decisions too few of some 1,060.
+    January's decisions as the exact engine's within 3.3 standard errors plus the bound of
+    the one-budget case."""
+    raw = bass_raw(400_000, years=1)
+    raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
+    raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
+    raw["policy"] = [{"name": "brake", "start": dt.date(2026, 1, 1),
+                      "end": dt.date(2026, 1, 31), "multiplier": {"device": 0.25},
+                      "budget": 212.0, "cost": {"device": 1.0}}]
+    raw["engine"] = {"tau_step": 31}
+    sc = validate(raw)
+    reps = 60
+    got = {}
+    for engine in ("des", "tau"):
+        runs = run_replications(sc, range(reps), seed=3, engine=engine)
+        got[engine] = np.array([runs[i].events["decisions"] for i in range(reps)], dtype=float)
+        assert all(runs[i].spent[0] == pytest.approx(212.0) for i in range(reps))
+    after = got["des"].mean() - 212  # decided after the switch
+    assert after > 500, "the budget must run out well inside the step"
+    h_dt = 0.05 * 31 / 365.25
+    se = math.sqrt(got["des"].var(ddof=1) / reps + got["tau"].var(ddof=1) / reps)
+    assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + after * h_dt
+    # A policy still in force pays for the decisions the lifted brake adds, too.
+    raw["policy"].append({"name": "ample", "start": dt.date(2026, 1, 1),
+                          "end": dt.date(2026, 1, 31), "multiplier": {"device": 1.0},
+                          "budget": 1e9, "cost": {"device": 1.0}})
+    for res in run_replications(validate(raw), range(8), seed=3, engine="tau").values():
+        assert res.spent == pytest.approx((212.0, res.events["decisions"]))
+        assert res.events["decisions"] > 212 + 500
+
+
 def test_decisions_undone_by_a_budget_running_out_are_paid_back_to_the_others():
     """Two subsidies pay 1 per decision of every firm; the second one's budget runs out
     mid-step, which undoes some of the step's decisions the first had already paid for.

@@ -227,10 +227,11 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         return decide_around(self.rng, self.idle, before, both, late, self.level_k,
                              self.n_decisions)
 
-    def _pay(self, D: np.ndarray, paying: list[tuple[int, np.ndarray]]) -> None:
-        """Pay each budgeted policy for the decisions D [b, s, k] just drawn (what it pays
-        per project decided, [s, i]). A replication where some budget runs out among them
-        goes through them in order (`_run_out`); the others pay the whole amount."""
+    def _pay(self, D: np.ndarray, paying: list[tuple[int, np.ndarray]], span: float) -> None:
+        """Pay each budgeted policy for the decisions D [b, s, k] just drawn over `span`
+        years (what it pays per project decided, [s, i]). A replication where some budget
+        runs out among them goes through them in order (`_run_out`); the others pay the
+        whole amount."""
         per = self.cells.per_level(D)
         amount = [(per * cost).sum(axis=(1, 2)) for _, cost in paying]
         short = np.zeros(self.B, dtype=bool)
@@ -240,28 +241,34 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
             self.budgets.pay_many(k, a, self.active[:, k] & ~short)
         if short.any():
             for b in np.flatnonzero(short):
-                self._run_out(int(b), D, paying)
+                self._run_out(int(b), D, paying, span)
             self.gain = self._gain()
 
-    def _run_out(self, b: int, D: np.ndarray, paying: list[tuple[int, np.ndarray]]) -> None:
-        """Replication b's decisions D[b], drawn at the gains in force, among which a budget
-        runs out: as in the exact engine, each policy stops at the decision that empties its
-        budget. The decisions are put in a uniform order in time; each is kept with the
-        ratio of the gain in force at its turn to the gain it was drawn at (thinning: the
-        law of deciding at the lower hazard from then on, to first order in the hazard
-        times the step; a policy that lowered the hazard, < 1, ending cannot add decisions,
-        so its end counts from the next step), and the policies in force pay for the kept
-        ones. The others go back to idle, undecided."""
+    def _run_out(self, b: int, D: np.ndarray, paying: list[tuple[int, np.ndarray]],
+                 span: float) -> None:
+        """Replication b's decisions D[b], drawn over `span` years at the gains in force,
+        among which a budget runs out: as in the exact engine, each policy stops at the
+        decision that empties its budget. The decisions are put in a uniform order in time;
+        each is kept with the ratio of the gain in force at its turn to the gain it was
+        drawn at (thinning: the law of deciding at the lower hazard from then on, to first
+        order in the hazard times the step), and the policies in force pay for the kept
+        ones. The others go back to idle, undecided. Where an ending raises a gain (a
+        policy that lowered it, < 1), the firms idle at the end decide at the difference
+        over the rest of the step (`_decide_more`)."""
         Db = D[b]
         flat = np.flatnonzero(Db)
         cell = np.repeat(flat, Db.ravel()[flat])[self.rng.permutation(int(Db.sum()))]
         seg, lvl = cell // Db.shape[1], self.level_k[cell % Db.shape[1]]
         u = self.rng.random(cell.size)
-        g_on = self.params.gain(self.active[b], self.push[b])[:, 1:][seg, lvl]
+        drawn_at = self.params.gain(self.active[b], self.push[b])[:, 1:]  # [s, i]
+        g_on = drawn_at[seg, lvl]
         keep = np.zeros(cell.size, dtype=bool)
+        rise = np.zeros_like(drawn_at)  # the gain above drawn_at, times the share of the step
+        t_prev = 0.0  # when the stretch's gain took over: the j-th of n at j / (n + 1)
         pos = 0
         while pos < cell.size:
-            g = self.params.gain(self.active[b], self.push[b])[:, 1:][seg[pos:], lvl[pos:]]
+            gain = self.params.gain(self.active[b], self.push[b])[:, 1:]
+            g = gain[seg[pos:], lvl[pos:]]
             with np.errstate(divide="ignore", invalid="ignore"):
                 kept = u[pos:] < np.where(g_on[pos:] > 0, g / g_on[pos:], 1.0)
             paid = [np.cumsum(np.where(kept, cost[seg[pos:], lvl[pos:]], 0.0))
@@ -270,14 +277,43 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                     else cell.size for (k, _), c in zip(paying, paid, strict=True)]
             stop = min(min(ends), cell.size - pos - 1)  # the last decision of this stretch
             keep[pos:pos + stop + 1] = kept[:stop + 1]
+            ended = False
             for (k, _), c in zip(paying, paid, strict=True):
                 if c is not None and self.budgets.pay_one(k, b, float(c[stop])):
                     self.active[b, k] = False  # from the next decision on
+                    ended = True
             pos += stop + 1
+            t_end = pos / (cell.size + 1) if ended else 1.0
+            rise += np.maximum(gain - drawn_at, 0.0) * (t_end - t_prev)
+            t_prev = t_end
+        if t_prev < 1.0:  # the gains after the last ending, to the end of the step
+            gain = self.params.gain(self.active[b], self.push[b])[:, 1:]
+            rise += np.maximum(gain - drawn_at, 0.0) * (1.0 - t_prev)
         back = np.bincount(cell[~keep], minlength=Db.size).reshape(Db.shape)
         D[b] -= back
         self.idle[b] += back
         self.n_decisions[b] -= int(back.sum())
+        if (rise > 0).any():
+            self._decide_more(b, D, rise * span, paying)
+
+    def _decide_more(self, b: int, D: np.ndarray, rise: np.ndarray,
+                     paying: list[tuple[int, np.ndarray]]) -> None:
+        """Replication b's idle firms that decide at the gains `rise` [s, i] (gain times
+        years) that the policies ended in the step added to the gains drawn at, added to
+        D[b]; paid for by the policies still in force."""
+        As = self.As[b]
+        base = rules.hazard(1.0, self.p, self.q, self.w,
+                            (As.sum(axis=0) * self.inv_E)[None, :],
+                            self.own(As[None])[0] * self.inv_Es)  # [s, i]: at gain 1
+        prob = -np.expm1(-rise * base)[:, self.level_k]  # [s, k]
+        more = self.rng.binomial(self.idle[b], prob)
+        D[b] += more
+        self.idle[b] -= more
+        self.n_decisions[b] += int(more.sum())
+        for k, cost in paying:  # cost [s, i] per decision
+            amount = float((more * cost[:, self.level_k]).sum())
+            if self.active[b, k] and self.budgets.pay_one(k, b, amount):
+                self.active[b, k] = False
 
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [b, s, k] (emptied in place): release units, climb on
@@ -359,7 +395,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 else:  # nothing changes between the halves: one draw over both
                     D = self._decide(sub)
                 if paying:
-                    self._pay(D, paying)
+                    self._pay(D, paying, sub)
                 span = (d0 + (d1 - d0) * j / n_sub, d0 + (d1 - d0) * (j + 1) / n_sub)
                 self.quick = False
                 self._start_decided(D, m, span)
