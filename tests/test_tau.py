@@ -222,33 +222,45 @@ def test_bulk_filing_of_crowded_cells_has_the_same_law(monkeypatch):
     assert np.all(np.abs(z) < 4), f"z per year end x level:\n{np.round(z, 2)}"
 
 
-def test_a_budget_running_out_mid_step_stops_its_boost_there():
-    """A subsidy that quadruples the hazard runs out about halfway through a 31-day step.
-    The exact engine stops it at the decision that empties the budget; the fast engine must
-    too, not at the step's end (which decided some 2,500 firms too many here). One level,
-    no peer term, so the hazard is constant between switches: mean decisions in January
-    within 3.3 standard errors of the difference, plus a second-order bound for drawing the
-    step at the boosted hazard and thinning the decisions after the switch (about
-    N_after * h * dt, 15 firms)."""
+def _january(policies: list[dict]) -> dict:
+    """A month of one level at a constant hazard (innovation 0.05, no peer term) among
+    400,000 firms, the policies in force over it, the fast engine at one 31-day step."""
     raw = bass_raw(400_000, years=1)
     raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
     raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
-    raw["policy"] = [{"name": "subsidy", "start": dt.date(2026, 1, 1),
-                      "end": dt.date(2026, 1, 31), "multiplier": {"device": 4.0},
-                      "budget": 3300.0, "cost": {"device": 1.0}}]
+    month = {"start": dt.date(2026, 1, 1), "end": dt.date(2026, 1, 31), "cost": {"device": 1.0}}
+    raw["policy"] = [{**month, **p} for p in policies]
     raw["engine"] = {"tau_step": 31}
+    return raw
+
+
+def _decisions_agree(raw: dict, budgets: tuple[float, ...], first_out: float) -> None:
+    """January's decisions, fast against exact engine over 60 runs each: within 3.3
+    standard errors of the difference plus a second-order bound for drawing the step at
+    one hazard and correcting the decisions after a switch (about N_after * h * dt, h the
+    highest hazard: 0.05 a year times the largest product of multipliers in force); every
+    budget spent."""
     sc = validate(raw)
     reps = 60
     got = {}
     for engine in ("des", "tau"):
         runs = run_replications(sc, range(reps), seed=3, engine=engine)
         got[engine] = np.array([runs[i].events["decisions"] for i in range(reps)], dtype=float)
-        assert all(runs[i].spent[0] == pytest.approx(3300.0) for i in range(reps))
-    after = got["des"].mean() - 3300  # decided after the switch
+        assert all(runs[i].spent == pytest.approx(budgets) for i in range(reps))
+    after = got["des"].mean() - first_out  # decided after the first switch
     assert after > 500, "the budget must run out well inside the step"
-    h_dt = 4 * 0.05 * 31 / 365.25
+    gain = max(1.0, math.prod(p["multiplier"]["device"] for p in raw["policy"]))
+    h_dt = gain * 0.05 * 31 / 365.25
     se = math.sqrt(got["des"].var(ddof=1) / reps + got["tau"].var(ddof=1) / reps)
     assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + after * h_dt
+
+
+def test_a_budget_running_out_mid_step_stops_its_boost_there():
+    """A subsidy that quadruples the hazard runs out about halfway through a 31-day step.
+    The exact engine stops it at the decision that empties the budget; the fast engine must
+    too, not at the step's end (which decided some 2,500 firms too many here)."""
+    raw = _january([{"name": "subsidy", "multiplier": {"device": 4.0}, "budget": 3300.0}])
+    _decisions_agree(raw, (3300.0,), 3300.0)
 
 
 def test_capacity_added_during_a_step_is_used_during_it():
@@ -495,32 +507,11 @@ def test_a_budget_running_out_mid_step_lifts_its_brake_there():
     """The mirror case: a policy that quarters the hazard (multiplier 0.25, a budget of 212
     decisions) runs out about halfway through a 31-day step; from then on firms decide at
     the full hazard. The fast engine used to keep the quartered hazard to the step's end
-    (it cannot thin decisions it never drew): about 640 decisions too few of some 1,060.
-    January's decisions as the exact engine's within 3.3 standard errors plus the bound of
-    the one-budget case."""
-    raw = bass_raw(400_000, years=1)
-    raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
-    raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
-    raw["policy"] = [{"name": "brake", "start": dt.date(2026, 1, 1),
-                      "end": dt.date(2026, 1, 31), "multiplier": {"device": 0.25},
-                      "budget": 212.0, "cost": {"device": 1.0}}]
-    raw["engine"] = {"tau_step": 31}
-    sc = validate(raw)
-    reps = 60
-    got = {}
-    for engine in ("des", "tau"):
-        runs = run_replications(sc, range(reps), seed=3, engine=engine)
-        got[engine] = np.array([runs[i].events["decisions"] for i in range(reps)], dtype=float)
-        assert all(runs[i].spent[0] == pytest.approx(212.0) for i in range(reps))
-    after = got["des"].mean() - 212  # decided after the switch
-    assert after > 500, "the budget must run out well inside the step"
-    h_dt = 0.05 * 31 / 365.25
-    se = math.sqrt(got["des"].var(ddof=1) / reps + got["tau"].var(ddof=1) / reps)
-    assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + after * h_dt
+    (it cannot thin decisions it never drew): about 620 decisions too few of some 1,050."""
+    brake = {"name": "brake", "multiplier": {"device": 0.25}, "budget": 212.0}
+    _decisions_agree(_january([brake]), (212.0,), 212.0)
     # A policy still in force pays for the decisions the lifted brake adds, too.
-    raw["policy"].append({"name": "ample", "start": dt.date(2026, 1, 1),
-                          "end": dt.date(2026, 1, 31), "multiplier": {"device": 1.0},
-                          "budget": 1e9, "cost": {"device": 1.0}})
+    raw = _january([brake, {"name": "ample", "multiplier": {"device": 1.0}, "budget": 1e9}])
     for res in run_replications(validate(raw), range(8), seed=3, engine="tau").values():
         assert res.spent == pytest.approx((212.0, res.events["decisions"]))
         assert res.events["decisions"] > 212 + 500
@@ -530,14 +521,8 @@ def test_decisions_undone_by_a_budget_running_out_are_paid_back_to_the_others():
     """Two subsidies pay 1 per decision of every firm; the second one's budget runs out
     mid-step, which undoes some of the step's decisions the first had already paid for.
     The first must end up paying for exactly the decisions made (its budget is ample)."""
-    raw = bass_raw(400_000, years=1)
-    raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
-    raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
-    month = {"start": dt.date(2026, 1, 1), "end": dt.date(2026, 1, 31), "cost": {"device": 1.0}}
-    raw["policy"] = [{"name": "ample", "multiplier": {"device": 1.0}, "budget": 1e9, **month},
-                     {"name": "small", "multiplier": {"device": 4.0}, "budget": 3300.0,
-                      **month}]
-    raw["engine"] = {"tau_step": 31}
+    raw = _january([{"name": "ample", "multiplier": {"device": 1.0}, "budget": 1e9},
+                    {"name": "small", "multiplier": {"device": 4.0}, "budget": 3300.0}])
     runs = run_replications(validate(raw), range(8), seed=3, engine="tau")
     for res in runs.values():
         assert res.spent[1] == pytest.approx(3300.0)
@@ -548,23 +533,8 @@ def test_two_budgets_running_out_in_one_step_stop_in_one_order_of_time():
     """Two subsidies double the hazard each and pay 1 per decision; the smaller budget runs
     out about a quarter into the 31-day step, the larger about halfway. Each stops at the
     decision that empties it, in one order of the step's decisions (drawn apart, the two
-    orders kept too few): January's decisions as the exact engine's within 3.3 standard
-    errors plus the second-order bound of the one-budget case."""
-    raw = bass_raw(400_000, years=1)
-    raw["end"] = raw["target"]["deadline"] = dt.date(2026, 1, 31)
-    raw["levels"]["device"].update(innovation=0.05, imitation=0.0)
-    month = {"start": dt.date(2026, 1, 1), "end": dt.date(2026, 1, 31), "cost": {"device": 1.0},
-             "multiplier": {"device": 2.0}}
-    raw["policy"] = [{"name": "a", "budget": 1650.0, **month},
-                     {"name": "b", "budget": 2475.0, **month}]
-    raw["engine"] = {"tau_step": 31}
-    sc = validate(raw)
-    reps, got = 60, {}
-    for engine in ("des", "tau"):
-        runs = run_replications(sc, range(reps), seed=3, engine=engine)
-        got[engine] = np.array([runs[i].events["decisions"] for i in range(reps)], dtype=float)
-        assert all(runs[i].spent == pytest.approx((1650.0, 2475.0)) for i in range(reps))
-    after = got["des"].mean() - 1650
-    h_dt = 4 * 0.05 * 31 / 365.25
-    se = math.sqrt(got["des"].var(ddof=1) / reps + got["tau"].var(ddof=1) / reps)
-    assert abs(got["tau"].mean() - got["des"].mean()) < 3.3 * se + after * h_dt
+    orders kept too few)."""
+    double = {"multiplier": {"device": 2.0}}
+    raw = _january([{"name": "a", "budget": 1650.0, **double},
+                    {"name": "b", "budget": 2475.0, **double}])
+    _decisions_agree(raw, (1650.0, 2475.0), 1650.0)
