@@ -185,11 +185,15 @@ def test_compiled_looks_where_numba_keeps_its_cache(tmp_path):
 
 def test_workers_freeze_their_long_lived_objects_and_the_users_process_does_not():
     """`settle` puts a worker's imports and compiled code out of the collector's reach once;
-    in the user's own process (this one) it does nothing."""
+    in the user's own process (this one) it does nothing; in a spawned worker it freezes."""
     import gc
 
-    from sim.execution.pool import settle
+    from sim.execution.pool import settle, start_pool
 
     before = gc.get_freeze_count()
     settle()
     assert gc.get_freeze_count() == before
+    with start_pool(1) as pool:  # a spawned worker, as sim's runs use
+        assert pool.submit(gc.get_freeze_count).result() == 0
+        pool.submit(settle).result()
+        assert pool.submit(gc.get_freeze_count).result() > 1000

@@ -26,11 +26,12 @@ TIERS = {"basic": "device", "advanced": "line", "excellence": "factory", "leadin
 def test_the_copied_series_equal_the_shared_ones():
     """data/series/ is a copy of ../shared/data/series/ (so a clone alone can run the
     hindcast); CI has ../shared beside the checkout, where a drift or a missing copy fails."""
-    shared = sorted(SHARED.glob("*.csv"))
+    shared = sorted(path.name for path in SHARED.glob("*.csv"))
+    copies = sorted(path.name for path in SERIES.parent.glob("*.csv"))
     assert shared, f"{SHARED} holds no series"
-    for path in shared:
-        copy = ROOT / "data" / "series" / path.name
-        assert copy.is_file() and copy.read_bytes() == path.read_bytes(), path.name
+    assert copies == shared, "data/series/ and ../shared's series differ in their files"
+    for name in copies:
+        assert (SERIES.parent / name).read_bytes() == (SHARED / name).read_bytes(), name
 
 
 def observed() -> dict[dt.date, np.ndarray]:
