@@ -113,8 +113,9 @@ def test_no_project_waits_with_its_units_free_and_nobody_ahead(simulate):
 
 
 def test_policy_multiplier_raises_adoption(simulate):
-    """A multiplier > 1 on line never lowers mean line adoption. Common random numbers: the
-    same replication seeds with and without the policy; paired differences over 20 runs."""
+    """A multiplier > 1 on line raises mean line adoption, on the full model (its size
+    against the closed form: test_closed_forms.py). Common random numbers: the same
+    replication seeds with and without the policy; paired differences over 20 runs."""
     reps = 20
     plain = make({"policy": []})
     pushed = make({"policy": [{"name": "push", "start": plain.start, "end": plain.end,
@@ -153,7 +154,9 @@ def test_budget_is_never_overspent_and_ends_the_policy(simulate):
     assert res2.spent[0] > 5.0e7  # the small budget really did run out
 
 
-def test_failures_retry_after_waiting(simulate):
+def test_failed_firms_come_back_to_retry(simulate):
+    """Failures happen and failed firms try again (the wait's length against its closed
+    form: test_closed_forms.py::test_a_failed_firm_waits_its_retry_months)."""
     sc = make({"levels.device.success": 0.5, "levels.device.retry": 3})
     res = simulate(sc, replication_rng(4, 0))
     ev = res.events
