@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, SCENARIOS, base_raw
 
 from sim.cli.main import main
+from sim.scenario import dumps
 
 SUMMARY_KEYS = {"scenario", "scenario_sha256", "version", "engine", "seed", "replications",
                 "target", "p_met", "p_met_ci95", "count_at_deadline", "crossing_date",
@@ -87,6 +88,42 @@ def test_plot_redraws(tmp_path, write_scenario):
 def test_plot_of_a_folder_without_results_is_bad_input(tmp_path, capsys):
     assert main(["plot", str(tmp_path)]) == 2
     assert "missing" in capsys.readouterr().err
+    (tmp_path / "notes.md").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    for given, says in (("nowhere", "no such folder"), ("notes.md", "is not a folder"),
+                        ("dangling", "no such folder"), ("b" * 300, "too long")):
+        assert main(["plot", str(tmp_path / given)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "solve"])
+def test_outs_that_lead_nowhere_or_replace_the_users_files_are_refused_first(
+        tmp_path, capsys, command, monkeypatch):
+    """A link that leads nowhere or round in a loop, and a name too long for the folder (or
+    for the staging folder built beside it), failed with a traceback, run and solve after
+    all their work; `--out .` beside the scenario file replaced it with the as-run copy.
+    Each is now one line before any work, exit 2, and the folder is left as it was."""
+    monkeypatch.chdir(tmp_path)
+    raw = base_raw()
+    raw["population"]["firms"] = 2000
+    source = tmp_path / "scenario.toml"
+    source.write_text(dumps(raw), encoding="utf-8")
+    text = source.read_bytes()
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    (tmp_path / "loop").symlink_to("loop")
+    extra = {"run": [], "sweep": ["--samples", "2", "--vary", "levels.line.innovation=0.01:0.2"],
+             "solve": ["--vary", "levels.line.innovation=0.01:0.2", "--probability", "0.5"]}
+    for out, says in (("dangling", "leads nowhere"), ("loop/x", "leads nowhere"),
+                      ("b" * 300, "too long"), ("b" * 230, "longer than"),
+                      (".", "holds scenario.toml, not a")):
+        before = sorted(p.name for p in tmp_path.iterdir())
+        assert main([command, str(source), "--replications", "2", "--jobs", "1",
+                     *extra[command], "--out", out]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0] and len(err[0]) < 400, err
+        assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert source.read_bytes() == text
 
 
 @pytest.mark.parametrize("damage", [

@@ -202,6 +202,12 @@ def test_sweep_writes_tables_manifest_and_figures(tiny, tmp_path, capsys):
     (out / "fan.png").unlink()
     assert main(["plot", str(out)]) == 0
     assert (out / "fan.png").is_file()
+    # A sweep stopped while writing its tables (its manifest still says running) is not
+    # redrawn as if finished (it was, from whatever tables were there, exit 0).
+    (out / "manifest.json").write_text(json.dumps({**manifest, "status": "running"}))
+    (out / "fan.png").unlink()
+    assert main(["plot", str(out)]) == 2
+    assert not (out / "fan.png").exists()
 
 
 def test_seeds_come_from_point_and_replication(tiny, tmp_path):

@@ -34,6 +34,36 @@ MARKS = {"run": "summary.json", "sweep": "manifest.json", "solve": "solve.json",
 """The file that says what a results folder holds, by what wrote it."""
 
 
+WRITES = {
+    "run": ("scenario.toml", "curves.csv", "adoption.png", "report.html"),  # (and a run with
+    # regions its regions.csv and .png, which a run without leaves to the folder's owner)
+    "sweep": ("scenario.toml", "runs.jsonl", "runs.csv", "points.csv", "curves.csv",
+              "sensitivity.csv", "reachability.png", "fan.png", "sensitivity.png",
+              "report.html"),
+    "solve": ("scenario.toml", "solve.png", "report.html"),
+    "fit": ("fragment.toml", "fit.png", "report.html"),
+    "comparison": ("compare.png",),
+}
+"""The files each writer puts beside its mark, replacing any of that name."""
+_CORE = {"run": ("scenario.toml", "curves.csv", "adoption.png"),
+         "solve": ("scenario.toml", "solve.png"), "fit": ("fragment.toml", "fit.png"),
+         "comparison": ("compare.png",)}
+"""The files every set of a writer holds: with all of them but no mark, a folder holds a
+set whose writing was killed after its mark was removed (a sweep writes its mark first)."""
+
+
+def users_files(out: Path, holds: str) -> list[str]:
+    """The files in `out` that the writer of `holds` (a key of MARKS) would replace though
+    they are no results of its: the folder holds no mark of that kind, nor all of a set's
+    core files. A scenario file run with `--out .` beside it, say."""
+    if not out.is_dir() or (out / MARKS[holds]).is_file():
+        return []
+    core = _CORE.get(holds, ())
+    if core and all((out / name).is_file() for name in core):
+        return []
+    return [name for name in WRITES[holds] if (out / name).exists()]
+
+
 def others_results(out: Path, holds: str) -> tuple[str, str] | None:
     """(what, marker file) of another command's results in `out` (`holds`: what the
     writer writes, a key of MARKS), or None."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sim.api.common import InputError, others_results
+from sim.api.common import InputError, others_results, users_files
 
 
 def whole(name: str, value: Any, lo: int = 1) -> int:
@@ -66,14 +66,34 @@ def out_folder(out: str | Path, holds: str) -> Path:
     if found is not None:
         raise InputError(f"{folder}/ holds a {found[0]}'s results ({found[1]}): write "
                          "elsewhere, or remove the folder first")
+    theirs = users_files(folder, holds)
+    if theirs:
+        raise InputError(f"{folder}/ holds {', '.join(theirs)}, not a {holds}'s results, "
+                         "which writing there would replace: write elsewhere, or remove "
+                         "them first")
     return folder
 
 
 def out_problem(out: Path) -> str | None:
     """Why results cannot be written into the folder `out`, or None: it is a file, a folder
-    above it is, or nothing can be created in the nearest one that exists (tried by creating
-    and removing a folder there: permissions alone do not say; root may write anywhere,
-    /proc nowhere)."""
+    above it is, a link on the way leads nowhere (or round in a loop), a name is too long
+    for the staging folder built beside it, or nothing can be created in the nearest folder
+    that exists (tried by creating and removing a folder there: permissions alone do not
+    say; root may write anywhere, /proc nowhere)."""
+    try:
+        return _out_problem(out)
+    except OSError as exc:  # what the system says of the path (a name or path too long)
+        return f"cannot be used ({exc.strerror or exc})"
+
+
+STAGING_ROOM = 40  # bytes a staging name adds to a folder's: `.NAME.partial-PID-RANDOM`
+
+
+def _out_problem(out: Path) -> str | None:
+    for path in (out, *out.parents):
+        if path.is_symlink() and not path.exists():
+            where = "is" if path == out else f"lies under {path}, which is"
+            return f"{where} a link that leads nowhere (to {os.readlink(path)})"
     if out.exists() and not out.is_dir():
         return "exists and is not a folder"
     for parent in out.parents:
@@ -82,6 +102,11 @@ def out_problem(out: Path) -> str | None:
     there = out
     while not there.exists() and there != there.parent:
         there = there.parent
+    most = os.pathconf(there, "PC_NAME_MAX")
+    names = [(part, most) for part in out.relative_to(there).parts[:-1]]
+    for part, longest in [*names, (out.name, most - STAGING_ROOM)]:
+        if len(os.fsencode(part)) > longest:
+            return f"a name longer than {longest} bytes ({part[:24]}...)"
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=there))
     except OSError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -134,7 +135,8 @@ def _sweep_into(plan: SweepPlan, out: Path, executor: Executor, progress: Progre
             files.atomic_write(out / "scenario.toml", files.scenario_text(plan.scenario))
             rows = run_sweep(plan, out, executor, on_progress=progress or (lambda d, t: None))
             stats = _write_tables(plan, out, rows)
-            redraw_sweep(out, plan.axes, source=plan.scenario.source)
+            with redrawing(out):  # (its manifest says running until they are drawn)
+                _redraw_sweep(out, plan.axes, plan.scenario.source)
             elapsed = time.perf_counter() - started
             failed = sum(1 for r in rows.values() if r.get("error") is not None)
             asked = {"axes": list(plan.axes)} if plan.axes else {}  # `sim plot` redraws them
@@ -211,23 +213,26 @@ def _sweep_line(plan: SweepPlan, stats: Sequence[Mapping[str, Any]],
 
 def redraw_sweep(folder: str | Path, axes: Sequence[str] | None = None, *,
                  source: str | None = None) -> list[Path]:
-    """Draw a sweep folder's figures from its manifest and tables, the map over `axes` (two
-    varied keys; default: those the sweep was asked for, else by sensitivity), and its
-    report.html (sources from the scenario file `source`, default the folder's copy). A
-    damaged folder is InputError."""
+    """Draw a finished sweep folder's figures from its manifest and tables, the map over
+    `axes` (two varied keys; default: those the sweep was asked for, else by sensitivity),
+    and its report.html (sources from the scenario file `source`, default the folder's
+    copy). A damaged or unfinished folder is InputError."""
     folder = Path(folder)
     with redrawing(folder):
+        status = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["status"]
+        if status != "finished" or not (folder / "points.csv").is_file():
+            raise InputError(f"{folder}/: the sweep has not finished (manifest.json says "
+                             f"{status!r}, or points.csv is missing): run it again to "
+                             "resume", options=True)
         return _redraw_sweep(folder, axes, source)
 
 
 def _redraw_sweep(folder: Path, axes: Sequence[str] | None, source: str | None) -> list[Path]:
+    """The figures and report of a sweep whose tables are written (finished, or finishing)."""
     from sim.explore.reachability import folder_figures
     from sim.plots.adoption import png
     from sim.store.report import sweep_folder_report, write_report
 
-    if not (folder / "points.csv").is_file():
-        raise InputError(f"{folder / 'points.csv'}: missing (the sweep has not finished: run "
-                         "it again to resume)", options=True)
     try:
         figures = folder_figures(folder, axes)
     except SweepError as exc:

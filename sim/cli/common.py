@@ -126,16 +126,23 @@ def out_folder(text: str) -> Path:
     return Path(text)
 
 
+def shown(path: Path | str, most: int = 100) -> str:
+    """A path as a message shows it: a very long one cut in the middle."""
+    text = str(path)
+    return text if len(text) <= most else f"{text[:most // 2]}...{text[-most // 2:]}"
+
+
 def check_out(command: str, out: Path, holds: str | None = None) -> None:
     """Refuse an --out that exists and is not a folder, that cannot be written to (before
-    any work is done), or that holds another command's results (`holds`: what this one
-    writes, a key of `sim.api.common.MARKS`)."""
-    from sim.api.common import others_results  # (the command's work imports it anyway)
+    any work is done), that holds another command's results (`holds`: what this one
+    writes, a key of `sim.api.common.MARKS`), or files of the names it writes that are no
+    results of its (`users_files`)."""
+    from sim.api.common import others_results, users_files  # (the work imports them anyway)
     from sim.api.options import out_problem
 
     problem = out_problem(out)
     if problem is not None:
-        raise BadInput(f"sim {command}: --out {str(out)!r}: {problem}")
+        raise BadInput(f"sim {command}: --out {shown(out)!r}: {problem}")
     if holds is None:
         return
 
@@ -143,6 +150,11 @@ def check_out(command: str, out: Path, holds: str | None = None) -> None:
     if found is not None:  # files: they would stand beside the new ones)
         raise BadInput(f"sim {command}: {out}/ holds a {found[0]}'s results ({found[1]}); "
                        "pass --out DIR to write elsewhere, or remove the folder first")
+    theirs = users_files(out, holds)
+    if theirs:
+        raise BadInput(f"sim {command}: {out}/ holds {', '.join(theirs)}, not a {holds}'s "
+                       "results, which writing there would replace; pass --out DIR to "
+                       "write elsewhere, or remove them first")
 
 
 def check_jobs(args: argparse.Namespace) -> None:

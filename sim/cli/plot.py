@@ -8,7 +8,7 @@ from pathlib import Path
 from sim import api
 from sim.api.solve import redraw_solve
 from sim.cli import calibrate as cli_calibrate
-from sim.cli.common import EXIT_OK, BadInput
+from sim.cli.common import EXIT_OK, BadInput, shown
 from sim.cli.sweep import add_axes_option
 
 
@@ -22,6 +22,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     folder: Path = args.results
+    try:
+        problem = (None if folder.is_dir() else "is not a folder" if folder.exists()
+                   else "no such folder")
+    except OSError as exc:  # a name too long, a loop of links
+        problem = exc.strerror or str(exc)
+    if problem is not None:
+        raise BadInput(f"sim plot: {shown(folder)}: {problem} (give a folder written by sim "
+                       "run, sweep, solve or calibrate)")
     if args.axes and not api.is_sweep_folder(folder):
         raise BadInput(f"sim plot: --axes {','.join(args.axes)}: only for a sweep folder "
                        f"({folder} is not one)")
