@@ -11,11 +11,13 @@ import pytest
 from conftest import make
 from test_sweep import tiny_raw
 
+import sim
 import sim.explore.runs as runs_mod
+from sim.api.common import InputError
 from sim.cli.main import main
 from sim.engines import RunResult
 from sim.execution.executor import LocalExecutor
-from sim.explore.design import Range
+from sim.explore.design import Range, SweepError
 from sim.explore.solve import isotonic, solve
 
 
@@ -72,6 +74,31 @@ def test_decreasing_finds_the_largest_value(monkeypatch):
     truth = 0.9 - 0.05 * math.log(9)  # 1 - logistic((x - 0.9) / 0.05) = 0.9
     res = run_solve(monkeypatch, lambda x: 1 - logistic(0.9, 0.05)(x), decreasing=True)
     assert res.reached and res.ci95[0] <= truth <= res.ci95[1]
+
+
+def test_a_value_where_every_run_fails_is_one_line_of_bad_input(monkeypatch, tmp_path,
+                                                               write_scenario, capsys):
+    """Runs that fail at a searched value (an engine error, a value the scenario cannot
+    take) stopped `sim solve` with a RuntimeError traceback after its work. It is bad
+    input, said in one line with the first run's error: the search's SweepError, the
+    API's InputError, the command's exit 2."""
+    def failing(sc, rng):
+        raise ValueError("no firm can take this")
+
+    monkeypatch.setattr(runs_mod, "engines", lambda: {"des": failing})
+    with pytest.raises(SweepError, match="every run at 0.2 failed: .*no firm can take this"):
+        solve(make(), IMITATION, 0.9, engine="des", executor=LocalExecutor(1),
+              replications=4)
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    with pytest.raises(InputError, match="every run at"):
+        sim.solve(path, vary="levels.line.imitation=0.2:1.5", probability=0.9, engine="des",
+                  jobs=1, replications=4)
+    assert main(["solve", str(path), "--vary", "levels.line.imitation=0.2:1.5",
+                 "--probability", "0.9", "--jobs", "1", "--replications", "4", "--engine",
+                 "des", "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "every run at" in err[0] and "no firm can take this" in err[0]
+    assert not (tmp_path / "s").exists()
 
 
 def test_unreachable_says_so(monkeypatch):

@@ -82,6 +82,13 @@ def test_ranges_keep_whole_numbers_and_name_bad_keys():
                                   ("levels.line.imitation", 0.2, 1.5, False),
                                   ("levels.line.retry", 6, 18, False)], source="t.toml")
     assert [r.integer for r in ranges] == [True, False, False]  # retry accepts 7.5 months
+    # Whole-number keys left at their default, or written as a float: whole numbers too
+    # (they were sampled as reals, and every point refused: 'must be a whole number').
+    raw["resources"]["integrators"]["capacity"] = 900.0
+    assert "compute" not in raw["levels"]["line"]["needs"]
+    ranges = resolve_ranges(raw, [("resources.integrators.capacity", 100, 400, False),
+                                  ("levels.line.needs.compute", 0, 3, False)], source="t.toml")
+    assert [r.integer for r in ranges] == [True, True]
     with pytest.raises(SweepError) as err:
         resolve_ranges(raw, [("levels.line.imitatoin", 0.1, 0.2, False),
                              ("levels.line.success", 0.5, 1.5, False),

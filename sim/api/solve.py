@@ -89,6 +89,8 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
         res = search(scenario, rng, probability, engine=engine, replications=replications,
                      max_replications=max_replications, decreasing=decreasing,
                      tolerance=tolerance, executor=executor, on_runs=on_runs)
+    except SweepError as exc:
+        raise InputError(*exc.lines) from None
     finally:
         if own:
             executor.close()

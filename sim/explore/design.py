@@ -105,7 +105,7 @@ def resolve_ranges(raw: Mapping[str, Any], vary: Sequence[tuple[str, float, floa
         if bad:
             problems.extend(bad)
             continue
-        integer = _is_whole_number_key(raw, key, source)
+        integer = _is_whole_number_key(raw, key, lo, hi, source)
         if integer and (lo != int(lo) or hi != int(hi)):
             problems.append(f"--vary {key}: this key takes whole numbers; LO and HI must too")
             continue
@@ -142,16 +142,18 @@ def _bound_problems(raw: Mapping[str, Any], key: str, lo: float, hi: float, sour
     return []
 
 
-def _is_whole_number_key(raw: Mapping[str, Any], key: str, source: str) -> bool:
-    """True when the validator accepts only whole numbers at `key` (capacities, firm counts)."""
+def _is_whole_number_key(raw: Mapping[str, Any], key: str, lo: float, hi: float,
+                         source: str) -> bool:
+    """True when the validator accepts only whole numbers at `key` (capacities, firm counts,
+    units a level needs), asked of the key itself, not of how the file writes its value: a
+    key left at its default or written `1000.0` is a whole-number key too. The probe is a
+    half-way value inside [lo, hi], whose bounds the validator has accepted, so a refusal
+    there can only be for the half."""
+    probe = lo + 0.5 if lo + 0.5 <= hi else 0.5 * (lo + hi)
+    if probe == int(probe):
+        return False  # (lo == hi, a whole number: nothing to tell)
     try:
-        current = get_key(raw, key)
-    except KeyError:
-        return False
-    if not isinstance(current, int) or isinstance(current, bool):
-        return False
-    try:
-        validate(_with(raw, {key: current + 0.5}), source=source)
+        validate(_with(raw, {key: probe}), source=source)
     except ScenarioError as exc:
         return any("whole number" in p for p in exc.problems)
     return False

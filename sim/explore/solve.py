@@ -19,7 +19,7 @@ import numpy as np
 from sim.analysis.verdict import wilson
 from sim.engines import DETERMINISTIC
 from sim.execution.executor import Executor
-from sim.explore.design import Range
+from sim.explore.design import Range, SweepError
 from sim.explore.runs import RunSpec, run_points
 from sim.scenario import Scenario
 
@@ -109,10 +109,13 @@ class Solver:
         point = list(self.evals).index(value)
         runs = [(point, (value,), r) for r in range(ev.replications + ev.failed, n + ev.failed)]
 
+        errors: list[str] = []
+
         def take(rows: list[dict[str, Any]]) -> None:
             for row in rows:
                 if row["error"] is not None:
                     ev.failed += 1
+                    errors.append(str(row["error"]))
                 else:
                     ev.replications += 1
                     ev.met += bool(row["met"])
@@ -122,8 +125,9 @@ class Solver:
         spec = RunSpec(self.sc.raw, self.sc.source, self.engine, self.sc.seed, (self.rng.key,),
                        common_random_numbers=True)
         run_points(self.executor, runs, spec, take)
-        if ev.replications == 0:
-            raise RuntimeError(f"every run at {self.rng.key}={value} failed")
+        if ev.replications == 0:  # (a value the scenario cannot take: bad input)
+            raise SweepError(f"--vary {self.rng.key}: every run at {value} failed"
+                             + (f": {errors[0]}" if errors else ""))
         self.classify(ev)
         return ev
 
