@@ -98,6 +98,11 @@ def test_ranges_keep_whole_numbers_and_name_bad_keys():
     assert "levels.line.imitatoin" in lines[0] and "unknown key" in lines[0]
     assert "levels.line.success" in lines[1] and "1.5" in lines[1]
     assert "log scale needs LO > 0" in lines[2]
+    with pytest.raises(SweepError) as err:  # (they were taken, and changed nothing)
+        resolve_ranges(raw, [("replications", 1, 100, False), ("seed", 1, 9, False),
+                             ("sweep.samples", 2, 9, False)], source="t.toml")
+    assert len(err.value.lines) == 3
+    assert all("a setting of the runs, not of the model" in line for line in err.value.lines)
 
 
 def test_lhs_is_stratified_seeded_and_integers_stay_integers():

@@ -86,6 +86,12 @@ def parse_vary(text: str) -> tuple[str, float, float, bool]:
     return key, lo, hi, log
 
 
+RUN_SETTINGS = frozenset({"replications", "seed"})
+"""Top-level keys that say how to run a scenario, not what it models: a sweep or solve
+replaces them (its replications, its seed streams), so they cannot be varied, nor can the
+[sweep] table's keys."""
+
+
 def resolve_ranges(raw: Mapping[str, Any], vary: Sequence[tuple[str, float, float, bool]],
                    *, source: str) -> tuple[Range, ...]:
     """Check each varied key against the scenario (both bounds must validate) and decide
@@ -98,6 +104,11 @@ def resolve_ranges(raw: Mapping[str, Any], vary: Sequence[tuple[str, float, floa
             problems.append(f"--vary {key}: given twice")
             continue
         seen.add(key)
+        if key in RUN_SETTINGS or key.split(".")[0] == "sweep":
+            problems.append(f"--vary {key}: a setting of the runs, not of the model (every "
+                            "point runs the sweep's replications from its seed); vary a "
+                            "model key, and set this one with --replications or --seed")
+            continue
         if log and lo <= 0:
             problems.append(f"--vary {key}: a log scale needs LO > 0 (got {lo:g})")
             continue
