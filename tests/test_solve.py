@@ -107,6 +107,35 @@ def test_unreachable_says_so(monkeypatch):
     assert "not reached within [0.2, 1.5]" in res.message
 
 
+def test_a_high_end_that_cannot_be_told_from_p_is_not_called_unreached(monkeypatch):
+    """P(met) = P everywhere: at the cap the high end is still undecided, which is no
+    evidence that P is not reached (it was reported as 'not reached')."""
+    res = run_solve(monkeypatch, lambda x: 0.9, max_replications=160)
+    assert not res.reached and "not shown to be reached" in res.message
+
+
+def test_a_cap_too_small_to_decide_is_refused_before_any_run(monkeypatch, write_scenario,
+                                                             capsys, tmp_path):
+    """With 32 runs at most, even 32 of 32 meeting the target leaves P(met) >= 0.9 inside
+    the Wilson interval (from 0.893): a solve could only end 'not reached' (it did). A cap
+    below the starting replications was silently raised to them. Both are refused, with
+    the least cap that can decide."""
+    calls = []
+    monkeypatch.setattr(runs_mod, "engines", lambda: {"des": lambda sc, rng: calls.append(1)})
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    for cap, says in ((32, "allow at least 35"), (4, "below the replications 8")):
+        with pytest.raises(InputError, match=says):
+            sim.solve(path, vary="levels.line.imitation=0.2:1.5", probability=0.9,
+                      engine="des", jobs=1, replications=8, max_replications=cap)
+        assert main(["solve", str(path), "--vary", "levels.line.imitation=0.2:1.5",
+                     "--probability", "0.9", "--jobs", "1", "--replications", "8",
+                     "--max-replications", str(cap), "--engine", "des",
+                     "--out", str(tmp_path / "s")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and says in err[0], err
+    assert not calls and not (tmp_path / "s").exists()
+
+
 def test_already_met_at_the_low_end(monkeypatch):
     res = run_solve(monkeypatch, lambda x: 1.0)
     assert res.reached and res.value == 0.2 and "already" in res.message

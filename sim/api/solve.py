@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim import __version__
+from sim.analysis.verdict import wilson
 from sim.engines import DETERMINISTIC
 from sim.execution.executor import Executor
 from sim.explore.design import (
@@ -52,6 +53,29 @@ def solve_range(scenario: Scenario, vary: str) -> Range:
     return rng
 
 
+def _check_decidable(probability: float, replications: int, most: int) -> None:
+    """Refuse a cap of replications that could never tell P(met) from `probability`: the
+    search needs values confidently above it and below it (Wilson 95% intervals), and with
+    too few runs even all of them meeting the target (or none) leaves it inside."""
+    if most < replications:
+        raise InputError(f"max replications {most} is below the replications {replications}"
+                         " each value starts with: give a cap at least that", options=True)
+    need = 1
+    while wilson(need, need)[0] < probability or wilson(0, need)[1] >= probability:
+        need *= 2
+    low = need // 2
+    while low + 1 < need:  # the least n that can decide both ways
+        mid = (low + need) // 2
+        ok = wilson(mid, mid)[0] >= probability and wilson(0, mid)[1] < probability
+        low, need = (low, mid) if ok else (mid, need)
+    if most < need:
+        lo, hi = wilson(most, most)[0], wilson(0, most)[1]
+        raise InputError(f"max replications {most} cannot tell P(met) from {probability:g}: "
+                         f"with {most} runs the 95% interval of all meeting the target starts "
+                         f"at {lo:.3f}, of none ends at {hi:.3f}; allow at least {need}",
+                         options=True)
+
+
 def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: str = "des",
           replications: int | None = None, max_replications: int = 400,
           decreasing: bool = False, tolerance: float | None = None,
@@ -75,6 +99,8 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
     rng = vary if isinstance(vary, Range) else solve_range(scenario, vary)
     if replications is None:
         replications = scenario.sweep.replications if scenario.sweep else 50
+    if engine not in DETERMINISTIC:
+        _check_decidable(probability, replications, max_replications)
     own = executor is None
     executor = executor if executor is not None else executor_for(jobs)
     started = time.perf_counter()

@@ -186,8 +186,10 @@ def solve(scenario: Scenario, rng: Range, probability: float, *, engine: str = "
     # Bracket: the first scanned value above P, and the last one below P before it.
     above = [u for u in grid if s.evals[s.value_at(u)].decision == ABOVE]
     if not above:
+        told = ("is not reached" if end.decision == BELOW else
+                "is not shown to be reached (the high end cannot be told from it)")
         return _finish(s, None, None, False,
-                       f"{key}: P(met) >= {probability:g} is not reached within "
+                       f"{key}: P(met) >= {probability:g} {told} within "
                        f"[{rng.lo:g}, {rng.hi:g}]: at {end.value:g} P(met) = "
                        f"{end.p_met:.2f} {_ci(end, s)}, mean count at the deadline "
                        f"{end.count_mean:,.0f} of {scenario.target.firms:,}")
