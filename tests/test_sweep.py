@@ -155,6 +155,9 @@ def test_needed_replications_reaches_the_half_width():
     (["--precision", "0.7"], "--precision"),
     (["--engine", "warp"], "--engine"),
     (["--vary", "levels.line.success=0.5:1.2"], "levels.line.success"),
+    (["--vary", "replications=1:100"], "a setting of the runs"),
+    (["--max-replications", "9"], "applies only with a precision"),  # (was ignored)
+    (["--precision", "0.1", "--max-replications", "2"], "below the 3 every point"),
 ])
 def test_bad_options_exit_2_with_one_line_and_write_nothing(tiny, tmp_path, capsys, extra,
                                                              words):

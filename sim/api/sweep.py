@@ -54,10 +54,12 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
                design: str | None = None,
                samples: int | None = None, replications: int | None = None,
                engine: str = "des", precision: float | None = None,
-               max_replications: int = 1000, axes: Sequence[str] | None = None) -> SweepPlan:
+               max_replications: int | None = None, axes: Sequence[str] | None = None
+               ) -> SweepPlan:
     """The sweep asked for: `vary` as `KEY=LO:HI[:log]` (default: the [sweep] table), its
     design, every point validated, `axes` (two varied keys) for its map; raises InputError
-    when it cannot run. `scenario` may be a scenario file's path."""
+    when it cannot run. `scenario` may be a scenario file's path. `max_replications` caps
+    a point's replications with `precision` (default 1000) and is refused without it."""
     if not isinstance(scenario, Scenario):
         scenario = load(os.fspath(scenario))
     check_engine(engine)
@@ -66,7 +68,13 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
                                                                     replications)
     precision = None if precision is None else options.number(
         "precision", precision, lambda v: 0 < v <= 0.5, "in (0, 0.5]")
-    max_replications = options.whole("max_replications", max_replications)
+    if max_replications is not None and precision is None:
+        raise InputError(f"a cap of {max_replications} replications (--max-replications, "
+                         "max_replications=) applies only with a precision (--precision, "
+                         "precision=): without one every point runs the replications asked "
+                         "for", options=True)
+    max_replications = 1000 if max_replications is None else options.whole(
+        "max_replications", max_replications)
     cfg, source = scenario.sweep, scenario.source
     try:
         if vary:
@@ -85,6 +93,10 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
         design_name = design or (cfg.design if cfg else "lhs")
         samples = samples or (cfg.samples if cfg else 64)
         replications = replications or (cfg.replications if cfg else 50)
+        if precision is not None and max_replications < replications:
+            raise InputError(f"a cap of {max_replications} replications is below the "
+                             f"{replications} every point starts with: give a cap at least "
+                             "that", options=True)
         points = design_size(design_name, len(ranges), samples)
         per_point = (1 if engine in DETERMINISTIC else
                      max(max_replications, replications) if precision else replications)

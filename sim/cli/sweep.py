@@ -34,8 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument("--precision", type=half_width, metavar="H",
                        help="add replications per point until the Wilson 95%% half-width "
                        "of P(met) is at most H")
-    sweep.add_argument("--max-replications", type=positive_int, default=1000,
-                       help="cap per point with --precision (default 1000)")
+    sweep.add_argument("--max-replications", type=positive_int,
+                       help="cap per point with --precision (default 1000); only with it")
     add_axes_option(sweep)
 
 
