@@ -220,6 +220,12 @@ SOLVE = {"vary": {"target.firms": (50, 400)}, "probability": 0.5}
     (lambda p: sim.run(p, engine="meanfield", jobs=0), "jobs=0: must be a whole number"),
     (lambda p: sim.run(p, engine="meanfield", jobs="2"), "jobs='2'"),
     (lambda p: sim.sweep(p, vary=VARY, jobs=1.5), "jobs=1.5"),
+    (lambda p: sim.run(p, engine="meanfield", jobs=100_000), "more than 4 workers a core"),
+    (lambda p: sim.sweep_plan(p, vary=["levels.line.imitation=0.3:0.9"], precision=0.1,
+                              replications=8, max_replications=4),
+     "a cap of 4 replications is below the 8"),
+    (lambda p: sim.sweep_plan(p, vary=["levels.line.imitation=0.3:0.9"], max_replications=9),
+     "applies only with a precision"),
     (lambda p: sim.run(p, set=["levels.line.imitation=0.8"]), "set=['levels.line.imitation"
      "=0.8']: give a mapping"),
     (lambda p: sim.run(p, engine=["tau"]), "--engine ['tau']: must be one of"),

@@ -152,6 +152,7 @@ def test_needed_replications_reaches_the_half_width():
     (["--vary", "levels.line.imitation=0.6:0.2"], "exceeds"),
     (["--vary", "levels.line.imitatoin=0.2:0.6"], "levels.line.imitatoin"),
     (["--jobs", "0"], "--jobs"),
+    (["--jobs", "100000"], "more than 4 workers a core"),  # (it started one per batch)
     (["--precision", "0.7"], "--precision"),
     (["--engine", "warp"], "--engine"),
     (["--vary", "levels.line.success=0.5:1.2"], "levels.line.success"),

@@ -47,9 +47,23 @@ def _np_bool() -> type:
     return np.bool_
 
 
+OVERSUBSCRIBE = 4  # local workers per core at most: more only slow the runs and fill memory
+
+
 def jobs(value: Any) -> int | None:
-    """`jobs`: None (all cores) or a whole number >= 1."""
-    return None if value is None else whole("jobs", value)
+    """`jobs`: None (all cores) or a whole number from 1 to OVERSUBSCRIBE x the cores (each
+    worker is a process holding its own engine: 100,000 asked for started one per batch)."""
+    if value is None:
+        return None
+    n = whole("jobs", value)
+    from sim.execution.pool import default_jobs
+
+    most = OVERSUBSCRIBE * default_jobs()
+    if n > most:
+        raise InputError(f"--jobs/jobs= {n}: more than {OVERSUBSCRIBE} workers a core (this "
+                         f"machine gives {default_jobs()}) only slows the runs; give at "
+                         f"most {most}", options=True)
+    return n
 
 
 def out_folder(out: str | Path, holds: str) -> Path:
