@@ -408,6 +408,8 @@ BAD = {
     "zero cumulative": (GOOD.replace(",100", ",0"), "'0': must be a count greater than 0"),
     "infinite count": (GOOD.replace("800", "inf"), "'inf': must be a count"),
     "two points": ("date,new\n2021-01-01,5\n2022-01-01,7\n", "2 data row(s): at least three"),
+    "more fields than the header": (GOOD.replace(",800", ",800,12"),  # (was taken silently)
+                                    "line 4: 3 fields under a header of 2"),
     "empty file": ("", "the file is empty"),
 }
 
@@ -448,6 +450,7 @@ def test_bad_options_are_refused_with_one_line(tmp_path, capsys, case):
     assert main(["calibrate", str(path), *options, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and expected in err[0], err
+    assert err[0].startswith(("sim calibrate: ", "sim: argument", str(path))), err  # whose
     assert not out.exists()
 
 

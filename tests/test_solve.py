@@ -168,7 +168,10 @@ def test_solve_command_writes_solve_json_and_figure(write_scenario, tmp_path, ca
 
 @pytest.mark.parametrize("extra, words", [
     (["--probability", "1.5"], "--probability"),
-    (["--probability", "0.9", "--vary", "levels.line.imitation=0.9:0.2"], "exceeds"),
+    (["--probability", "0.9", "--vary", "levels.line.imitation=0.9:0.2"],
+     "sim solve: --vary 'levels.line.imitation=0.9:0.2': LO (0.9) exceeds"),  # (no 'sim solve')
+    (["--probability", "0.9", "--vary", "target.level=0:1"], "sim solve: --vary target.level"),
+    (["--probability", "0.9", "--vary", "replications=2:9"], "a setting of the runs"),
     (["--probability", "0.9", "--jobs", "0"], "--jobs"),
 ])
 def test_bad_solve_options_exit_2(write_scenario, tmp_path, capsys, extra, words):

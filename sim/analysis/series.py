@@ -84,6 +84,10 @@ def parse_series(text: str, source: str, where: Sequence[str] = ()) -> Series:
     for n, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
+        if len(row) > len(header) and any(cell.strip() for cell in row[len(header):]):
+            problems.append(f"{source}: line {n}: {len(row)} fields under a header of "
+                            f"{len(header)} ({', '.join(header)}): which is which?")
+            continue
         cells = row + [""] * (len(header) - len(row))
         if any(cells[i].strip() != want for i, want in filters):
             continue

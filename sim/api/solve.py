@@ -44,10 +44,9 @@ def solve_range(scenario: Scenario, vary: str) -> Range:
     """The searched parameter, `KEY=LO:HI[:log]`, checked against the scenario."""
     try:
         (rng,) = resolve_ranges(scenario.raw, [parse_vary(vary)], source=scenario.source)
-    except SweepError as exc:
-        raise InputError(*exc.lines) from None
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
+    except ValueError as exc:  # (lines about --vary are about options, as in a sweep's)
+        lines = exc.lines if isinstance(exc, SweepError) else [str(exc)]
+        raise InputError(*lines, options=all(ln.startswith("--") for ln in lines)) from None
     if rng.lo == rng.hi:
         raise InputError(f"--vary {vary}: LO and HI must differ", options=True)
     return rng
@@ -116,7 +115,7 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
                      max_replications=max_replications, decreasing=decreasing,
                      tolerance=tolerance, executor=executor, on_runs=on_runs)
     except SweepError as exc:
-        raise InputError(*exc.lines) from None
+        raise InputError(*exc.lines, options=True) from None
     finally:
         if own:
             executor.close()

@@ -88,8 +88,9 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         series = read_series(args.series, args.where)
         result = fit(series, args.level, start=args.start, market=args.market,
                      estimator=args.estimator)
-    except SeriesError as exc:
-        raise BadInput(*exc.problems) from None
+    except SeriesError as exc:  # (lines about options say the command, as elsewhere)
+        raise BadInput(*(f"sim calibrate: {ln}" if ln.startswith("--") else ln
+                         for ln in exc.problems)) from None
     until = args.until or _default_until(series)
     if until <= series.dates[-1]:
         raise BadInput(f"sim calibrate: --until {until}: must be after the last date "
