@@ -97,6 +97,25 @@ def test_plot_of_a_folder_without_results_is_bad_input(tmp_path, capsys):
         assert len(err) == 1 and says in err[0], err
 
 
+def test_a_report_that_cannot_be_built_is_one_warning_line(tmp_path, capsys, monkeypatch,
+                                                           write_scenario):
+    """The results are kept without report.html, and the command says so in one line, not
+    with Python's file, line number and source line of the warning."""
+    import sim.store.report as report
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no report today")
+
+    monkeypatch.setattr(report, "run_report", broken)
+    out = tmp_path / "o"
+    assert main(["run", str(write_scenario(base_raw())), "--engine", "meanfield",
+                 "--out", str(out)]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "report.html" in ln]
+    assert err == ["sim run: warning: report.html not written: RuntimeError('no report "
+                   "today')"], err
+    assert (out / "summary.json").is_file() and not (out / "report.html").exists()
+
+
 @pytest.mark.parametrize("command", ["run", "sweep", "solve"])
 def test_outs_that_lead_nowhere_or_replace_the_users_files_are_refused_first(
         tmp_path, capsys, command, monkeypatch):

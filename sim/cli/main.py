@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 
 from sim import __version__
 from sim.cli.common import (
@@ -71,7 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_OK
         command = args.command
         module = importlib.import_module(f"sim.cli.{command}")
-        return getattr(module, f"cmd_{command}")(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line(command)
+            return getattr(module, f"cmd_{command}")(args)
     except KeyboardInterrupt as exc:
         print("sim: interrupted", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
@@ -84,6 +87,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in lines:
             print(line, file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _warning_line(command: str) -> Callable[..., None]:
+    """How a command says a warning: one line, `sim COMMAND: warning: ...`, not Python's
+    file, line number and source line (a report that could not be built, say)."""
+    def show(message: Warning | str, category: type[Warning], *_: object, **__: object
+             ) -> None:
+        print(f"sim {command}: warning: {message}", file=sys.stderr)
+
+    return show
 
 
 def _bad_input(exc: Exception, command: str) -> list[str] | None:
