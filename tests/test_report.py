@@ -21,7 +21,7 @@ from test_sweep import tiny_raw
 
 from sim.cli.main import main
 from sim.scenario import dumps
-from sim.store.page import note_for, source_notes
+from sim.store.page import esc, note_for, source_notes
 from sim.store.report import REPORT
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -124,6 +124,9 @@ def test_what_users_wrote_is_escaped(folders):
     assert "<script>alert" not in text
     assert html.escape(DESCRIPTION) in text
     assert text.count("<script>") == 1  # the page's own image check, harmless without it
+    # Control characters HTML does not allow in text (NUL is a parse error) are not written
+    # raw; tabs and line ends are text.
+    assert esc("nul\x00 esc\x1b[31m\ttab\n") == "nul\ufffd esc\ufffd[31m\ttab\n"
 
 
 @pytest.mark.parametrize("kind, figures, words", [

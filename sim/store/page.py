@@ -61,9 +61,13 @@ SCRIPT = ("addEventListener('load',function(){var n=0,im=document.images;for(var
           "'data-images-loaded',n)});")
 
 
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""Control characters HTML does not allow in text (NUL is a parse error): shown as U+FFFD."""
+
+
 def esc(x: Any) -> str:
     """`x` as HTML text: every value that comes from a user goes through here."""
-    return html.escape(str(x), quote=True)
+    return _CONTROL.sub("\ufffd", html.escape(str(x), quote=True))
 
 
 def number(x: Any) -> str:
