@@ -219,6 +219,10 @@ def test_a_solve_of_another_parameter_does_not_replace_the_first(write_scenario,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds another solve (parameter levels.line.imitation, " in err[0]
     assert (out / "solve.json").read_bytes() == kept
+    assert main([*first, "--seed", "99"]) == 2  # (it said 'another solve (scenario tiny)')
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds another solve (seed 7)" in err[0], err
+    assert (out / "solve.json").read_bytes() == kept
     assert main([*base, "--vary", "levels.line.innovation=0.01:0.5",
                  "--vary", "levels.line.imitation=0.2:1.5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

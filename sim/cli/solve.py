@@ -84,10 +84,10 @@ def _refuse_other_solve(out: Path, args: argparse.Namespace, sc: Scenario,
     key = args.vary.split("=", 1)[0].strip()
     mine = {"parameter": key, "probability": args.probability, "engine": args.engine,
             "direction": "decreasing" if args.decreasing else "increasing",
-            "scenario_sha256": scenario_sha256(sc), "range": [rng.lo, rng.hi]}
+            "seed": sc.seed, "scenario_sha256": scenario_sha256(sc), "range": [rng.lo, rng.hi]}
     differ = [k for k, v in mine.items() if k in was and was[k] != v]
     if differ:
         what = ", ".join(f"{k} {was[k]}" for k in differ if k != "scenario_sha256") or (
-            f"scenario {was.get('scenario')}")
+            f"scenario {was.get('scenario')} as it ran then: its file or --set differ")
         raise BadInput(f"sim solve: {out}/ holds another solve ({what}); pass --out DIR to "
                        "write elsewhere")
