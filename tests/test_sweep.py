@@ -306,6 +306,17 @@ def test_a_different_sweep_in_the_same_folder_is_refused(tiny, tmp_path, capsys)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "different sweep" in err[0] and "replications" in err[0]
     assert (out / "runs.csv").read_bytes() == before
+    # A comment added to the scenario file changes no value: the same sweep, whose runs
+    # are kept (it was refused as differing in scenario_sha256); a changed value is not.
+    text = tiny.read_text(encoding="utf-8")
+    tiny.write_text("# a note added while the sweep waited\n" + text, encoding="utf-8")
+    assert sweep(tiny, out) == 0
+    assert (out / "runs.csv").read_bytes() == before
+    tiny.write_text(text.replace("firms = 4000", "firms = 4001"), encoding="utf-8")
+    assert "firms = 4001" in tiny.read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert sweep(tiny, out) == 2
+    assert "differs in scenario_sha256" in capsys.readouterr().err
 
 
 def test_lock_refuses_a_live_sweep_and_takes_over_a_dead_ones(tiny, tmp_path, capsys):

@@ -138,11 +138,13 @@ def sweep(plan: SweepPlan, out: str | Path | None = None, *, executor: Executor 
 def _sweep_into(plan: SweepPlan, out: Path, executor: Executor, progress: Progress | None
                 ) -> SweepOutcome:
     identity = plan.identity(__version__, files.scenario_sha256(plan.scenario))
+    model = {"model_sha256": files.model_sha256(plan.scenario)}  # (comments aside)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     try:
         with FolderLock(out):
-            check_manifest(out / "manifest.json", identity)
+            check_manifest(out / "manifest.json", identity, **model)
+            identity = {**identity, **model}
             files.write_json(out / "manifest.json", {**identity, "status": "running"})
             files.atomic_write(out / "scenario.toml", files.scenario_text(plan.scenario))
             rows = run_sweep(plan, out, executor, on_progress=progress or (lambda d, t: None))

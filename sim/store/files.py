@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from sim.engines import RunResult
-from sim.scenario import COUNT_COLUMNS, LEVELS, Scenario, parse_value, toml_value
+from sim.scenario import COUNT_COLUMNS, LEVELS, Scenario, dumps, parse_value, toml_value
 
 RESULTS_ROOT = Path("results")
 
@@ -97,6 +97,12 @@ def scenario_text(scenario: Scenario) -> str:
 def scenario_sha256(scenario: Scenario) -> str:
     """The fingerprint of the scenario as run, recorded in every summary and manifest."""
     return hashlib.sha256(scenario_text(scenario).encode("utf-8")).hexdigest()
+
+
+def model_sha256(scenario: Scenario) -> str:
+    """The fingerprint of the scenario's values alone (canonical TOML): its comments, and
+    how its numbers are written, aside."""
+    return hashlib.sha256(dumps(scenario.raw).encode("utf-8")).hexdigest()
 
 
 def run_curves_csv(scenario: Scenario, results: Mapping[int, RunResult]) -> str:

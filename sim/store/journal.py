@@ -140,8 +140,11 @@ class Journal:
             os.fsync(fh.fileno())
 
 
-def check_manifest(path: Path, identity: Mapping[str, Any]) -> None:
-    """Refuse to resume into a folder that holds a different sweep."""
+def check_manifest(path: Path, identity: Mapping[str, Any], model_sha256: str | None = None
+                   ) -> None:
+    """Refuse to resume into a folder that holds a different sweep. A scenario file whose
+    text changed but not its values (a comment added, 40000 written 40_000) is the same
+    sweep when the manifest records the values' fingerprint, `model_sha256`."""
     if not path.is_file():
         return
     try:
@@ -149,6 +152,9 @@ def check_manifest(path: Path, identity: Mapping[str, Any]) -> None:
     except (OSError, ValueError):
         raise FolderError(f"{path}: unreadable manifest; use another --out") from None
     differs = [k for k in identity if _plain(old.get(k)) != _plain(identity[k])]
+    if differs == ["scenario_sha256"] and model_sha256 is not None and (
+            old.get("model_sha256") == model_sha256):
+        return
     if differs:
         raise FolderError(
             f"{path.parent}: holds a different sweep (it differs in {', '.join(differs)}); "
