@@ -175,6 +175,21 @@ def test_nothing_to_vary_is_bad_input(write_scenario, tmp_path, capsys):
     assert "nothing to vary" in capsys.readouterr().err
 
 
+def test_a_problem_of_the_files_sweep_table_names_the_file_not_the_command_line(
+        write_scenario, tmp_path, capsys):
+    """A [sweep] log key whose range starts at 0 was blamed on '--vary', which the user
+    never typed; it now names the file and its table."""
+    raw = tiny_raw()
+    raw["sweep"]["vary"] = {"levels.line.innovation": [0.0, 0.3]}
+    raw["sweep"]["log"] = ["levels.line.innovation"]
+    path = write_scenario(raw, "logged.toml")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"{path}: sweep.vary.levels.line.innovation: a log scale needs LO > 0 "
+                   "(got 0)"], err
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_sweep_of_too_many_runs_is_refused_up_front(tiny, tmp_path, capsys):
     assert sweep(tiny, tmp_path / "o", "--samples", "100000", "--replications", "100") == 2
     err = capsys.readouterr().err

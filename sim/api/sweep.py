@@ -89,7 +89,8 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
             if unknown:
                 raise InputError(*(f"{source}: sweep.log: {k!r} is not a key of [sweep.vary]"
                                    for k in unknown))
-        ranges = resolve_ranges(scenario.raw, ranges_asked, source=source)
+        ranges = resolve_ranges(scenario.raw, ranges_asked, source=source,
+                                from_file=not vary)
         design_name = design or (cfg.design if cfg else "lhs")
         samples = samples or (cfg.samples if cfg else 64)
         replications = replications or (cfg.replications if cfg else 50)

@@ -93,32 +93,34 @@ replaces them (its replications, its seed streams), so they cannot be varied, no
 
 
 def resolve_ranges(raw: Mapping[str, Any], vary: Sequence[tuple[str, float, float, bool]],
-                   *, source: str) -> tuple[Range, ...]:
+                   *, source: str, from_file: bool = False) -> tuple[Range, ...]:
     """Check each varied key against the scenario (both bounds must validate) and decide
-    whether it is a whole-number key; raise SweepError with one line per problem."""
+    whether it is a whole-number key; raise SweepError with one line per problem, each
+    naming `--vary KEY`, or `SOURCE: sweep.vary.KEY` for ranges `from_file`."""
     problems: list[str] = []
     out: list[Range] = []
     seen: set[str] = set()
     for key, lo, hi, log in vary:
+        said = f"{source}: sweep.vary.{key}" if from_file else f"--vary {key}"
         if key in seen:
-            problems.append(f"--vary {key}: given twice")
+            problems.append(f"{said}: given twice")
             continue
         seen.add(key)
         if key in RUN_SETTINGS or key.split(".")[0] == "sweep":
-            problems.append(f"--vary {key}: a setting of the runs, not of the model (every "
+            problems.append(f"{said}: a setting of the runs, not of the model (every "
                             "point runs the sweep's replications from its seed); vary a "
                             "model key, and set this one with --replications or --seed")
             continue
         if log and lo <= 0:
-            problems.append(f"--vary {key}: a log scale needs LO > 0 (got {lo:g})")
+            problems.append(f"{said}: a log scale needs LO > 0 (got {lo:g})")
             continue
-        bad = _bound_problems(raw, key, lo, hi, source)
+        bad = _bound_problems(raw, key, lo, hi, source, said)
         if bad:
             problems.extend(bad)
             continue
         integer = _is_whole_number_key(raw, key, lo, hi, source)
         if integer and (lo != int(lo) or hi != int(hi)):
-            problems.append(f"--vary {key}: this key takes whole numbers; LO and HI must too")
+            problems.append(f"{said}: this key takes whole numbers; LO and HI must too")
             continue
         out.append(Range(key, float(lo), float(hi), log, integer))
     if problems:
@@ -133,23 +135,22 @@ def _with(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _bound_problems(raw: Mapping[str, Any], key: str, lo: float, hi: float, source: str
-                    ) -> list[str]:
+def _bound_problems(raw: Mapping[str, Any], key: str, lo: float, hi: float, source: str,
+                    said: str) -> list[str]:
     try:
         current = get_key(raw, key)
     except KeyError:
         current = None
     if isinstance(current, dict | list | bool | str):
-        return [f"--vary {key}: is not a number in {source} "
-                f"(it holds {type(current).__name__})"]
+        return [f"{said}: is not a number in {source} (it holds {type(current).__name__})"]
     for bound in (lo, hi):
         value = int(bound) if bound == int(bound) and isinstance(current, int) else bound
         try:
             validate(_with(raw, {key: value}), source=source)
         except KeyError as exc:
-            return [f"--vary {key}: {exc.args[0] if exc.args else exc}"]
+            return [f"{said}: {exc.args[0] if exc.args else exc}"]
         except ScenarioError as exc:
-            return [f"--vary {key}={lo:g}:{hi:g}: {p}" for p in exc.problems]
+            return [f"{said}={lo:g}:{hi:g}: {p}" for p in exc.problems]
     return []
 
 
