@@ -33,7 +33,12 @@ def test_tau_memory_stays_bounded_with_crowded_cells():
     """Cells with more projects per step than _CROWD are filed by one multinomial draw;
     a population of 10^8 runs with arrays whose size does not depend on it: its peak of
     traced memory (numpy's arrays) is within 10% of 10^6 firms', whose projects a step
-    are a hundredth as many."""
+    are a hundredth as many. (Each size runs once untraced first: the crowded cells' kernels
+    compile at their first use, and compiling allocates.) Two things do take memory by
+    the project, for a step and then free it (docs/performance.md): a step's waiting
+    projects put in order where capacity binds, and a step's decisions put in order where a
+    budget runs out; this population has ample units and no budget, and still runs 10^8
+    firms through every level."""
     import tracemalloc
 
     import sim.engines.tau as tau
@@ -43,13 +48,14 @@ def test_tau_memory_stays_bounded_with_crowded_cells():
     for firms in (1_000_000, 100_000_000):
         raw = base_raw()
         raw["population"]["firms"] = firms
-        raw["resources"] = {"integrators": {"capacity": 3 * firms // 100, "growth": 0.2},
-                            "compute": {"capacity": 3 * firms // 1000}}
+        raw["resources"] = {"integrators": {"capacity": firms}, "compute": {"capacity": firms}}
+        raw["policy"] = []
         sc = validate(raw)
+        tau.simulate_tau(sc, replication_rng(1, 0))  # compiles what this size uses, untraced
         tracemalloc.start()
         res = tau.simulate_tau(sc, replication_rng(1, 0))
         peaks[firms] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert res.at_or_above[-1, 0] > res.initial[0] + firms // 100
-        assert res.by_segment[-1].sum() == firms
+        assert res.at_or_above[-1, 3] > 0 and res.by_segment[-1].sum() == firms
     assert peaks[100_000_000] < 1.1 * peaks[1_000_000], peaks
