@@ -509,9 +509,18 @@ def test_a_budget_running_out_mid_step_lifts_its_brake_there():
     """The mirror case: a policy that quarters the hazard (multiplier 0.25, a budget of 212
     decisions) runs out about halfway through a 31-day step; from then on firms decide at
     the full hazard. The fast engine used to keep the quartered hazard to the step's end
-    (it cannot thin decisions it never drew): about 620 decisions too few of some 1,050."""
+    (it cannot thin decisions it never drew): about 620 decisions too few of some 1,050.
+    From the lift on, the rest of the step is drawn anew at the gains in force."""
     brake = {"name": "brake", "multiplier": {"device": 0.25}, "budget": 212.0}
     _decisions_agree(_january([brake]), (212.0,), 212.0)
+    # With a second budget that runs out in the same step, after the brake lifts (a second
+    # read found 2,251 against the exact 1,669 with the lift's decisions paid in one go)
+    # and with two brakes (697 against 942).
+    boost = {"name": "boost", "multiplier": {"device": 2.0}, "budget": 600.0}
+    _decisions_agree(_january([brake, boost]), (212.0, 600.0), 212.0)
+    _decisions_agree(_january([{"name": "b1", "multiplier": {"device": 0.5}, "budget": 150.0},
+                               {"name": "b2", "multiplier": {"device": 0.5}, "budget": 450.0}]),
+                     (150.0, 450.0), 150.0)
     # A policy still in force pays for the decisions the lifted brake adds, too.
     raw = _january([brake, {"name": "ample", "multiplier": {"device": 1.0}, "budget": 1e9}])
     for res in run_replications(validate(raw), range(8), seed=3, engine="tau").values():

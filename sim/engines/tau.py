@@ -252,23 +252,20 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         each is kept with the ratio of the gain in force at its turn to the gain it was
         drawn at (thinning: the law of deciding at the lower hazard from then on, to first
         order in the hazard times the step), and the policies in force pay for the kept
-        ones. The others go back to idle, undecided. Where an ending raises a gain (a
-        policy that lowered it, < 1), the firms idle at the end decide at the difference
-        over the rest of the step (`_decide_more`)."""
+        ones. The others go back to idle, undecided. An ending that raises a gain (a policy
+        that lowered it, < 1) cannot be thinned: from there the rest of the step is drawn
+        anew (`_decide_rest`)."""
         Db = D[b]
         flat = np.flatnonzero(Db)
         cell = np.repeat(flat, Db.ravel()[flat])[self.rng.permutation(int(Db.sum()))]
         seg, lvl = cell // Db.shape[1], self.level_k[cell % Db.shape[1]]
         u = self.rng.random(cell.size)
-        drawn_at = self.params.gain(self.active[b], self.push[b])[:, 1:]  # [s, i]
+        drawn_at = self._gain_of(b)  # [s, i]
         g_on = drawn_at[seg, lvl]
         keep = np.zeros(cell.size, dtype=bool)
-        rise = np.zeros_like(drawn_at)  # the gain above drawn_at, times the share of the step
-        t_prev = 0.0  # when the stretch's gain took over: the j-th of n at j / (n + 1)
-        pos = 0
-        while pos < cell.size:
-            gain = self.params.gain(self.active[b], self.push[b])[:, 1:]
-            g = gain[seg[pos:], lvl[pos:]]
+        pos, lifted = 0, False
+        while pos < cell.size and not lifted:
+            g = self._gain_of(b)[seg[pos:], lvl[pos:]]
             with np.errstate(divide="ignore", invalid="ignore"):
                 kept = u[pos:] < np.where(g_on[pos:] > 0, g / g_on[pos:], 1.0)
             paid = [np.cumsum(np.where(kept, cost[seg[pos:], lvl[pos:]], 0.0))
@@ -277,43 +274,59 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                     else cell.size for (k, _), c in zip(paying, paid, strict=True)]
             stop = min(min(ends), cell.size - pos - 1)  # the last decision of this stretch
             keep[pos:pos + stop + 1] = kept[:stop + 1]
-            ended = False
             for (k, _), c in zip(paying, paid, strict=True):
                 if c is not None and self.budgets.pay_one(k, b, float(c[stop])):
                     self.active[b, k] = False  # from the next decision on
-                    ended = True
+                    lifted |= bool((self._gain_of(b) > drawn_at).any())
             pos += stop + 1
-            t_end = pos / (cell.size + 1) if ended else 1.0
-            rise += np.maximum(gain - drawn_at, 0.0) * (t_end - t_prev)
-            t_prev = t_end
-        if t_prev < 1.0:  # the gains after the last ending, to the end of the step
-            gain = self.params.gain(self.active[b], self.push[b])[:, 1:]
-            rise += np.maximum(gain - drawn_at, 0.0) * (1.0 - t_prev)
         back = np.bincount(cell[~keep], minlength=Db.size).reshape(Db.shape)
-        D[b] -= back
+        D[b] -= back  # (after a lift: every decision past it too, drawn anew below)
         self.idle[b] += back
         self.n_decisions[b] -= int(back.sum())
-        if (rise > 0).any():
-            self._decide_more(b, D, rise * span, paying)
+        if lifted:  # the j-th of n decisions falls at j / (n + 1) of the step, in expectation
+            self._decide_rest(b, D, pos / (cell.size + 1), paying, span)
 
-    def _decide_more(self, b: int, D: np.ndarray, rise: np.ndarray,
-                     paying: list[tuple[int, np.ndarray]]) -> None:
-        """Replication b's idle firms that decide at the gains `rise` [s, i] (gain times
-        years) that the policies ended in the step added to the gains drawn at, added to
-        D[b]; paid for by the policies still in force."""
+    def _gain_of(self, b: int) -> np.ndarray:
+        """Replication b's gains in force now, [s, i]."""
+        return self.params.gain(self.active[b], self.push[b])[:, 1:]
+
+    def _decide_rest(self, b: int, D: np.ndarray, t0: float,
+                     paying: list[tuple[int, np.ndarray]], span: float) -> None:
+        """Replication b's idle firms that decide over the rest of the step from `t0` (a
+        share of its `span` years), added to D[b]: drawn at the gains in force, put in a
+        uniform order over the rest, and paid for by the policies in force; where one of
+        them runs out, its later decisions go back to idle and the rest from its expected
+        time is drawn again at the new gains. Exact in law where the hazard is constant
+        over the step but for the gains, whichever way they move."""
         As = self.As[b]
         base = rules.hazard(1.0, self.p, self.q, self.w,
                             (As.sum(axis=0) * self.inv_E)[None, :],
                             self.own(As[None])[0] * self.inv_Es)  # [s, i]: at gain 1
-        prob = -np.expm1(-rise * base)[:, self.level_k]  # [s, k]
-        more = self.rng.binomial(self.idle[b], prob)
-        D[b] += more
-        self.idle[b] -= more
-        self.n_decisions[b] += int(more.sum())
-        for k, cost in paying:  # cost [s, i] per decision
-            amount = float((more * cost[:, self.level_k]).sum())
-            if self.active[b, k] and self.budgets.pay_one(k, b, amount):
-                self.active[b, k] = False
+        while t0 < 1.0:
+            prob = -np.expm1(-(1.0 - t0) * span * self._gain_of(b) * base)[:, self.level_k]
+            more = self.rng.binomial(self.idle[b], prob)  # [s, k]
+            flat = np.flatnonzero(more)
+            if flat.size == 0:
+                return
+            cell = np.repeat(flat, more.ravel()[flat])[self.rng.permutation(int(more.sum()))]
+            seg, lvl = cell // more.shape[1], self.level_k[cell % more.shape[1]]
+            paid = [np.cumsum(cost[seg, lvl]) if self.active[b, k] else None
+                    for k, cost in paying]
+            ends = [int(np.searchsorted(c, self.budgets.left[b, k])) if c is not None
+                    else cell.size for (k, _), c in zip(paying, paid, strict=True)]
+            stop = min(min(ends), cell.size - 1)  # the last decision kept
+            taken = np.bincount(cell[:stop + 1], minlength=more.size).reshape(more.shape)
+            D[b] += taken
+            self.idle[b] -= taken
+            self.n_decisions[b] += int(taken.sum())
+            ended = False
+            for (k, _), c in zip(paying, paid, strict=True):
+                if c is not None and self.budgets.pay_one(k, b, float(c[stop])):
+                    self.active[b, k] = False
+                    ended = True
+            if not ended:
+                return
+            t0 += (1.0 - t0) * (stop + 1) / (cell.size + 1)
 
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [b, s, k] (emptied in place): release units, climb on
