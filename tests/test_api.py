@@ -247,6 +247,15 @@ def test_arguments_the_command_line_would_refuse_are_refused_before_any_work(
     assert not (tmp_path / "results").exists()
 
 
+def test_a_default_cap_rises_to_the_replications_asked_for(write_scenario):
+    """Only a cap the user gave is refused below the replications; the default (1000 for a
+    sweep with a precision) rises to them."""
+    path = write_scenario(base_raw())
+    plan = sim.sweep_plan(path, vary=["levels.line.imitation=0.3:0.9"], samples=2,
+                          precision=0.05, replications=1200)
+    assert plan.max_replications == 1200
+
+
 def test_numpy_whole_numbers_and_paths_are_taken_where_python_ones_are(tmp_path,
                                                                       write_scenario):
     """A notebook's numpy integers are whole numbers (samples=np.int64(4) was a TypeError

@@ -206,6 +206,21 @@ def test_chromium_renders_both_figures(written, tmp_path):
     assert 'data-images-loaded="2"' in dom and "<h2>By region</h2>" in dom
 
 
+def test_a_run_with_regions_keeps_a_users_regions_files(tmp_path):
+    """A folder holding the user's own regions.csv and regions.png (and no run) is refused
+    to a run with regions, which would replace them (a second read found it did); a run
+    without regions leaves them be (test_api)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for name in ("regions.csv", "regions.png"):
+        (folder / name).write_text("my own data", encoding="utf-8")
+    with pytest.raises(sim.InputError, match="holds regions.csv, regions.png, not a run's"):
+        sim.write(outcome(), folder)
+    assert all((folder / n).read_text(encoding="utf-8") == "my own data"
+               for n in ("regions.csv", "regions.png"))
+    assert sorted(p.name for p in folder.iterdir()) == ["regions.csv", "regions.png"]
+
+
 def test_a_run_without_regions_writes_neither(tmp_path):
     sc = scenario(regions=())
     out = outcome(sc, regional=False)

@@ -126,7 +126,7 @@ def test_what_users_wrote_is_escaped(folders):
     assert text.count("<script>") == 1  # the page's own image check, harmless without it
     # Control characters HTML does not allow in text (NUL is a parse error) are not written
     # raw; tabs and line ends are text.
-    assert esc("nul\x00 esc\x1b[31m\ttab\n") == "nul\ufffd esc\ufffd[31m\ttab\n"
+    assert esc("nul\x00 esc\x1b[31m\ttab\n\x85") == "nul\ufffd esc\ufffd[31m\ttab\n\ufffd"
 
 
 @pytest.mark.parametrize("kind, figures, words", [

@@ -123,7 +123,7 @@ def test_a_cap_too_small_to_decide_is_refused_before_any_run(monkeypatch, write_
     calls = []
     monkeypatch.setattr(runs_mod, "engines", lambda: {"des": lambda sc, rng: calls.append(1)})
     path = write_scenario(tiny_raw(), "tiny.toml")
-    for cap, says in ((32, "allow at least 35"), (4, "below the replications 8")):
+    for cap, says in ((32, "allow at least 35"), (4, "is below the 8 each value")):
         with pytest.raises(InputError, match=says):
             sim.solve(path, vary="levels.line.imitation=0.2:1.5", probability=0.9,
                       engine="des", jobs=1, replications=8, max_replications=cap)
@@ -134,6 +134,12 @@ def test_a_cap_too_small_to_decide_is_refused_before_any_run(monkeypatch, write_
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and says in err[0], err
     assert not calls and not (tmp_path / "s").exists()
+    # The default cap (400) is no cap the user gave: it rises to more replications asked
+    # for (a second read found 'max replications 400 is below the replications 500').
+    monkeypatch.setattr(runs_mod, "engines", lambda: {"des": known_curve(lambda x: 1.0)})
+    solved = sim.solve(path, vary="levels.line.imitation=0.2:1.5", probability=0.9,
+                       engine="des", jobs=1, replications=410)
+    assert solved.result.reached and "already" in solved.result.message
 
 
 def test_already_met_at_the_low_end(monkeypatch):

@@ -4,7 +4,7 @@ checks, and the progress callback's type."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,16 +52,21 @@ _CORE = {"run": ("scenario.toml", "curves.csv", "adoption.png"),
 set whose writing was killed after its mark was removed (a sweep writes its mark first)."""
 
 
-def users_files(out: Path, holds: str) -> list[str]:
+PUBLISHED = frozenset({"run", "fit", "comparison"})
+"""The writers that build their set in a staging folder beside `out` (`files.publish`)."""
+
+
+def users_files(out: Path, holds: str, also: Sequence[str] = ()) -> list[str]:
     """The files in `out` that the writer of `holds` (a key of MARKS) would replace though
-    they are no results of its: the folder holds no mark of that kind, nor all of a set's
-    core files. A scenario file run with `--out .` beside it, say."""
+    they are no results of its (`also`: names this one writes beyond WRITES, a run's
+    regions files): the folder holds no mark of that kind, nor all of a set's core files.
+    A scenario file run with `--out .` beside it, say."""
     if not out.is_dir() or (out / MARKS[holds]).is_file():
         return []
     core = _CORE.get(holds, ())
     if core and all((out / name).is_file() for name in core):
         return []
-    return [name for name in WRITES[holds] if (out / name).exists()]
+    return [name for name in (*WRITES[holds], *also) if (out / name).exists()]
 
 
 def others_results(out: Path, holds: str) -> tuple[str, str] | None:

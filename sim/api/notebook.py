@@ -366,7 +366,7 @@ def sweep_folder(plan: SweepPlan) -> Path:
 
 def solve(scenario: ScenarioLike, *, vary: str | Mapping[str, Any], probability: float,
           decreasing: bool = False, replications: int | None = None,
-          max_replications: int = 400, tolerance: float | None = None,
+          max_replications: int | None = None, tolerance: float | None = None,
           set: Mapping[str, Any] | None = None, seed: int | None = None,
           engine: str = "tau", jobs: int | None = None, out: str | Path | None = None,
           progress: ProgressLike = False) -> SolveOutcome:

@@ -8,11 +8,11 @@ import math
 import numbers
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sim.api.common import InputError, others_results, users_files
+from sim.api.common import PUBLISHED, InputError, others_results, users_files
 
 
 def whole(name: str, value: Any, lo: int = 1) -> int:
@@ -66,21 +66,23 @@ def jobs(value: Any) -> int | None:
     return n
 
 
-def out_folder(out: str | Path, holds: str) -> Path:
+def out_folder(out: str | Path, holds: str, also: Sequence[str] = ()) -> Path:
     """`out` as a folder to write `holds`' results (a key of MARKS) into: not empty (that is
     the working folder), usable (`out_problem`), and not holding another command's results
-    (writing there would replace some of their files and leave the rest beside the new)."""
+    (writing there would replace some of their files and leave the rest beside the new),
+    nor a user's files of the names it writes (`users_files`; `also`: names beyond the
+    usual ones, a run's regions files)."""
     if not str(out).strip():
         raise InputError(f"out={str(out)!r}: empty: give a folder")
     folder = Path(out)
-    problem = out_problem(folder)
+    problem = out_problem(folder, staged=holds in PUBLISHED)
     if problem is not None:
         raise InputError(f"out={str(out)!r}: {problem}")
     found = others_results(folder, holds)
     if found is not None:
         raise InputError(f"{folder}/ holds a {found[0]}'s results ({found[1]}): write "
                          "elsewhere, or remove the folder first")
-    theirs = users_files(folder, holds)
+    theirs = users_files(folder, holds, also)
     if theirs:
         raise InputError(f"{folder}/ holds {', '.join(theirs)}, not a {holds}'s results, "
                          "which writing there would replace: write elsewhere, or remove "
@@ -88,14 +90,14 @@ def out_folder(out: str | Path, holds: str) -> Path:
     return folder
 
 
-def out_problem(out: Path) -> str | None:
+def out_problem(out: Path, staged: bool = True) -> str | None:
     """Why results cannot be written into the folder `out`, or None: it is a file, a folder
     above it is, a link on the way leads nowhere (or round in a loop), a name is too long
-    for the staging folder built beside it, or nothing can be created in the nearest folder
-    that exists (tried by creating and removing a folder there: permissions alone do not
-    say; root may write anywhere, /proc nowhere)."""
+    (for the staging folder built beside it too, where the set is `staged`), or nothing can
+    be created in the nearest folder that exists (tried by creating and removing a folder
+    there: permissions alone do not say; root may write anywhere, /proc nowhere)."""
     try:
-        return _out_problem(out)
+        return _out_problem(out, staged)
     except OSError as exc:  # what the system says of the path (a name or path too long)
         return f"cannot be used ({exc.strerror or exc})"
 
@@ -103,11 +105,11 @@ def out_problem(out: Path) -> str | None:
 STAGING_ROOM = 40  # bytes a staging name adds to a folder's: `.NAME.partial-PID-RANDOM`
 
 
-def _out_problem(out: Path) -> str | None:
+def _out_problem(out: Path, staged: bool) -> str | None:
     for path in (out, *out.parents):
         if path.is_symlink() and not path.exists():
             where = "is" if path == out else f"lies under {path}, which is"
-            return f"{where} a link that leads nowhere (to {os.readlink(path)})"
+            return f"{where} a link that leads nowhere or round a loop (to {os.readlink(path)})"
     if out.exists() and not out.is_dir():
         return "exists and is not a folder"
     for parent in out.parents:
@@ -116,13 +118,22 @@ def _out_problem(out: Path) -> str | None:
     there = out
     while not there.exists() and there != there.parent:
         there = there.parent
-    most = os.pathconf(there, "PC_NAME_MAX")
+    most = _name_max(there)
     names = [(part, most) for part in out.relative_to(there).parts[:-1]]
-    for part, longest in [*names, (out.name, most - STAGING_ROOM)]:
-        if len(os.fsencode(part)) > longest:
+    for part, longest in [*names, (out.name, most - STAGING_ROOM if staged else most)]:
+        if most > STAGING_ROOM and len(os.fsencode(part)) > longest:
             return f"a name longer than {longest} bytes ({part[:24]}...)"
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".sim-probe-", dir=there))
     except OSError:
         return f"cannot be written to ({there} is not a writable folder)"
     return None
+
+
+def _name_max(folder: Path) -> int:
+    """The longest name `folder`'s file system takes, or 0 where it does not say (no
+    pathconf, or a file system that reports none): then the system is left to refuse."""
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (AttributeError, OSError, ValueError):
+        return 0

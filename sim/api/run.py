@@ -35,6 +35,8 @@ from sim.api import options
 from sim.api.common import InputError, Progress, check_engine, redrawing
 
 REGIONS_PNG = "regions.png"
+REGION_FILES = (files.REGIONS_CSV, REGIONS_PNG)
+"""What a run with regions writes beside the usual files (a user's of these names stay)."""
 
 
 @dataclass
@@ -200,7 +202,8 @@ def write(outcome: RunOutcome, out: str | Path | None = None) -> Path:
     from sim.plots.adoption import png
     from sim.store.report import read_text, report_file, run_report
 
-    folder = options.out_folder(out if out is not None else run_folder(outcome.scenario), "run")
+    folder = options.out_folder(out if out is not None else run_folder(outcome.scenario), "run",
+                                REGION_FILES if outcome.scenario.regions else ())
     figures: list[tuple[str, Any]] = [("adoption.png", png(outcome.figure()))]  # + report: str
     sc = outcome.scenario  # report.html goes in the same set: never beside other results
     if sc.regions:

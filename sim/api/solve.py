@@ -53,30 +53,29 @@ def solve_range(scenario: Scenario, vary: str) -> Range:
 
 
 def _check_decidable(probability: float, replications: int, most: int) -> None:
-    """Refuse a cap of replications that could never tell P(met) from `probability`: the
-    search needs values confidently above it and below it (Wilson 95% intervals), and with
-    too few runs even all of them meeting the target (or none) leaves it inside."""
+    """Refuse a cap of replications that could never show P(met) >= `probability`: with
+    too few runs even all of them meeting the target leaves it inside the Wilson 95%
+    interval, so the search could only end 'not shown to be reached'."""
     if most < replications:
-        raise InputError(f"max replications {most} is below the replications {replications}"
-                         " each value starts with: give a cap at least that", options=True)
+        raise InputError(f"a cap of {most} replications (--max-replications, "
+                         f"max_replications=) is below the {replications} each value starts "
+                         "with: give a cap at least that", options=True)
     need = 1
-    while wilson(need, need)[0] < probability or wilson(0, need)[1] >= probability:
+    while wilson(need, need)[0] < probability:
         need *= 2
     low = need // 2
-    while low + 1 < need:  # the least n that can decide both ways
+    while low + 1 < need:  # the least n at which n of n can show P(met) >= probability
         mid = (low + need) // 2
-        ok = wilson(mid, mid)[0] >= probability and wilson(0, mid)[1] < probability
-        low, need = (low, mid) if ok else (mid, need)
+        low, need = (low, mid) if wilson(mid, mid)[0] >= probability else (mid, need)
     if most < need:
-        lo, hi = wilson(most, most)[0], wilson(0, most)[1]
-        raise InputError(f"max replications {most} cannot tell P(met) from {probability:g}: "
-                         f"with {most} runs the 95% interval of all meeting the target starts "
-                         f"at {lo:.3f}, of none ends at {hi:.3f}; allow at least {need}",
-                         options=True)
+        raise InputError(f"a cap of {most} replications (--max-replications, "
+                         f"max_replications=) cannot show P(met) >= {probability:g}: even "
+                         f"{most} of {most} runs meeting the target give a 95% interval from "
+                         f"{wilson(most, most)[0]:.3f}; allow at least {need}", options=True)
 
 
 def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: str = "des",
-          replications: int | None = None, max_replications: int = 400,
+          replications: int | None = None, max_replications: int | None = None,
           decreasing: bool = False, tolerance: float | None = None,
           executor: Executor | None = None, jobs: int | None = None,
           progress: Progress | None = None) -> SolveOutcome:
@@ -90,7 +89,9 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
                                  "strictly between 0 and 1")
     replications = None if replications is None else options.whole("replications",
                                                                     replications)
-    max_replications = options.whole("max_replications", max_replications)
+    cap_given = max_replications is not None  # (the default, 400, rises to the replications)
+    max_replications = 400 if max_replications is None else options.whole(
+        "max_replications", max_replications)
     tolerance = None if tolerance is None else options.number(
         "tolerance", tolerance, lambda v: v > 0, "a positive number")
     decreasing = options.flag("decreasing", decreasing)
@@ -98,6 +99,8 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
     rng = vary if isinstance(vary, Range) else solve_range(scenario, vary)
     if replications is None:
         replications = scenario.sweep.replications if scenario.sweep else 50
+    if not cap_given:
+        max_replications = max(max_replications, replications)
     if engine not in DETERMINISTIC:
         _check_decidable(probability, replications, max_replications)
     own = executor is None
@@ -134,7 +137,7 @@ def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
     from sim.explore.solve import fitted_curve
     from sim.plots.adoption import png
     from sim.plots.sweep import solve_figure
-    from sim.store.report import read_text, solve_report, write_report
+    from sim.store.report import read_text, report_file, solve_report
 
     sc, rng, res, doc = outcome.scenario, outcome.range, outcome.result, outcome.doc
     folder = options.out_folder(out if out is not None else files.default_out(sc, "-solve"),
@@ -146,12 +149,16 @@ def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
                        title=f"{sc.name}: P(target met) against {rng.key}",
                        subtitle=f"target {t.firms:,} at >= {t.level} ({t.count}) by "
                        f"{t.deadline}; {doc['runs']} runs ({doc['engine']})\n{res.message}")
+    # Everything is made before the first file is written, so that a kill leaves a half
+    # written folder only in the milliseconds of the four renames, not while drawing.
+    image = png(fig)
+    report = report_file(solve_report, doc, image, sc.raw, source=sc.source,
+                         source_text=read_text(sc.source))
     folder.mkdir(parents=True, exist_ok=True)
     files.atomic_write(folder / "scenario.toml", files.scenario_text(sc))
-    image = png(fig)
     files.atomic_write(folder / "solve.png", image)
-    write_report(folder, solve_report, doc, image, sc.raw, source=sc.source,
-                 source_text=read_text(sc.source))
+    for name, text in report:
+        files.atomic_write(folder / name, text)
     files.write_json(folder / "solve.json", doc)
     return folder
 

@@ -59,7 +59,8 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
     """The sweep asked for: `vary` as `KEY=LO:HI[:log]` (default: the [sweep] table), its
     design, every point validated, `axes` (two varied keys) for its map; raises InputError
     when it cannot run. `scenario` may be a scenario file's path. `max_replications` caps
-    a point's replications with `precision` (default 1000) and is refused without it."""
+    a point's replications with `precision` (default 1000, or the replications if more)
+    and is refused without it, or below the replications."""
     if not isinstance(scenario, Scenario):
         scenario = load(os.fspath(scenario))
     check_engine(engine)
@@ -73,6 +74,7 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
                          "max_replications=) applies only with a precision (--precision, "
                          "precision=): without one every point runs the replications asked "
                          "for", options=True)
+    cap_given = max_replications is not None  # (the default rises to the replications)
     max_replications = 1000 if max_replications is None else options.whole(
         "max_replications", max_replications)
     cfg, source = scenario.sweep, scenario.source
@@ -94,7 +96,7 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
         design_name = design or (cfg.design if cfg else "lhs")
         samples = samples or (cfg.samples if cfg else 64)
         replications = replications or (cfg.replications if cfg else 50)
-        if precision is not None and max_replications < replications:
+        if cap_given and precision is not None and max_replications < replications:
             raise InputError(f"a cap of {max_replications} replications is below the "
                              f"{replications} every point starts with: give a cap at least "
                              "that", options=True)

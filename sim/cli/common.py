@@ -10,7 +10,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -132,15 +132,16 @@ def shown(path: Path | str, most: int = 100) -> str:
     return text if len(text) <= most else f"{text[:most // 2]}...{text[-most // 2:]}"
 
 
-def check_out(command: str, out: Path, holds: str | None = None) -> None:
+def check_out(command: str, out: Path, holds: str | None = None,
+              also: Sequence[str] = ()) -> None:
     """Refuse an --out that exists and is not a folder, that cannot be written to (before
     any work is done), that holds another command's results (`holds`: what this one
     writes, a key of `sim.api.common.MARKS`), or files of the names it writes that are no
-    results of its (`users_files`)."""
-    from sim.api.common import others_results, users_files  # (the work imports them anyway)
+    results of its (`users_files`; `also`: names beyond the usual ones)."""
+    from sim.api.common import PUBLISHED, others_results, users_files  # (imported anyway)
     from sim.api.options import out_problem
 
-    problem = out_problem(out)
+    problem = out_problem(out, staged=holds is None or holds in PUBLISHED)
     if problem is not None:
         raise BadInput(f"sim {command}: --out {shown(out)!r}: {problem}")
     if holds is None:
@@ -150,7 +151,7 @@ def check_out(command: str, out: Path, holds: str | None = None) -> None:
     if found is not None:  # files: they would stand beside the new ones)
         raise BadInput(f"sim {command}: {out}/ holds a {found[0]}'s results ({found[1]}); "
                        "pass --out DIR to write elsewhere, or remove the folder first")
-    theirs = users_files(out, holds)
+    theirs = users_files(out, holds, also)
     if theirs:
         raise BadInput(f"sim {command}: {out}/ holds {', '.join(theirs)}, not a {holds}'s "
                        "results, which writing there would replace; pass --out DIR to "

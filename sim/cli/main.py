@@ -12,6 +12,7 @@ import importlib
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from sim import __version__
 from sim.cli.common import (
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = args.command
         module = importlib.import_module(f"sim.cli.{command}")
         with warnings.catch_warnings():
-            warnings.showwarning = _warning_line(command)
+            warnings.showwarning = _warning_line(command, warnings.showwarning)
             return getattr(module, f"cmd_{command}")(args)
     except KeyboardInterrupt as exc:
         print("sim: interrupted", file=sys.stderr)
@@ -89,12 +90,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
-def _warning_line(command: str) -> Callable[..., None]:
-    """How a command says a warning: one line, `sim COMMAND: warning: ...`, not Python's
-    file, line number and source line (a report that could not be built, say)."""
-    def show(message: Warning | str, category: type[Warning], *_: object, **__: object
+def _warning_line(command: str, other: Callable[..., None]) -> Callable[..., None]:
+    """How a command says a warning meant for its user (UserWarning, RuntimeWarning): one
+    line, `sim COMMAND: warning: ...`, not Python's file, line number and source line (a
+    report that could not be built, say). Others (a library's deprecations) go to `other`,
+    Python's way."""
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
              ) -> None:
-        print(f"sim {command}: warning: {message}", file=sys.stderr)
+        if issubclass(category, UserWarning | RuntimeWarning):
+            print(f"sim {command}: warning: {message}", file=sys.stderr)
+        else:
+            other(message, category, *args, **kwargs)
 
     return show
 

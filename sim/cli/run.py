@@ -9,6 +9,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 from sim import api
+from sim.api.run import REGION_FILES
 from sim.cli.common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -61,7 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sc = load(args.scenario, overrides)
     api.check_engine(args.engine, sc)
     out = args.out if args.out is not None else default_out(sc, overrides=args.overrides)
-    check_out("run", out, "run")
+    check_out("run", out, "run", REGION_FILES if sc.regions else ())
     if not args.force:
         refuse_other_run(out, sc, args.engine)
     jobs = args.jobs or default_jobs()

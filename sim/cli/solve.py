@@ -38,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     solve.add_argument("--probability", type=probability, required=True, metavar="P")
     solve.add_argument("--decreasing", action="store_true",
                        help="P(met) falls as the parameter rises: find the largest value")
-    solve.add_argument("--max-replications", type=positive_int, default=400,
-                       help="cap per evaluated value (default 400)")
+    solve.add_argument("--max-replications", type=positive_int,
+                       help="cap per evaluated value (default 400, or --replications if more)")
     solve.add_argument("--tolerance", type=positive_float,
                        help="stop when the bracket is this narrow (parameter units; default "
                        "1/128 of the range, 1 for whole-number keys)")

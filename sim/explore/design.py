@@ -114,7 +114,8 @@ def resolve_ranges(raw: Mapping[str, Any], vary: Sequence[tuple[str, float, floa
         if log and lo <= 0:
             problems.append(f"{said}: a log scale needs LO > 0 (got {lo:g})")
             continue
-        bad = _bound_problems(raw, key, lo, hi, source, said)
+        ranged = (f"{said} = [{lo:g}, {hi:g}]" if from_file else f"{said}={lo:g}:{hi:g}")
+        bad = _bound_problems(raw, key, lo, hi, source, said, ranged)
         if bad:
             problems.extend(bad)
             continue
@@ -136,7 +137,7 @@ def _with(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bound_problems(raw: Mapping[str, Any], key: str, lo: float, hi: float, source: str,
-                    said: str) -> list[str]:
+                    said: str, ranged: str) -> list[str]:
     try:
         current = get_key(raw, key)
     except KeyError:
@@ -150,7 +151,9 @@ def _bound_problems(raw: Mapping[str, Any], key: str, lo: float, hi: float, sour
         except KeyError as exc:
             return [f"{said}: {exc.args[0] if exc.args else exc}"]
         except ScenarioError as exc:
-            return [f"{said}={lo:g}:{hi:g}: {p}" for p in exc.problems]
+            named = ranged.startswith(f"{source}: ")  # (then not twice)
+            return [f"{ranged}: {p.removeprefix(f'{source}: ') if named else p}"
+                    for p in exc.problems]
     return []
 
 

@@ -61,7 +61,7 @@ SCRIPT = ("addEventListener('load',function(){var n=0,im=document.images;for(var
           "'data-images-loaded',n)});")
 
 
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 """Control characters HTML does not allow in text (NUL is a parse error): shown as U+FFFD."""
 
 
