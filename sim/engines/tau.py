@@ -298,10 +298,10 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         them runs out, its later decisions go back to idle and the rest from its expected
         time is drawn again at the new gains. Exact in law where the hazard is constant
         over the step but for the gains, whichever way they move."""
-        As = self.As[b]
+        As = self.As  # (the eligible inverses are per replication with entry and exit)
         base = rules.hazard(1.0, self.p, self.q, self.w,
-                            (As.sum(axis=0) * self.inv_E)[None, :],
-                            self.own(As[None])[0] * self.inv_Es)  # [s, i]: at gain 1
+                            (As.sum(axis=1) * self.inv_E)[:, None, :],
+                            self.own(As) * self.inv_Es)[b]  # [s, i]: at gain 1
         while t0 < 1.0:
             prob = -np.expm1(-(1.0 - t0) * span * self._gain_of(b) * base)[:, self.level_k]
             more = self.rng.binomial(self.idle[b], prob)  # [s, k]
