@@ -116,6 +116,42 @@ def test_a_report_that_cannot_be_built_is_one_warning_line(tmp_path, capsys, mon
     assert (out / "summary.json").is_file() and not (out / "report.html").exists()
 
 
+def test_a_librarys_deprecation_is_not_said_as_the_commands_warning(tmp_path, capsys,
+                                                                    monkeypatch,
+                                                                    write_scenario):
+    """Only warnings meant for the user (UserWarning, RuntimeWarning) become a command's
+    'sim run: warning:' line; a library's DeprecationWarning goes Python's way (here to
+    pytest's recorder), not onto the terminal as if the run had a problem."""
+    import warnings
+
+    import sim.store.report as report
+
+    made = report.run_report
+
+    def deprecated(*args, **kwargs):
+        warnings.warn("old_api is deprecated", DeprecationWarning, stacklevel=1)
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(report, "run_report", deprecated)
+    out = tmp_path / "o"
+    with pytest.warns(DeprecationWarning, match="old_api"):
+        assert main(["run", str(write_scenario(base_raw())), "--engine", "meanfield",
+                     "--out", str(out)]) == 0
+    assert "old_api" not in capsys.readouterr().err
+    assert (out / "report.html").is_file()
+
+
+def test_a_run_with_regions_refuses_a_folder_with_the_users_regions_files(tmp_path, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "regions.csv").write_text("my own data", encoding="utf-8")
+    assert main(["run", str(ROOT / "scenarios" / "regional-quotas.toml"), "--out",
+                 str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds regions.csv, not a run's results" in err[0], err
+    assert [p.name for p in folder.iterdir()] == ["regions.csv"]
+
+
 @pytest.mark.parametrize("command", ["run", "sweep", "solve"])
 def test_outs_that_lead_nowhere_or_replace_the_users_files_are_refused_first(
         tmp_path, capsys, command, monkeypatch):

@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        help="add replications per point until the Wilson 95%% half-width "
                        "of P(met) is at most H")
     sweep.add_argument("--max-replications", type=positive_int,
-                       help="cap per point with --precision (default 1000); only with it")
+                       help="cap per point with --precision (default 1000, or "
+                       "--replications if more); only with it")
     add_axes_option(sweep)
 
 

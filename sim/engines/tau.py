@@ -283,8 +283,10 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         D[b] -= back  # (after a lift: every decision past it too, drawn anew below)
         self.idle[b] += back
         self.n_decisions[b] -= int(back.sum())
-        if lifted:  # the j-th of n decisions falls at j / (n + 1) of the step, in expectation
-            self._decide_rest(b, D, pos / (cell.size + 1), paying, span)
+        if lifted:  # the pos-th of n uniform times is Beta(pos, n + 1 - pos): drawn, so the
+            # ending varies from run to run as it does (its mean alone narrowed the spread)
+            self._decide_rest(b, D, float(self.rng.beta(pos, cell.size + 1 - pos)), paying,
+                              span)
 
     def _gain_of(self, b: int) -> np.ndarray:
         """Replication b's gains in force now, [s, i]."""
@@ -295,9 +297,10 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         """Replication b's idle firms that decide over the rest of the step from `t0` (a
         share of its `span` years), added to D[b]: drawn at the gains in force, put in a
         uniform order over the rest, and paid for by the policies in force; where one of
-        them runs out, its later decisions go back to idle and the rest from its expected
-        time is drawn again at the new gains. Exact in law where the hazard is constant
-        over the step but for the gains, whichever way they move."""
+        them runs out, its later decisions go back to idle and the rest from its time (the
+        order statistic of uniform times, drawn) is drawn again at the new gains. Given
+        the times, exact in law for a hazard constant over the step but for the gains;
+        taking the times as uniform is first order in the hazard times the step."""
         As = self.As  # (the eligible inverses are per replication with entry and exit)
         base = rules.hazard(1.0, self.p, self.q, self.w,
                             (As.sum(axis=1) * self.inv_E)[:, None, :],
@@ -326,7 +329,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                     ended = True
             if not ended:
                 return
-            t0 += (1.0 - t0) * (stop + 1) / (cell.size + 1)
+            t0 += (1.0 - t0) * float(self.rng.beta(stop + 1, cell.size - stop))
 
     def _complete(self, C: np.ndarray, back: np.ndarray) -> None:
         """Finish the projects C [b, s, k] (emptied in place): release units, climb on

@@ -114,7 +114,7 @@ def resolve_ranges(raw: Mapping[str, Any], vary: Sequence[tuple[str, float, floa
         if log and lo <= 0:
             problems.append(f"{said}: a log scale needs LO > 0 (got {lo:g})")
             continue
-        ranged = (f"{said} = [{lo:g}, {hi:g}]" if from_file else f"{said}={lo:g}:{hi:g}")
+        ranged = (f"{said} = [{lo!r}, {hi!r}]" if from_file else f"{said}={lo:g}:{hi:g}")
         bad = _bound_problems(raw, key, lo, hi, source, said, ranged)
         if bad:
             problems.extend(bad)
