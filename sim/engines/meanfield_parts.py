@@ -142,6 +142,11 @@ class SparseBDF(BDF):
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
+        # scipy allocates the table of differences with np.empty and, on the first step,
+        # subtracts a row it has not written yet: whatever the memory held (a NaN now and
+        # then) gave a RuntimeWarning at random, never a different result (that row is
+        # rewritten before it is read). Zeros say nothing.
+        self.D[2:] = 0.0
         if sparse.issparse(self.J):  # (a dense J keeps scipy's dense LU)
 
             def lu(A: sparse.csc_matrix) -> Any:
