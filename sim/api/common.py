@@ -69,6 +69,21 @@ def users_files(out: Path, holds: str, also: Sequence[str] = ()) -> list[str]:
     return [name for name in (*WRITES[holds], *also) if (out / name).exists()]
 
 
+def folder_conflict(out: Path, holds: str, also: Sequence[str] = ()) -> tuple[str, str] | None:
+    """Why the writer of `holds` must not write into `out`, and what to remove for it to
+    (the CLI and the API word the advice their own way), or None: another command's
+    results there (`others_results`), or a user's files of the names it writes
+    (`users_files`)."""
+    found = others_results(out, holds)
+    if found is not None:
+        return f"holds a {found[0]}'s results ({found[1]})", "the folder"
+    theirs = users_files(out, holds, also)
+    if theirs:
+        return (f"holds {', '.join(theirs)}, not a {holds}'s results, which writing there "
+                "would replace", "them")
+    return None
+
+
 def others_results(out: Path, holds: str) -> tuple[str, str] | None:
     """(what, marker file) of another command's results in `out` (`holds`: what the
     writer writes, a key of MARKS), or None."""

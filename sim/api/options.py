@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sim.api.common import PUBLISHED, InputError, others_results, users_files
+from sim.api.common import PUBLISHED, InputError, folder_conflict
 
 
 def whole(name: str, value: Any, lo: int = 1) -> int:
@@ -78,15 +78,10 @@ def out_folder(out: str | Path, holds: str, also: Sequence[str] = ()) -> Path:
     problem = out_problem(folder, staged=holds in PUBLISHED)
     if problem is not None:
         raise InputError(f"out={str(out)!r}: {problem}")
-    found = others_results(folder, holds)
-    if found is not None:
-        raise InputError(f"{folder}/ holds a {found[0]}'s results ({found[1]}): write "
-                         "elsewhere, or remove the folder first")
-    theirs = users_files(folder, holds, also)
-    if theirs:
-        raise InputError(f"{folder}/ holds {', '.join(theirs)}, not a {holds}'s results, "
-                         "which writing there would replace: write elsewhere, or remove "
-                         "them first")
+    conflict = folder_conflict(folder, holds, also)
+    if conflict is not None:
+        raise InputError(f"{folder}/ {conflict[0]}: write elsewhere, or remove {conflict[1]} "
+                         "first")
     return folder
 
 

@@ -138,24 +138,18 @@ def check_out(command: str, out: Path, holds: str | None = None,
     any work is done), that holds another command's results (`holds`: what this one
     writes, a key of `sim.api.common.MARKS`), or files of the names it writes that are no
     results of its (`users_files`; `also`: names beyond the usual ones)."""
-    from sim.api.common import PUBLISHED, others_results, users_files  # (imported anyway)
+    from sim.api.common import PUBLISHED, folder_conflict  # (the work imports it anyway)
     from sim.api.options import out_problem
 
     problem = out_problem(out, staged=holds is None or holds in PUBLISHED)
     if problem is not None:
         raise BadInput(f"sim {command}: --out {shown(out)!r}: {problem}")
-    if holds is None:
-        return
-
-    found = others_results(out, holds)  # (--force replaces a run, not another command's
-    if found is not None:  # files: they would stand beside the new ones)
-        raise BadInput(f"sim {command}: {out}/ holds a {found[0]}'s results ({found[1]}); "
-                       "pass --out DIR to write elsewhere, or remove the folder first")
-    theirs = users_files(out, holds, also)
-    if theirs:
-        raise BadInput(f"sim {command}: {out}/ holds {', '.join(theirs)}, not a {holds}'s "
-                       "results, which writing there would replace; pass --out DIR to "
-                       "write elsewhere, or remove them first")
+    # (--force replaces a run, not another command's files or the user's: they would stand
+    # beside the new ones, or be lost)
+    conflict = None if holds is None else folder_conflict(out, holds, also)
+    if conflict is not None:
+        raise BadInput(f"sim {command}: {out}/ {conflict[0]}; pass --out DIR to write "
+                       f"elsewhere, or remove {conflict[1]} first")
 
 
 def check_jobs(args: argparse.Namespace) -> None:

@@ -256,9 +256,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         that lowered it, < 1) cannot be thinned: from there the rest of the step is drawn
         anew (`_decide_rest`)."""
         Db = D[b]
-        flat = np.flatnonzero(Db)
-        cell = np.repeat(flat, Db.ravel()[flat])[self.rng.permutation(int(Db.sum()))]
-        seg, lvl = cell // Db.shape[1], self.level_k[cell % Db.shape[1]]
+        cell, seg, lvl = self._in_order(Db)
         u = self.rng.random(cell.size)
         drawn_at = self._gain_of(b)  # [s, i]
         g_on = drawn_at[seg, lvl]
@@ -270,14 +268,9 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 kept = u[pos:] < np.where(g_on[pos:] > 0, g / g_on[pos:], 1.0)
             paid = [np.cumsum(np.where(kept, cost[seg[pos:], lvl[pos:]], 0.0))
                     if self.active[b, k] else None for k, cost in paying]
-            ends = [int(np.searchsorted(c, self.budgets.left[b, k])) if c is not None
-                    else cell.size for (k, _), c in zip(paying, paid, strict=True)]
-            stop = min(min(ends), cell.size - pos - 1)  # the last decision of this stretch
+            stop, ended = self._pay_in_order(b, paying, paid, cell.size - pos)  # (stretch's last)
             keep[pos:pos + stop + 1] = kept[:stop + 1]
-            for (k, _), c in zip(paying, paid, strict=True):
-                if c is not None and self.budgets.pay_one(k, b, float(c[stop])):
-                    self.active[b, k] = False  # from the next decision on
-                    lifted |= bool((self._gain_of(b) > drawn_at).any())
+            lifted = ended and bool((self._gain_of(b) > drawn_at).any())
             pos += stop + 1
         back = np.bincount(cell[~keep], minlength=Db.size).reshape(Db.shape)
         D[b] -= back  # (after a lift: every decision past it too, drawn anew below)
@@ -287,6 +280,29 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
             # ending varies from run to run as it does (its mean alone narrowed the spread)
             self._decide_rest(b, D, float(self.rng.beta(pos, cell.size + 1 - pos)), paying,
                               span)
+
+    def _in_order(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One replication's decisions counts [s, k] in a uniform order in time: each one's
+        flat cell, segment and level."""
+        flat = np.flatnonzero(counts)
+        cell = np.repeat(flat, counts.ravel()[flat])[self.rng.permutation(int(counts.sum()))]
+        return cell, cell // counts.shape[1], self.level_k[cell % counts.shape[1]]
+
+    def _pay_in_order(self, b: int, paying: list[tuple[int, np.ndarray]],
+                      paid: list[np.ndarray | None], n: int) -> tuple[int, bool]:
+        """Replication b's policies in force pay for n decisions in order (`paid`: each
+        one's running cost, None where the policy is not in force) up to the decision that
+        empties the first budget, or the last: (its index, whether a budget emptied). A
+        policy whose budget empties stops from the next decision on."""
+        stop = min([int(np.searchsorted(c, self.budgets.left[b, k]))
+                    for (k, _), c in zip(paying, paid, strict=True) if c is not None]
+                   + [n - 1])
+        ended = False
+        for (k, _), c in zip(paying, paid, strict=True):
+            if c is not None and self.budgets.pay_one(k, b, float(c[stop])):
+                self.active[b, k] = False
+                ended = True
+        return stop, ended
 
     def _gain_of(self, b: int) -> np.ndarray:
         """Replication b's gains in force now, [s, i]."""
@@ -308,25 +324,16 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         while t0 < 1.0:
             prob = -np.expm1(-(1.0 - t0) * span * self._gain_of(b) * base)[:, self.level_k]
             more = self.rng.binomial(self.idle[b], prob)  # [s, k]
-            flat = np.flatnonzero(more)
-            if flat.size == 0:
+            if not more.any():
                 return
-            cell = np.repeat(flat, more.ravel()[flat])[self.rng.permutation(int(more.sum()))]
-            seg, lvl = cell // more.shape[1], self.level_k[cell % more.shape[1]]
+            cell, seg, lvl = self._in_order(more)
             paid = [np.cumsum(cost[seg, lvl]) if self.active[b, k] else None
                     for k, cost in paying]
-            ends = [int(np.searchsorted(c, self.budgets.left[b, k])) if c is not None
-                    else cell.size for (k, _), c in zip(paying, paid, strict=True)]
-            stop = min(min(ends), cell.size - 1)  # the last decision kept
+            stop, ended = self._pay_in_order(b, paying, paid, cell.size)  # the last one kept
             taken = np.bincount(cell[:stop + 1], minlength=more.size).reshape(more.shape)
             D[b] += taken
             self.idle[b] -= taken
             self.n_decisions[b] += int(taken.sum())
-            ended = False
-            for (k, _), c in zip(paying, paid, strict=True):
-                if c is not None and self.budgets.pay_one(k, b, float(c[stop])):
-                    self.active[b, k] = False
-                    ended = True
             if not ended:
                 return
             t0 += (1.0 - t0) * float(self.rng.beta(stop + 1, cell.size - stop))
