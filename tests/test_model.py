@@ -15,6 +15,7 @@ from conftest import make
 
 from sim.engines import des, des_jit, rules
 from sim.engines.population import layout
+from sim.engines.tau import simulate_tau
 from sim.execution.runner import replication_rng, run_replications
 from sim.scenario import Region, validate
 
@@ -152,6 +153,19 @@ def test_budget_is_never_overspent_and_ends_the_policy(simulate):
     unlimited = make({"policy.0.budget": 1.0e15})
     res2 = simulate(unlimited, replication_rng(2, 0))
     assert res2.spent[0] > 5.0e7  # the small budget really did run out
+
+
+@pytest.mark.parametrize("budget", [30.0, 100.0])
+def test_a_spent_budget_is_exactly_its_size(simulate, budget):
+    """Costs that binary fractions cannot hold (0.1 and 0.7): a budget that runs out reports
+    exactly its size as spent, never a rounding past it. (The payments' own running sum,
+    reported before, missed it by up to 4e-13 either way, in every engine.)"""
+    sc = make({"policy.0.budget": budget, "policy.0.cost": {"device": 0.1, "line": 0.7},
+               "policy.0.multiplier": {"device": 1.2, "line": 1.5}})
+    engines = {"this exact engine": simulate, "tau": simulate_tau}
+    for name, run in engines.items():
+        spent = [run(sc, replication_rng(2, rep)).spent[0] for rep in range(6)]
+        assert spent == [budget] * 6, name
 
 
 def test_failed_firms_come_back_to_retry(simulate):

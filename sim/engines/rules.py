@@ -212,13 +212,24 @@ def _inverse(x: np.ndarray) -> np.ndarray:
     return np.divide(1.0, x, out=np.zeros_like(x), where=x > 0)
 
 
-def pay_from(left, spent, j: int, amount: float) -> bool:
-    """Pay `amount` from budget j, capped at what is left (`left`, `spent`: one entry per
-    policy, lists or arrays); True if that empties it. Compiled by the exact engine."""
-    paid = min(amount, left[j])
-    left[j] -= paid
-    spent[j] += paid
+def pay_from(left, paid, j: int, amount: float) -> bool:
+    """Pay `amount` from budget j, capped at what is left (`left`, and `paid` the payments'
+    sum: one entry per policy, lists or arrays); True if that empties it. Compiled by the
+    exact engine."""
+    amount = min(amount, left[j])
+    left[j] -= amount
+    paid[j] += amount
     return left[j] <= 0
+
+
+def spent_of(budget, left, paid) -> np.ndarray:
+    """What each policy has spent (arrays over policies, or [replication, policy]): its
+    budget less what is left where it has a budget, so never more than it and exactly it
+    once spent; the sum of its payments `paid` where it has none. (The payments' own sum can
+    pass a budget by rounding.)"""
+    budget = np.asarray(budget, dtype=float)
+    finite = np.isfinite(budget)
+    return np.where(finite, np.where(finite, budget, 0.0) - np.asarray(left), paid)
 
 
 class Budgets:
@@ -227,30 +238,36 @@ class Budgets:
 
     def __init__(self, params: Parameters, batch: int | None = None):
         self.left: Any
-        self.spent: Any
+        self.paid: Any  # the payments' sum, for `spent`
+        self.budget = params.budget.astype(float)
         if batch is None:  # plain lists: the exact engine pays per decision, in pure Python
-            self.left = [float(x) for x in params.budget]
-            self.spent = [0.0] * len(self.left)
+            self.left = [float(x) for x in self.budget]
+            self.paid = [0.0] * len(self.left)
         else:
-            self.left = np.tile(params.budget.astype(float), (batch, 1))
-            self.spent = np.zeros((batch, len(params.budget)))
+            self.left = np.tile(self.budget, (batch, 1))
+            self.paid = np.zeros((batch, len(self.budget)))
+
+    @property
+    def spent(self) -> np.ndarray:
+        """Subsidy spent per policy ([replication, policy] with a batch; `spent_of`)."""
+        return spent_of(self.budget, self.left, self.paid)
 
     def pay(self, j: int, amount: float) -> bool:
         """Pay `amount` (capped at what is left) from policy j; True if that empties it."""
-        return pay_from(self.left, self.spent, j, amount)
+        return pay_from(self.left, self.paid, j, amount)
 
     def pay_many(self, j: int, amount: np.ndarray, paying: np.ndarray) -> np.ndarray:
         """Batch: replication b pays amount[b] (capped) from policy j where `paying`; True
         where that empties its budget."""
         paid = np.where(paying, np.minimum(amount, self.left[:, j]), 0.0)
         self.left[:, j] -= paid
-        self.spent[:, j] += paid
+        self.paid[:, j] += paid
         return paying & (self.left[:, j] <= 0)
 
     def pay_one(self, j: int, b: int, amount: float) -> bool:
         """Batch: replication b pays `amount` (capped) from policy j; True if that empties
         it."""
-        return pay_from(self.left[b], self.spent[b], j, amount)
+        return pay_from(self.left[b], self.paid[b], j, amount)
 
     def has_money(self, j: int):
         """Money left in policy j's budget (per replication, with a batch)."""
