@@ -364,6 +364,12 @@ def test_sweep_returns_its_tables_and_resumes(tmp_path, monkeypatch, write_scena
     again = sim.sweep(path, vary=vary, design="grid", samples=4, replications=2, jobs=1)
     assert again.out == swept.out
     pd.testing.assert_frame_equal(again.runs, swept.runs)
+    # A comment added to the file changes no value: the same folder, read back (before,
+    # the folder was named by the file's text, so a new sweep started elsewhere)
+    path.write_text("# a note\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    noted = sim.sweep(path, vary=vary, design="grid", samples=4, replications=2, jobs=1)
+    assert noted.out == swept.out and len(list(Path("results").iterdir())) == 1
+    pd.testing.assert_frame_equal(noted.runs, swept.runs)
     plan = sim.sweep_plan(sim.load(path), vary=["levels.line.imitation=0.3:0.9",
                                                 "resources.integrators.capacity=300:1200:log"],
                           design="grid", samples=4, replications=2, engine="tau")

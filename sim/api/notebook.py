@@ -358,8 +358,10 @@ def sweep(scenario: ScenarioLike | SweepPlan, *,
 
 
 def sweep_folder(plan: SweepPlan) -> Path:
-    """`results/<name>-sweep-<8 hex digits>/`: the hash of what must match to resume it."""
-    identity = plan.identity(__version__, files.scenario_sha256(plan.scenario))
+    """`results/<name>-sweep-<8 hex digits>/`: the hash of what must match to resume it,
+    with the scenario's values in place of its text, so that a comment added to the file,
+    which `sim sweep` resumes across, names the same folder."""
+    identity = plan.identity(__version__, files.model_sha256(plan.scenario))
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode())
     return files.default_out(plan.scenario, f"-sweep-{digest.hexdigest()[:8]}")
 
