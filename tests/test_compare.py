@@ -148,6 +148,30 @@ def test_a_real_run_reads_back_as_its_summary_says(tmp_path, write_scenario, cap
     assert code == 0 and stdout.startswith("unit (tau)  new >= line")
 
 
+def test_a_deadline_between_month_ends_is_read_where_the_run_counted_it(tmp_path,
+                                                                       write_scenario, capsys):
+    """Deadline 15 December: compare reads the count at the deadline, as `sim run` took it,
+    and says so; every reading it can impose too. (It read the month end before and dated
+    it there, so its 'short of' could contradict the run's verdict.)"""
+    raw = base_raw()
+    raw["target"]["deadline"] = dt.date(2027, 12, 15)
+    run = tmp_path / "mid"
+    assert main(["run", str(write_scenario(raw)), "--engine", "tau", "--replications", "4",
+                 "--jobs", "1", "--out", str(run)]) == 0
+    capsys.readouterr()
+    summary = json.loads((run / "summary.json").read_text())
+    (curve,) = compare([run])
+    assert curve.at_deadline == pytest.approx(summary["count_at_deadline"]["mean"])
+    assert curve.at_deadline_date == dt.date(2027, 12, 15)
+    for count in ("stock", "upgraded"):
+        (other,) = compare([run], count=count, level="device")
+        taken = summary["readings"][count]["device"]
+        assert (other.at_deadline, other.deadline_band) == (taken["mean"], (taken["p05"],
+                                                                             taken["p95"]))
+    code, stdout, _ = run_compare(capsys, str(run), "--out", str(tmp_path / "out"))
+    assert code == 0 and "at 2027-12-15;" in stdout
+
+
 def test_the_out_folder_among_the_inputs_is_left_out(tmp_path, capsys):
     fake_run(tmp_path / "runs" / "alpha", seed=5)
     out = tmp_path / "runs" / "out"
@@ -196,6 +220,14 @@ def _cut_before_the_deadline(tmp: Path) -> list[str]:
     return [str(tmp / "one")]
 
 
+def _damaged_readings(tmp: Path) -> list[str]:
+    fake_run(tmp / "odd", seed=13)
+    doc = json.loads((tmp / "odd" / "summary.json").read_text(encoding="utf-8"))
+    doc.update(readings_date="2027-12-31", readings={"new": {"line": {"mean": "many"}}})
+    (tmp / "odd" / "summary.json").write_text(json.dumps(doc), encoding="utf-8")
+    return [str(tmp / "odd")]
+
+
 def _a_comparison(tmp: Path) -> list[str]:
     fake_run(tmp / "alpha", seed=10)
     assert main(["compare", str(tmp / "alpha"), "--out", str(tmp / "earlier")]) == 0
@@ -209,6 +241,7 @@ def _a_comparison(tmp: Path) -> list[str]:
     (_not_json, [], "cannot read it as JSON"),
     (_not_a_number, [], "line 7: column 'new_since_start': 'lots' is not a number"),
     (_a_comparison, [], "the output of `sim compare`, not a run folder"),
+    (_damaged_readings, [], "readings.new.line is not a mean with its 5% and 95%"),
     (_cut_short, [], "1 replication(s), where summary.json counts 7: the file is incomplete"),
     (_cut_before_the_deadline, [], "ends at 2026-12-31, before the month end 2027-12-31"),
     (lambda tmp: [str(tmp / "nowhere")], ["--count", "all"], "--count: invalid choice"),

@@ -17,6 +17,7 @@ import pytest
 from conftest import make
 from scipy.stats import gamma
 
+from sim.analysis.verdict import reading_counts
 from sim.engines import engines, rules
 from sim.engines.meanfield import erlang_stages
 from sim.execution.runner import replication_rng
@@ -97,6 +98,24 @@ def test_the_target_counts_its_reading(engine, reading):
                  "upgraded": r.upgraded[m, 0]}[reading]
         assert r.count_at_deadline == pytest.approx(curve, abs=1e-6)
         assert r.met == (r.count_at_deadline >= sc.target.firms)
+
+
+@pytest.mark.parametrize("engine", ("des", "des-simpy", "tau", "meanfield"))
+@pytest.mark.parametrize("turnover", (False, True), ids=("fixed", "entry-exit"))
+def test_every_reading_is_taken_at_a_deadline_between_month_ends(engine, turnover):
+    """With the deadline on 15 December, every reading summary.json reports at the deadline
+    is taken there, as the verdict's own count is: for each reading as the target's, its
+    column equals count_at_deadline run by run. (They were read on 30 November and labelled
+    with the deadline: the baseline's own reading gave 17,901 against the verdict's
+    18,118.)"""
+    for reading in ("new", "stock", "upgraded"):
+        raw = _two_step_raw(reading)
+        raw["target"]["deadline"] = dt.date(2026, 12, 15)
+        if turnover:
+            raw["population"].update({"entry": 0.3, "exit": 0.3})
+        sc, res = _runs(engine, raw, 3)
+        counts = reading_counts(sc, dict(enumerate(res)), sc.target.deadline)[reading][:, 0]
+        assert counts == pytest.approx([r.count_at_deadline for r in res], abs=1e-6), reading
 
 
 def _flight_raw(in_flight: float = 0.1, capacity: int | None = None) -> dict:

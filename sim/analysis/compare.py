@@ -36,7 +36,9 @@ class CompareError(ScenarioError):
 @dataclass(frozen=True)
 class RunCurve:
     """One run's counted curve: 5/50/95% over replications at each month end, its target,
-    and the mean count at the deadline (at the last month end on or before it)."""
+    and the mean count at the deadline with its 5-95% band, from summary.json's `readings`
+    taken at the deadline itself (runs written before those were: the last month end on or
+    before it, which `at_deadline_date` then says)."""
 
     name: str
     folder: Path
@@ -54,6 +56,7 @@ class RunCurve:
     p95: np.ndarray
     at_deadline: float
     at_deadline_date: dt.date
+    at_deadline_band: tuple[float, float]
 
     @property
     def reading(self) -> str:
@@ -67,9 +70,8 @@ class RunCurve:
 
     @property
     def deadline_band(self) -> tuple[float, float]:
-        """5% and 95% of the replications' counts at the deadline's month end."""
-        m = self.dates.index(self.at_deadline_date)
-        return float(self.p05[m]), float(self.p95[m])
+        """5% and 95% of the replications' counts at `at_deadline_date`."""
+        return self.at_deadline_band
 
     @property
     def margin(self) -> float:
@@ -152,12 +154,16 @@ def read_run(folder: Path, name: str | None = None, *, count: str | None = None,
     p05, p50, p95 = np.percentile(values, QUANTILES, axis=0)
     upto = [m for m, d in enumerate(dates) if d <= deadline]
     m = upto[-1] if upto else 0  # a deadline inside the first month: its month end
+    at, date, band = float(values[:, m].mean()), dates[m], (float(p05[m]), float(p95[m]))
+    taken = _taken_at_deadline(folder / "summary.json", summary, count, level)
+    if taken is not None:
+        at, date, band = taken[0], deadline, (taken[1], taken[2])
     return RunCurve(
         name=name or folder.name, folder=folder, scenario=str(summary["scenario"]),
         engine=str(summary["engine"]), replications=values.shape[0], count=count, level=level,
         target_reading=reading_text(target["count"], target["level"]),
         target_firms=target["firms"], deadline=deadline, dates=tuple(dates), p05=p05, p50=p50,
-        p95=p95, at_deadline=float(values[:, m].mean()), at_deadline_date=dates[m])
+        p95=p95, at_deadline=at, at_deadline_date=date, at_deadline_band=band)
 
 
 def _whole(path: Path, summary: Mapping[str, Any], replications: int, dates: Sequence[dt.date],
@@ -173,6 +179,23 @@ def _whole(path: Path, summary: Mapping[str, Any], replications: int, dates: Seq
     if dates[-1] < due:
         raise CompareError([f"{path}: ends at {dates[-1]}, before the month end {due} that "
                             f"the deadline {deadline} reads: the file is incomplete"])
+
+
+def _taken_at_deadline(path: Path, summary: dict[str, Any], count: str, level: str
+                       ) -> tuple[float, float, float] | None:
+    """The reading's mean, 5% and 95% at the deadline itself from summary.json's `readings`
+    (None where they are not dated at the deadline: runs written before they were)."""
+    if summary.get("readings_date") != summary["target"]["deadline"].isoformat():
+        return None
+    try:
+        taken = summary["readings"][count][level]
+        out = tuple(float(taken[k]) for k in ("mean", "p05", "p95"))
+    except (KeyError, TypeError, ValueError):
+        raise CompareError([f"{path}: readings.{count}.{level} is not a mean with its 5% and "
+                            "95% (the file is damaged; run the scenario again)"]) from None
+    if not all(math.isfinite(x) for x in out):
+        raise CompareError([f"{path}: readings.{count}.{level} is not finite"])
+    return out[0], out[1], out[2]
 
 
 def _summary(path: Path) -> dict[str, Any]:

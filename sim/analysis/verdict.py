@@ -162,9 +162,15 @@ def summary_fields(v: Verdict) -> dict:
 def reading_counts(scenario: Scenario, results: Mapping[int, Any], date: dt.date
                    ) -> dict[str, np.ndarray]:
     """Each replication's count under every reading (stock, new, upgraded) at every level,
-    (replications, 4) per reading, on the last month end at or before `date`."""
-    m = scenario.month_ends().index(max(d for d in scenario.month_ends() if d <= date))
+    (replications, 4) per reading: at the deadline itself when `date` is the deadline (as
+    the verdict's own count), else on the last month end at or before `date`."""
     reps = [results[i] for i in sorted(results)]
+    if date == scenario.target.deadline and all(
+            getattr(r, "deadline_readings", None) is not None for r in reps):
+        stock, base, upgraded = np.moveaxis(
+            np.array([r.deadline_readings for r in reps], dtype=float), 1, 0)
+        return {"stock": stock, "new": stock - base, "upgraded": upgraded}
+    m = scenario.month_ends().index(max(d for d in scenario.month_ends() if d <= date))
     stock = np.array([r.at_or_above[m] for r in reps], dtype=float)
     return {"stock": stock,
             "new": stock - np.array([r.base()[m] for r in reps], dtype=float),
@@ -173,8 +179,8 @@ def reading_counts(scenario: Scenario, results: Mapping[int, Any], date: dt.date
 
 def readings_at(scenario: Scenario, results: Mapping[int, Any], date: dt.date
                 ) -> dict[str, dict[str, dict[str, float]]]:
-    """Every reading of the count at every level on a month end, over replications (mean,
-    5% and 95%): how the answer depends on what the target counts."""
+    """Every reading of the count at every level at `date` (`reading_counts`), over
+    replications (mean, 5% and 95%): how the answer depends on what the target counts."""
     from sim.scenario import LEVELS
 
     return {reading: {lv: {"mean": float(a[:, k].mean()),

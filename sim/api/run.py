@@ -158,6 +158,7 @@ def _summary(sc: Scenario, engine: str, results: Mapping[int, RunResult], v: Ver
         "subsidy_spent_mean": {p.name: sum(r.spent[j] for r in results.values()) / len(results)
                                for j, p in enumerate(sc.policies)},
         "readings": readings_at(sc, results, sc.target.deadline),
+        "readings_date": sc.target.deadline.isoformat(),  # (taken at it, month end or not)
         "by_region": region_fields(sc, results),
         "population": population_fields(sc, results),
     }

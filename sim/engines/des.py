@@ -170,6 +170,7 @@ class _Engine(DatedProcesses, Resources, Turnover):
         self.unchecked = 0
         self._check_target(0.0)
         self.count_at_deadline = -1
+        self.deadline_readings = None
 
         self.months = [sc.years(d, end_of_day=True) for d in sc.month_ends()]
         self.horizon_days = (sc.end - sc.start).days + 1
@@ -479,5 +480,6 @@ class _Engine(DatedProcesses, Resources, Turnover):
             events=events, spent=tuple(float(x) for x in self.budgets.spent), trace=self.trace,
             entered=self.entered, exited=self.exited, exited_upgraded=self.exited_upgraded,
             survivors=self.survivors if self.turnover else None,
-            region_survivors=self.region_survivors if self.turnover else None),
+            region_survivors=self.region_survivors if self.turnover else None,
+            deadline_readings=self.deadline_readings),
             self.params, self.by_segment, self.unmoved_month, self.region_at_deadline)

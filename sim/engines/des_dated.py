@@ -37,6 +37,8 @@ class DatedProcesses:
     unmoved_month: np.ndarray
     count_at_deadline: float
     region_at_deadline: np.ndarray
+    deadline_readings: np.ndarray | None
+    initial: np.ndarray
     policy_active: list[bool]
     cap_until: list[float]
     n_waiting: int
@@ -125,3 +127,5 @@ class DatedProcesses:
         yield self.env.timeout(self.sc.deadline)
         self.count_at_deadline = self._count()
         self.region_at_deadline = self._region_counts()
+        base = self._survivors().sum(axis=0) if self.turnover else self.initial
+        self.deadline_readings = rules.readings_now(self.A[1:], base, self.unmoved)

@@ -107,6 +107,7 @@ class _Run:
         self.region_survivors = np.zeros((n_months, par.n_regions, L), dtype=np.int64)
         self.region_at_deadline = np.zeros(par.n_regions)
         self.count_at_deadline = -1.0
+        self.deadline_readings: np.ndarray | None = None
         self.entrant_cells = tuple(np.array([c[x] for c in self.rule.cells], dtype=np.int64)
                                    for x in range(3))
 
@@ -316,6 +317,9 @@ class _Run:
         else:
             self.count_at_deadline = count(st)
             self.region_at_deadline = self._region_counts()
+            base = (self._survivors(st).sum(axis=0) if self.turnover
+                    else rules.at_or_above(np.array(self.par.layout.cells).sum(axis=2)).sum(axis=0))
+            self.deadline_readings = rules.readings_now(st.A[1:], base, st.unmoved)
 
     def _month(self, m: int) -> None:
         st = self.st
@@ -381,5 +385,6 @@ class _Run:
             entered=int(ints[I_ENTER]), exited=int(ints[I_EXIT]),
             exited_upgraded=int(ints[I_EXITUP]),
             survivors=self.survivors if self.turnover else None,
-            region_survivors=self.region_survivors if self.turnover else None),
+            region_survivors=self.region_survivors if self.turnover else None,
+            deadline_readings=self.deadline_readings),
             self.par, self.by_segment, self.unmoved_month, self.region_at_deadline)

@@ -324,6 +324,13 @@ class _MeanField(MeanFieldTurnover):
         return float(self.target.count(self.at_or_above(col)[k, 0], self.unmoved(col)[k, 0],
                                        surv))
 
+    def readings_now(self, y: np.ndarray, t: float) -> np.ndarray:
+        """(3, 4): every reading's parts for one state y at time t (`rules.readings_now`)."""
+        S = self.n_seg
+        U = y[self.o_z:self.o_z + S * (N_LEVELS + 1)].reshape(S, N_LEVELS + 1).sum(axis=0)
+        base = self.region_survivors_at(t).sum(axis=0) if self.turnover else self.initial
+        return rules.readings_now(self.at_or_above(y.reshape(-1, 1))[:, 0], base, U)
+
     # -- integration with restarts ---------------------------------------------------------------
 
     def run(self) -> RunResult:
@@ -396,6 +403,7 @@ class _MeanField(MeanFieldTurnover):
             if at_deadline is None and t - 1e-12 <= deadline <= t_end + 1e-12:
                 at_deadline = count(sol.sol(deadline), deadline)
                 region_at_deadline = self.region_counts(sol.sol(deadline), deadline)
+                readings = self.readings_now(sol.sol(deadline), deadline)
             if crossing is None and len(sol.t_events[-1]):
                 crossing = float(sol.t_events[-1][0])
             y = sol.y[:, -1].copy()
@@ -408,6 +416,7 @@ class _MeanField(MeanFieldTurnover):
         if at_deadline is None:
             at_deadline = count(y, t)
             region_at_deadline = self.region_counts(y, t)
+            readings = self.readings_now(y, t)
         spent = tuple(float(min(y[self.o_spent + j], self.budget[j]))
                       for j in range(len(sc.policies)))
         return rules.with_regions(RunResult(
@@ -419,7 +428,7 @@ class _MeanField(MeanFieldTurnover):
             crossing_time=crossing,
             met=self.target.met(at_deadline + 1e-9),  # ODE rounding
             events={"events": 0},
-            spent=spent, **self.turnover_fields(y, months)),
+            spent=spent, deadline_readings=readings, **self.turnover_fields(y, months)),
             self.params, by_segment, unmoved_month, region_at_deadline)
 
     def _apply(self, change: rules.Change | None, t: float, y: np.ndarray) -> None:

@@ -39,6 +39,10 @@ class RunResult:
     exited: float = 0.0  # firms that left, at any level
     exited_upgraded: float = 0.0  # of which had completed a project at or above the target
     # level since the start (they no longer count: counts are over firms that exist)
+    # (3, 4): at the deadline itself, which need not be a month end, the stock at or above
+    # each level, what the `new` reading subtracts (`base`) and the `upgraded` count
+    # (`rules.readings_now`); None: read the deadline's month end (results made before).
+    deadline_readings: np.ndarray | None = None
 
     def base(self) -> np.ndarray:
         """(months, 4): what the `new` reading subtracts from the stock at each month end."""

@@ -453,6 +453,16 @@ def at_or_above(exact) -> np.ndarray:
     return np.flip(np.cumsum(np.flip(u, axis=-1), axis=-1), axis=-1)[..., 1:]
 
 
+def readings_now(stock, base, unmoved_exact) -> np.ndarray:
+    """[..., 3, 4]: every reading's parts now at levels 1..4 (RunResult.deadline_readings):
+    the stock at or above each level, what the `new` reading subtracts (the starting stock,
+    or its survivors) and the `upgraded` count, from firms at or above each level, `base`
+    and the unmoved firms at exactly each level 0..4. Leading axes (a batch) are kept."""
+    stock = np.asarray(stock, dtype=float)
+    return np.stack([stock, np.broadcast_to(np.asarray(base, dtype=float), stock.shape),
+                     stock - unmoved_at_or_above(unmoved_exact)], axis=-2)
+
+
 def unmoved_at_or_above(unmoved_exact) -> np.ndarray:
     """Firms at or above each level 1..4 that have completed no project since the start,
     from those at exactly each level 0..4 (last axis)."""

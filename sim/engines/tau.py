@@ -187,6 +187,12 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         if k is not None:
             self._levels()
 
+    def _readings_now(self) -> np.ndarray:
+        """[b, 3, 4]: every reading's parts now (`rules.readings_now`)."""
+        base = (rules.at_or_above(self.alive_origin).sum(axis=1) if self.F > 2
+                else self.initial)
+        return rules.readings_now(self.As.sum(axis=1), base, self.unmoved)
+
     def _count(self) -> np.ndarray:
         k = self.t_level
         return self.target.count(self.As[:, :, k - 1].sum(axis=1),
@@ -379,6 +385,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
         count = self._count()
         crossing = np.where(count >= sc.target.firms, 0.0, np.nan)
         count_at_deadline = count.copy() if deadline_edge == 0 else np.full(B, -1.0)
+        readings = self._readings_now()  # at the deadline (RunResult.deadline_readings)
         policy_changed = False
         # Levels whose projects can start and finish inside one step (sub-stepped when fast).
         fast = self._within(float(np.diff(edges).max())) > 1e-9
@@ -435,6 +442,7 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
             if m + 1 == deadline_edge:
                 count_at_deadline = count.copy()
                 region_at_deadline = self._region_counts()
+                readings = self._readings_now()
             if m + 1 in reviews:  # a quota review at the step's end (before firms come and go)
                 push = np.stack([self.quotas.push(float(edges[m + 1]), c)
                                  for c in self._region_counts()])
@@ -466,6 +474,6 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
                 initial=self.initial, count_at_deadline=float(count_at_deadline[b]),
                 crossing_time=cross, met=bool(self.target.met(count_at_deadline[b])),
                 events=events, spent=tuple(float(x) for x in self.budgets.spent[b]),
-                **self._turnover_fields(b)),
+                deadline_readings=readings[b], **self._turnover_fields(b)),
                 self.params, by_segment[b], unmoved_month[b], region_at_deadline[b]))
         return out
