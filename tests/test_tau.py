@@ -23,7 +23,7 @@ from sim.engines.des import simulate
 from sim.engines.meanfield import solve
 from sim.engines.population import layout
 from sim.engines.steps import step_edges
-from sim.engines.tau import _Tau, simulate_tau
+from sim.engines.tau import _Tau, simulate_tau, simulate_tau_batch
 from sim.execution.runner import replication_rng, run_replications
 from sim.scenario import DAYS_PER_YEAR, validate
 
@@ -585,3 +585,26 @@ def test_two_budgets_running_out_in_one_step_stop_in_one_order_of_time():
     raw = _january([{"name": "a", "budget": 1650.0, **double},
                     {"name": "b", "budget": 2475.0, **double}])
     _decisions_agree(raw, (1650.0, 2475.0), 1650.0)
+
+
+@pytest.mark.parametrize(("level", "count"), [("factory", "stock"), ("line", "new")])
+def test_a_run_meets_the_target_exactly_when_its_crossing_is_dated_by_the_deadline(level,
+                                                                                 count):
+    """Small counts (a target at the median: 44 firms, 141), so a step's rises often end
+    exactly on the target: a run meets it if and only if its crossing is dated on or before
+    the deadline. The crossing is placed where the step's j-th of n rises falls on average,
+    j/(n+1) of the step; j/n put the last rise at the step's very end, an instant
+    `date_at` gives the next day, so 4-8 of 256 runs that met the target were dated after
+    the deadline (and the median crossing of a run set met in half its runs with them)."""
+    raw = base_raw()
+    raw["target"].update(count=count, level=level)
+    sc = validate(raw)
+    firms = int(np.median([r.count_at_deadline for r in
+                           simulate_tau_batch(sc, replication_rng(3, 0), 64)]))
+    raw["target"]["firms"] = firms
+    sc = validate(raw)
+    runs = [r for blk in range(4) for r in simulate_tau_batch(sc, replication_rng(3, blk), 64)]
+    assert 0.2 < np.mean([r.met for r in runs]) < 0.8  # near the median: many close calls
+    dated = [r.crossing_time is not None and sc.date_at(r.crossing_time) <= sc.target.deadline
+             for r in runs]
+    assert [r.met for r in runs] == dated

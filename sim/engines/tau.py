@@ -436,9 +436,10 @@ class _Tau(TauTurnover, TauProjects, SubSteps):
             before = count
             count = self._count()
             first = np.isnan(crossing) & (count >= sc.target.firms)
-            if first.any():
+            if first.any():  # where the step's j-th of n steps up falls on average, j/(n+1):
+                # inside the step, so dated by the day the step-end count that met it reads
                 crossing[first] = (t0 + dt * (sc.target.firms - before[first])
-                                   / np.maximum(count[first] - before[first], 1))
+                                   / (np.maximum(count[first] - before[first], 1) + 1))
             if m + 1 == deadline_edge:
                 count_at_deadline = count.copy()
                 region_at_deadline = self._region_counts()
