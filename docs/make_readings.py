@@ -23,6 +23,7 @@ import numpy as np
 from sim import api
 from sim.analysis.verdict import reading_counts, wilson
 from sim.cli.main import main as sim_main
+from sim.readout.shares import share_text
 from sim.scenario import LEVELS, load
 
 DOCS = Path(__file__).resolve().parent
@@ -49,13 +50,13 @@ def counts(outcome: api.RunOutcome, reading: str, level: str) -> np.ndarray:
 
 
 def cell(x: np.ndarray, firms: int) -> str:
-    """'~46,300 · met 100% [98-100%]' for one scenario under one reading."""
+    """'~46,300 · met 100% [98-100%]' for one scenario under one reading; a share reads 0% or
+    100% only when none or all runs meet it ('met <1% [<1%, 3%]' for 1 run in 200)."""
     met = int((x >= firms).sum())
-    lo, hi = wilson(met, len(x))
-    share = f"{100 * met / len(x):.0f}%"
+    lo, hi = (share_text(b) for b in wilson(met, len(x)))
     mark = "**" if met / len(x) >= 0.5 else ""
-    return (f"{mark}{x.mean():,.0f}{mark} · met {share} "
-            f"[{100 * lo:.0f}-{100 * hi:.0f}%]")
+    band = (f"[{lo[:-1]}-{hi}]" if lo[0].isdigit() and hi[0].isdigit() else f"[{lo}, {hi}]")
+    return f"{mark}{x.mean():,.0f}{mark} · met {share_text(met / len(x))} {band}"
 
 
 def replace_between(text: str, tag: str, body: str) -> str:

@@ -187,6 +187,62 @@ def test_a_scenario_without_a_file_has_no_sources():
     assert "the scenario file was not readable" in text and "population.firms" in text
 
 
+def test_a_percent_reads_0_or_100_only_when_exact():
+    """A share of 1 in 200 is not "0%", nor 199 in 200 "100%"."""
+    from sim.store.page import percent
+
+    assert [percent(x) for x in (0, 0.0009, 0.005, 0.012, 0.5, 0.994, 0.996, 1, 1.0)] == [
+        "0%", "<1%", "<1%", "1%", "50%", "99%", ">99%", "100%", "100%"]
+    assert percent(None) == percent(float("nan")) == "–"
+
+
+@pytest.mark.parametrize("p, lo, hi, cls, word", [
+    (0.995, 0.972, 0.999, "met", "Reached"), (1.0, 0.72, 1.0, "partial", "Likely"),
+    (0.6, 0.51, 0.69, "partial", "Likely"), (0.5, 0.3, 0.7, "partial", "Uncertain"),
+    (0.0, 0.0, 0.16, "partial", "Unlikely"), (0.005, 0.0009, 0.028, "miss", "Not reached"),
+    (1.0, 1.0, 1.0, "met", "Reached"), (0.0, 0.0, 0.0, "miss", "Not reached"),
+    (None, None, None, "", "No answer")])
+def test_the_headline_judges_by_the_interval_not_the_point(p, lo, hi, cls, word):
+    """"Reached" needs the 95% interval at or above 0.9, "Not reached" at or below 0.1."""
+    from sim.store.page import judgement
+
+    assert judgement(p, lo, hi) == (cls, word)
+
+
+def test_run_headline_of_1_in_200_and_of_a_target_met_at_the_start():
+    from sim.store.report import run_report
+
+    target = {"firms": 8000, "level": "line", "count": "stock", "deadline": "2028-12-31"}
+    summary = {"target": target, "p_met": 0.005, "replications": 200,
+               "p_met_ci95": [0.00088, 0.0278], "count_at_deadline": {"mean": 7000},
+               "verdict": "x; 7,000 firms; 1,000 short; 5/yr modelled vs 6/yr needed"}
+    text = run_report(summary, {}, [])
+    assert "<h2>Not reached: met in &lt;1% of 200 runs (95% interval &lt;1% to 3%)</h2>" in text
+    start = {**summary, "p_met": 1.0, "p_met_ci95": [0.83, 1.0],
+             "count_at_deadline": {"mean": 9000}, "initial_at_or_above": {"line": 8200},
+             "crossing_date": {"p50": "2026-01-01", "never": 0.0},
+             "verdict": "x; met at the start; 9,000 firms; 5/yr modelled vs none needed"}
+    text = run_report(start, {}, [])
+    assert "<h2>Likely: met in 100% of 200 runs (95% interval 83% to 100%)</h2>" in text
+    assert "<b>at the start</b><span>target met</span><span>8,200 firms then</span>" in text
+    assert "<span>needed: none</span>" in text and "median crossing" not in text
+
+
+def test_the_sweep_headline_needs_the_best_points_own_interval():
+    """The best of many noisy points, 10 of 10 runs met ([72%, 100%]), is not "Reached"."""
+    from sim.store.report import sweep_report
+
+    manifest = {"target": {"firms": 100}, "ranges": [{"key": "a", "lo": 0, "hi": 1}],
+                "design": "lhs"}
+    points = [{"a": "0.5", "p_met": "1.0", "p_met_lo": "0.7225", "p_met_hi": "1.0",
+               "count_mean": "120", "replications": "10", "failed": "0"},
+              {"a": "0.1", "p_met": "0.1", "p_met_lo": "0.018", "p_met_hi": "0.40",
+               "count_mean": "80", "replications": "10", "failed": "0"}]
+    text = sweep_report(manifest, points, [], [], {})
+    assert "<h2>Likely in the swept space</h2>" in text and "Reached" not in text
+    assert "95% interval 72% to 100%" in text
+
+
 # ---------------------------------------------------------------------------------------------
 # In a real browser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -49,3 +50,57 @@ def test_censored_crossings_and_line():
     assert line.startswith("target 2,000 firms at >= line (new) by 2027-12-31: met in 30% of "
                            "10 runs [")
     assert "60% never within horizon" in line
+
+
+@pytest.mark.parametrize(("met", "share", "band"), [
+    (0, "0%", "[0%, 2%]"), (1, "<1%", "[<1%, 3%]"), (199, ">99%", "[97%, >99%]"),
+    (200, "100%", "[98%, 100%]")])
+def test_a_share_reads_0_or_100_percent_only_when_exact(met, share, band):
+    """1 of 200 runs is not "0%", nor 199 "100%": only none or all of them are."""
+    sc = make()
+    counts = [sc.target.firms] * met + [0] * (200 - met)
+    v = verdict(sc, counts, [1.0] * met + [None] * (200 - met))
+    line = verdict_line(sc, v)
+    assert f": met in {share} of 200 runs {band}; " in line
+    never = {0: "100%", 1: ">99%", 199: "<1%", 200: "0%"}[met]
+    assert f"({never} never within horizon)" in line
+
+
+def test_the_count_band_says_it_is_the_spread_of_runs():
+    """The count's 5-95% band is the spread of single runs, not a confidence interval."""
+    sc = make()
+    v = verdict(sc, list(range(1000, 1100)), [None] * 100)
+    line = verdict_line(sc, v)
+    assert (f"; 1,050 new firms at >= line (5-95% of runs: {v.count_p05:,.0f}-"
+            f"{v.count_p95:,.0f}) at 2027-12-31; 950 short; ") in line
+    assert not re.search(r"line \[[\d,]+-[\d,]+\]", line)
+
+
+def test_a_target_met_at_the_start_says_so_and_needs_no_pace():
+    """A stock target that the firms at the start already meet: no crossing date, and no
+    negative pace needed."""
+    sc = make({"target.count": "stock"})
+    v = verdict(sc, [2_600.0] * 10, [0.0] * 10, start_count=2_100.0)
+    line = verdict_line(sc, v)
+    assert "met in 100% of 10 runs [72%, 100%]; met at the start (2,100 firms at >= line " \
+           "on 2026-01-01); " in line
+    assert "median crossing" not in line and "/yr needed" not in line
+    assert line.endswith("; 600 above the target; 250/yr modelled vs none needed")
+
+
+def test_the_readme_table_cell_reads_0_or_100_percent_only_when_exact():
+    """docs/make_readings.py's README cells follow the same rule as the verdict line."""
+    import importlib.util
+
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("make_readings",
+                                                  ROOT / "docs" / "make_readings.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    firms = 100
+    cells = [module.cell(np.array([firms] * met + [0] * (200 - met)), firms)
+             for met in (0, 1, 199, 200)]
+    assert [c.split(" · ")[1] for c in cells] == [
+        "met 0% [0-2%]", "met <1% [<1%, 3%]", "met >99% [97%, >99%]", "met 100% [98-100%]"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from sim.readout.shares import share_text
 from sim.scenario import Scenario
 
 Z95 = 1.959963984540054
@@ -94,29 +95,34 @@ def count_stats(counts: Sequence[float] | np.ndarray) -> dict[str, float]:
             "p50": float(np.quantile(arr, 0.50)), "p95": float(np.quantile(arr, 0.95))}
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
 READING_WORDS = {"new": "new firms at >= {}", "stock": "firms at >= {}",
                  "upgraded": "firms upgraded to >= {}"}
 """How a count of each reading is named in a sentence."""
 
 
+def met_at_start(scenario: Scenario, v: Verdict) -> bool:
+    """Whether the firms at the start already meet the target (a stock reading can)."""
+    return v.start_count >= scenario.target.firms
+
+
 def gap_text(scenario: Scenario, v: Verdict) -> str:
-    """The count at the deadline, its interval, the shortfall or margin, and the pace the
-    runs kept against the pace the target needs, e.g. "14,635 new firms at >= line
-    [14,459-14,805]; 35,365 short; 4,878/yr modelled vs 16,667/yr needed"."""
+    """The mean count at the deadline with the spread of single runs (labelled, as it is no
+    confidence interval), the shortfall or margin, and the pace the runs kept against the
+    pace the target needs (none when it is met at the start), e.g. "14,635 new firms at >=
+    line (5-95% of runs: 14,459-14,805) at 2028-12-31; 35,365 short; 4,878/yr modelled vs
+    16,667/yr needed"."""
     t = scenario.target
     what = READING_WORDS[t.count].format(t.level)
-    band = "" if v.deterministic else f" [{v.count_p05:,.0f}-{v.count_p95:,.0f}]"
+    band = ("" if v.deterministic
+            else f" (5-95% of runs: {v.count_p05:,.0f}-{v.count_p95:,.0f})")
     gap = t.firms - v.count_mean
     where = f"{gap:,.0f} short" if gap > 0 else f"{-gap:,.0f} above the target"
     years = scenario.deadline
     pace = (v.count_mean - v.start_count) / years
-    need = (t.firms - v.start_count) / years
+    need = ("none" if met_at_start(scenario, v)
+            else f"{(t.firms - v.start_count) / years:,.0f}/yr")
     return (f"{v.count_mean:,.0f} {what}{band} at {t.deadline.isoformat()}; {where}; "
-            f"{pace:,.0f}/yr modelled vs {need:,.0f}/yr needed")
+            f"{pace:,.0f}/yr modelled vs {need} needed")
 
 
 def verdict_line(scenario: Scenario, v: Verdict) -> str:
@@ -126,20 +132,26 @@ def verdict_line(scenario: Scenario, v: Verdict) -> str:
 
 
 def _answer(scenario: Scenario, v: Verdict) -> str:
+    """P(met) with its interval and when the count crosses the target (or that the firms at
+    the start already meet it), shares never rounded to a misleading 0% or 100%."""
     t = scenario.target
     goal = f"target {t.firms:,} firms at >= {t.level} ({t.count}) by {t.deadline.isoformat()}"
+    start = (f"met at the start ({v.start_count:,.0f} {READING_WORDS[t.count].format(t.level)} "
+             f"on {scenario.start.isoformat()})") if met_at_start(scenario, v) else ""
     if v.deterministic:
         state = "met" if v.met else "not met"
-        when = (f"crossing {v.crossing_p50:%Y-%m}" if v.crossing_p50 is not None
-                else f"no crossing by {scenario.end:%Y-%m}")
+        when = start or (f"crossing {v.crossing_p50:%Y-%m}" if v.crossing_p50 is not None
+                         else f"no crossing by {scenario.end:%Y-%m}")
         return f"{goal}: {state} in the mean field; {when}"
-    head = (f"{goal}: met in {_pct(v.p_met)} of {v.replications} runs "
-            f"[{_pct(v.p_met_ci95[0])}, {_pct(v.p_met_ci95[1])}]")
-    if v.crossing_p50 is not None:
-        tail = f"median crossing {v.crossing_p50:%Y-%m} ({_pct(v.never)} never within horizon)"
+    head = (f"{goal}: met in {share_text(v.p_met)} of {v.replications} runs "
+            f"[{share_text(v.p_met_ci95[0])}, {share_text(v.p_met_ci95[1])}]")
+    never = f"({share_text(v.never)} never within horizon)"
+    if start:
+        tail = start
+    elif v.crossing_p50 is not None:
+        tail = f"median crossing {v.crossing_p50:%Y-%m} {never}"
     else:
-        tail = (f"median crossing beyond {scenario.end:%Y-%m} "
-                f"({_pct(v.never)} never within horizon)")
+        tail = f"median crossing beyond {scenario.end:%Y-%m} {never}"
     return f"{head}; {tail}"
 
 

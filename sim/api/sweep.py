@@ -27,6 +27,7 @@ from sim.explore.design import (
     resolve_ranges,
 )
 from sim.explore.plan import SweepPlan, run_sweep
+from sim.readout.shares import share_text
 from sim.scenario import Scenario, load
 from sim.store import files
 from sim.store.journal import FolderError, FolderLock, Journal, check_manifest
@@ -221,8 +222,8 @@ def _sweep_line(plan: SweepPlan, stats: Sequence[Mapping[str, Any]],
     where = ", ".join(f"{k}={v:g}" for k, v in zip(plan.design.keys, plan.design.points[best],
                                                   strict=True))
     line = (f"{head}: P(met) >= 0.9 at {int(np.sum(p[ok] >= 0.9))}, >= 0.5 at "
-            f"{int(np.sum(p[ok] >= 0.5))}; best {p[best]:.0%} (mean count {counts[best]:,.0f}) "
-            f"at {where}")
+            f"{int(np.sum(p[ok] >= 0.5))}; best {share_text(p[best])} "
+            f"(mean count {counts[best]:,.0f}) at {where}")
     if failed:
         line += f"; {failed} runs failed (see the error column of runs.csv)"
     return line

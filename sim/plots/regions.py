@@ -21,6 +21,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from sim.plots.adoption import TARGET, thousands  # noqa: E402
+from sim.readout.shares import share_text  # noqa: E402
 from sim.scenario import Scenario  # noqa: E402
 
 DEADLINE = "0.3"
@@ -139,7 +140,7 @@ def _deadline_bars(ax: Axes, regions: Sequence[str], by_region: Sequence[Mapping
         if q is not None and e.get("quota_met") is not None:
             met = e["quota_met"]
             note += f"   quota {thousands(float(q))}: " + (
-                f"met in {100 * met:.0f}% of runs" if runs > 1 else "met" if met else "not met")
+                f"met in {share_text(met)} of runs" if runs > 1 else "met" if met else "not met")
         ax.text(end, float(y), note, va="center", fontsize=8, color="0.15")
     ax.set_yticks(ys, [textwrap.shorten(r, 30, placeholder="…") for r in regions], fontsize=8.5)
     ax.invert_yaxis()

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from sim.readout.shares import share_text
 from sim.scenario import LEVELS
 
 CSS = """
@@ -93,7 +94,9 @@ def whole(x: Any) -> str:
 
 
 def percent(x: Any) -> str:
-    return "–" if not isinstance(x, int | float) or x != x else f"{100 * x:.0f}%"
+    """A share as a whole percent that reads 0% or 100% only when it is exactly 0 or 1 ("<1%",
+    ">99%" in between: 1 run in 200 is not "0%"); "–" when there is none."""
+    return "–" if not isinstance(x, int | float) or x != x else share_text(x)
 
 
 def embed(name: str, data: bytes, caption: str = "") -> str:
@@ -157,11 +160,20 @@ def target_text(t: Mapping[str, Any]) -> str:
             f"by {t.get('deadline')}")
 
 
-def judgement(p: Any) -> tuple[str, str]:
-    if not isinstance(p, int | float):
+def judgement(p: Any, lo: Any = None, hi: Any = None) -> tuple[str, str]:
+    """The verdict box's class and headline word from P(met)'s 95% interval [lo, hi], not its
+    point estimate `p`, so a headline claims no more than the runs support: "Reached" when
+    lo >= 0.9, "Not reached" when hi <= 0.1, else "Likely" (lo >= 0.5), "Unlikely"
+    (hi <= 0.5) or "Uncertain". A missing bound is taken as `p` (the mean field's [p, p])."""
+    if not isinstance(p, int | float) or p != p:
         return "", "No answer"
-    return (("met", "Reached") if p >= 0.9 else ("miss", "Not reached") if p <= 0.1
-            else ("partial", "Uncertain"))
+    lo = lo if isinstance(lo, int | float) and lo == lo else p
+    hi = hi if isinstance(hi, int | float) and hi == hi else p
+    if lo >= 0.9:
+        return "met", "Reached"
+    if hi <= 0.1:
+        return "miss", "Not reached"
+    return "partial", "Likely" if lo >= 0.5 else "Unlikely" if hi <= 0.5 else "Uncertain"
 
 
 # ---------------------------------------------------------------------------------------------

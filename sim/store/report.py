@@ -114,13 +114,18 @@ def _population(summary: Mapping[str, Any]) -> str:
 
 
 def _run_verdict(summary: Mapping[str, Any]) -> str:
+    """The run's verdict box: a headline judged on P(met)'s interval (`judgement`), the count,
+    the gap, the pace, and when the count crosses the target or that it is met at the start."""
     t, count = summary.get("target") or {}, summary.get("count_at_deadline") or {}
     p, n = summary.get("p_met"), summary.get("replications")
     lo, hi = summary.get("p_met_ci95") or (None, None)
-    cls, word = judgement(p)
+    cls, word = judgement(p, lo, hi)
     mean_field = n == 1 and lo == hi
     head = (f"{word} in the mean field" if mean_field else f"{word}: met in {percent(p)} of "
-            f"{number(n)} runs (95% interval {percent(lo)}–{percent(hi)})")
+            f"{number(n)} runs (95% interval {percent(lo)} to {percent(hi)})")
+    start = (summary.get("initial_at_or_above") or {}).get(t.get("level"))
+    at_start = (t.get("count") == "stock" and isinstance(start, int | float)
+                and isinstance(t.get("firms"), int | float) and start >= t["firms"])
     gap = (t.get("firms") or 0) - (count.get("mean") or 0)
     pace = next((x for x in str(summary.get("verdict", "")).split("; ") if "/yr" in x), "")
     modelled, _, needed = pace.partition(" modelled vs ")
@@ -131,6 +136,7 @@ def _run_verdict(summary: Mapping[str, Any]) -> str:
                 f"target {number(t.get('firms'))}"),
                ("pace modelled (a year)", modelled or "–",
                 f"needed: {needed.removesuffix(' needed')}" if needed else pace),
+               ("target met", "at the start", f"{whole(start)} firms then") if at_start else
                ("median crossing", crossing.get("p50") or "beyond the horizon",
                 f"never within the horizon: {percent(crossing.get('never'))}")]
     return (f'<div class="verdict {cls}"><h2>{esc(head)}</h2><p>Target: '
@@ -217,7 +223,9 @@ def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]
     order = sorted((j for j in range(len(points)) if p[j] == p[j]), reverse=True,
                    key=lambda j: (p[j], count[j] if count[j] == count[j] else -1.0))
     best = order[0] if order else None
-    cls, word = judgement(p[best] if best is not None else None)
+    # Judged on the best point's own interval: the best of many noisy points overstates.
+    cls, word = judgement(*((p[best], col["p_met_lo"][best], col["p_met_hi"][best])
+                            if best is not None else (None,)))
     gap = (t.get("firms") or 0) - (count[best] if best is not None else 0)
     failed = int(sum(x for x in col["failed"] if x == x))
     numbers = [("points", number(len(points)), f"{manifest.get('design')} design"),
@@ -226,7 +234,9 @@ def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]
                ("points with P(met) ≥ 0.9", number(sum(x >= 0.9 for x in p)), ""),
                ("points with P(met) ≥ 0.5", number(sum(x >= 0.5 for x in p)), ""),
                ("best P(met)", percent(p[best]) if best is not None else "–",
-                f"mean count {whole(count[best])}" if best is not None else ""),
+                f"95% interval {percent(col['p_met_lo'][best])} to "
+                f"{percent(col['p_met_hi'][best])}; mean count {whole(count[best])}"
+                if best is not None else ""),
                ("short at the best point" if gap > 0 else "above the target at the best point",
                 whole(abs(gap)), f"target {number(t.get('firms'))}")]
     where = "" if best is None else ", ".join(
