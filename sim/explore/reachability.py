@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from sim.explore.design import check_axes
 from sim.explore.sensitivity import RANKED_BY, ranking
 from sim.plots.sweep import MapData, sweep_figures, sweep_map
+from sim.readout.indices import SHARES, shown
 from sim.store.sweep_tables import read_point_medians, read_points, read_sensitivity
 
 if TYPE_CHECKING:
@@ -38,8 +39,11 @@ def choose_axes(keys: Sequence[str], sensitivity: Sequence[Mapping[str, Any]], o
         known = [(k, e) for k, e in ranked[0] if k in keys]
         if len(known) >= 2:
             (x, ex), (y, ey) = known[:2]
+            # (a Sobol index past [0, 1], which a share cannot be, shows at the bound)
+            ex_, ey_ = (f"{e:.2g}" if ranked[1] not in SHARES or 0 <= e <= 1
+                        else shown(e, ranked[1]) for e in (ex, ey))
             return ((keys.index(x), keys.index(y)), f"axes: the two parameters with the "
-                    f"{RANKED_BY[ranked[1]]} {OUTPUTS[name]} ({ex:.2g}, {ey:.2g})")
+                    f"{RANKED_BY[ranked[1]]} {OUTPUTS[name]} ({ex_}, {ey_})")
     return (0, 1), "axes: the first two varied parameters (no sensitivity index to rank by)"
 
 

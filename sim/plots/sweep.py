@@ -314,50 +314,56 @@ def fan_figure(dates: Sequence[dt.date], medians: Mapping[int, np.ndarray],
     return fig
 
 
-def sensitivity_figure(rows: Sequence[Mapping], *, title: str) -> Figure:
+def sensitivity_figure(rows: Sequence[Mapping], *, title: str, base: int | None = None,
+                       replications: int | None = None) -> Figure:
     """Bars per parameter and output: first and total Sobol indices (or rank correlations)
-    with their bootstrap intervals; the replication-noise share printed under each panel."""
+    with their bootstrap intervals, Sobol bars within [0, 1] (what a share can be); the
+    noise share under each panel; an output whose indices cannot be read (`caveats`) is
+    drawn faded and hatched under a red warning, so it is not read as a finding."""
+    from sim.readout.indices import caveats, noise_text
+
     outputs = list(dict.fromkeys(r["output"] for r in rows))
+    warned = caveats(rows, base=base, replications=replications)
     fig, axes = plt.subplots(1, max(1, len(outputs)), figsize=(5.6 * max(1, len(outputs)), 5.2),
                              constrained_layout=True, squeeze=False)
+    colours = {"first": "#3182bd", "total": "#fd8d3c", "spearman": "#756bb1"}
     for ax, output in zip(axes.flat, outputs, strict=False):
-        mine = [r for r in rows if r["output"] == output and r["index"] != "noise_share"]
+        mine = [r for r in rows if r["output"] == output and r["index"] in colours]
+        bad = [c for c in warned if c.output == output]
         params = list(dict.fromkeys(r["parameter"] for r in mine))
         kinds = list(dict.fromkeys(r["index"] for r in mine))
         width = 0.8 / max(1, len(kinds))
         y = np.arange(len(params))
-        colours = {"first": "#3182bd", "total": "#fd8d3c", "spearman": "#756bb1"}
         for i, kind in enumerate(kinds):
-            est = np.array([_get(mine, p, kind, "estimate") for p in params])
-            lo = np.array([_get(mine, p, kind, "lo") for p in params])
-            hi = np.array([_get(mine, p, kind, "hi") for p in params])
+            est, lo, hi = (np.array([_get(mine, p, kind, c) for p in params])
+                           for c in ("estimate", "lo", "hi"))
+            if kind != "spearman":  # a share: what lies past [0, 1] is shown at the bound
+                est, lo, hi = est.clip(0, 1), lo.clip(0, 1), hi.clip(0, 1)
             err = np.nan_to_num(np.vstack([est - lo, hi - est]), nan=0.0).clip(min=0)
             label = {"first": "first order", "total": "total order",
                      "spearman": "rank correlation"}[kind]
             ax.barh(y + (i - (len(kinds) - 1) / 2) * width, np.nan_to_num(est), height=width,
-                    xerr=err, color=colours[kind], ecolor="0.2", capsize=2, label=label)
+                    xerr=err, color=colours[kind], ecolor="0.2", capsize=2, label=label,
+                    alpha=0.35 if bad else 1.0, hatch="//" if bad else None)
         ax.set_yticks(y, params, fontsize=8.5)
         ax.invert_yaxis()
         ax.axvline(0, color="0.3", lw=0.8)
         ax.grid(axis="x", alpha=0.3)
-        ax.set_title(output, fontsize=10, loc="left")
+        ax.set_title("\n".join([output, *(f"UNRELIABLE: {c.tag}\n({c.advice})" for c in bad)]),
+                     fontsize=10 if not bad else 9, loc="left", color="#b30000" if bad else "k")
         ax.legend(fontsize=8, loc="lower right")
         noise = [r for r in rows if r["output"] == output and r["index"] == "noise_share"]
         if noise:
-            r = noise[0]
-            rest = ("; indices are shares of the rest" if "first" in kinds
-                    else "; correlations of the point means")
-            ax.set_xlabel(f"replication noise: {_pct(r['estimate'])} of the variance across "
-                          f"points [{_pct(r['lo'])}, {_pct(r['hi'])}]{rest}", fontsize=8)
+            rest = ("indices are shares of the rest, shown within [0, 1]" if "first" in kinds
+                    else "correlations of the point means")
+            ax.set_xlabel(f"replication noise: {noise_text(noise[0])};\n{rest}", fontsize=8)
         if all(np.isnan(_get(mine, p, k, "estimate")) for p in params for k in kinds):
-            ax.text(0.5, 0.5, "output does not vary across points:\nno index to estimate",
-                    ha="center", va="center", transform=ax.transAxes, fontsize=10)
+            ax.text(0.5, 0.5, "no index to estimate:\n" + (
+                "the spread across points is all noise" if bad else
+                "output does not vary across points"),
+                ha="center", va="center", transform=ax.transAxes, fontsize=10)
     fig.suptitle(title, fontsize=12, fontweight="bold")
     return fig
-
-
-def _pct(x: float) -> str:
-    return "n/a" if not np.isfinite(x) else f"{100 * x:.0f}%"
 
 
 def _get(rows: Sequence[Mapping], parameter: str, kind: str, col: str) -> float:
@@ -465,5 +471,7 @@ def sweep_figures(manifest: Mapping, points: Sequence[Mapping[str, float]],
         kind = ("Sobol indices (95% bootstrap)" if manifest["design"] == "sobol"
                 else "rank correlation with the point means (95% bootstrap)")
         figures.append(("sensitivity.png", sensitivity_figure(
-            sensitivity, title=f"{manifest['scenario']}: which parameter matters: {kind}")))
+            sensitivity, title=f"{manifest['scenario']}: which parameter matters: {kind}",
+            base=manifest.get("base_samples"),
+            replications=None if manifest.get("precision") else manifest.get("replications"))))
     return figures

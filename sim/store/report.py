@@ -207,6 +207,31 @@ def _box(cls: str, head: str, lines: str, numbers: Sequence[tuple[str, str, str]
             f"{stat_grid(numbers)}{tail}</div>")
 
 
+def _sensitivity_section(manifest: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -> str:
+    """The sweep's Sensitivity section: shares shown within [0, 1], and a warning, its rows
+    marked, where an output's indices cannot be read (all noise, inconsistent estimates)."""
+    from sim.readout.indices import caveats, interval_shown, shown, value
+
+    rows = [r for r in rows if r.get("estimate")]
+    if not rows:
+        return ""
+    warned = caveats(rows, base=manifest.get("base_samples"), replications=None
+                     if manifest.get("precision") else manifest.get("replications"))
+    tags = {c.output: "unreliable: " + "; ".join(w.tag for w in warned if w.output == c.output)
+            for c in warned}
+    body = [[r["output"], r["parameter"], r["index"], shown(value(r, "estimate"), r["index"]),
+             interval_shown(r), *([(esc(tags.get(r["output"], "") if r["index"] !=
+                                    "noise_share" else ""), "warn")] if tags else [])]
+            for r in rows]
+    return section("Sensitivity", '<p class="note">Estimates with 95% intervals; the share of '
+                   "replication noise says how much of the spread is chance. Sobol indices and "
+                   "the noise share are shares of a variance: values past 0 or 1 are shown at "
+                   "the bound (≤ 0, ≥ 1, ≥ 100%); sensitivity.csv keeps the raw estimates.</p>",
+                   *(f'<p class="warn">warning: {esc(c.text)}</p>' for c in warned),
+                   table(["output", "parameter", "index", "estimate", "95% interval",
+                          *(["note"] if tags else [])], body, num=(3, 4)))
+
+
 def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]],
                  sensitivity: Sequence[Mapping[str, str]], figures: Sequence[tuple[str, bytes]],
                  raw: Mapping[str, Any], *, source_text: str | None = None,
@@ -247,10 +272,6 @@ def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]
     ranged = [[(f"<code>{esc(r['key'])}</code>", ""), number(r.get("lo")), number(r.get("hi")),
                "log" if r.get("log") else "linear", number(lookup(raw, r["key"])),
                (esc(note_for(notes, r["key"])), "src")] for r in ranges]
-    sens = [[r.get("output"), r.get("parameter"), r.get("index"),
-             f"{_float(r.get('estimate')):.3g}",
-             f"[{_float(r.get('lo')):.3g}, {_float(r.get('hi')):.3g}]"]
-            for r in sensitivity if r.get("estimate")]
     top = [[j, *(number(_float(points[j].get(k))) for k in keys),
             f"{percent(p[j])} [{percent(col['p_met_lo'][j])}–{percent(col['p_met_hi'][j])}]",
             f"{whole(count[j])} [{whole(col['count_p05'][j])}–{whole(col['count_p95'][j])}]"]
@@ -267,10 +288,7 @@ def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]
         section("What was varied", table(["key", "low", "high", "scale", "in the scenario",
                                           "source (comment in the file)"], ranged,
                                          num=(1, 2, 4))),
-        section("Sensitivity", '<p class="note">Estimates with 95% intervals; the share of '
-                "replication noise says how much of the spread is chance.</p>",
-                table(["output", "parameter", "index", "estimate", "95% interval"], sens,
-                      num=(3, 4))) if sens else "",
+        _sensitivity_section(manifest, sensitivity),
         section(f"The best points ({min(25, len(order))} of {len(points)}; all in points.csv)",
                 table(["point", *heads, "P(met) [95%]", "mean count [5–95%]"], top,
                       num=tuple(range(len(keys) + 3)))),
