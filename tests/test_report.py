@@ -20,7 +20,7 @@ from conftest import ROOT, base_raw, make
 from test_sweep import tiny_raw
 
 from sim.cli.main import main
-from sim.scenario import dumps
+from sim.scenario import dumps, load
 from sim.store.page import esc, note_for, source_notes
 from sim.store.report import REPORT
 
@@ -185,6 +185,24 @@ def test_a_scenario_without_a_file_has_no_sources():
     text = run_report({"verdict": "v", "target": {"firms": 1}}, {"population": {"firms": 5}},
                       [], source_text=None)
     assert "the scenario file was not readable" in text and "population.firms" in text
+
+
+def test_the_assumptions_show_firms_coming_and_going_and_the_regions():
+    """The shipped baseline's report lists entry, exit and entry_device (which move the
+    `new >= device` count by about 6,000) and its regions with their sources, and
+    regional-quotas its quotas and their reviews; before, none of them was shown."""
+    from sim.store.page import assumptions
+
+    for name, keys in (("baseline", ("population.entry", "population.exit",
+                                     "population.entry_device", "population.region.0.share")),
+                       ("regional-quotas", ("population.region.0.quota",
+                                            "population.quotas.push"))):
+        path = ROOT / "scenarios" / f"{name}.toml"
+        text = assumptions(load(path).raw, path.read_text(encoding="utf-8"), str(path))
+        for key in keys:
+            row = re.search(rf"<code>{re.escape(key)}</code></td><td>([^<]+)</td>"
+                            rf'<td class="src">([^<]*)</td>', text)
+            assert row and row.group(2), (name, key)  # shown, with the file's comment
 
 
 def test_a_percent_reads_0_or_100_only_when_exact():

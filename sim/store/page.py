@@ -268,10 +268,18 @@ def _assumption_groups(raw: Mapping[str, Any]) -> list[tuple[str, str, list[str]
     groups = [("target", "target", [f"target.{k}" for k in ("firms", "level", "deadline",
                                                             "count")]),
               ("population", "population", [f"population.{k}" for k in
-                                            ("firms", "peer_weight", "in_flight")])]
+                                            ("firms", "peer_weight", "in_flight", "entry",
+                                             "exit", "entry_device")])]
     for i, seg in enumerate(pop.get("segment", []) or []):
         groups.append((f"segment {seg.get('name', i)}", f"population.segment.{i}",
                        [f"population.segment.{i}.{k}" for k in ("share", "propensity")]))
+    for i, reg in enumerate(pop.get("region", []) or []):
+        groups.append((f"region {reg.get('name', i)}", f"population.region.{i}",
+                       [f"population.region.{i}.{k}" for k in ("share", "multiplier",
+                                                               "quota")]))
+    if pop.get("quotas"):
+        groups.append(("quota reviews", "population.quotas",
+                       [f"population.quotas.{k}" for k in ("push", "every")]))
     for lv in LEVELS:
         if lv in (raw.get("levels") or {}):
             groups.append((f"level {lv}", f"levels.{lv}", [
