@@ -133,15 +133,22 @@ def _deadline_bars(ax: Axes, regions: Sequence[str], by_region: Sequence[Mapping
     quotas = [e.get("quota_firms") for e in by_region]
     ends = [float(np.nanmax([h, m, q or 0.0, 0.0])) for h, m, q in zip(high, med, quotas,
                                                                       strict=True)]
-    for y, (q, e, m, end) in enumerate(zip(quotas, by_region, med, ends, strict=True)):
-        if q is not None:
-            ax.plot([q, q], [y - 0.42, y + 0.42], color=TARGET, lw=2.2)
-        note = f" {thousands(m)}"
-        if q is not None and e.get("quota_met") is not None:
+    for y, (q, e, m, h, end) in enumerate(zip(quotas, by_region, med, high, ends,
+                                              strict=True)):
+        # The count beside its bar (past its whisker); the quota and how often it is met
+        # beside the quota's tick, or after the count where the tick is close to the bar.
+        bar_end = float(np.nanmax([h, m, 0.0]))
+        ax.text(bar_end, float(y), f" {thousands(m)}", va="center", fontsize=8, color="0.15")
+        if q is None:
+            continue
+        ax.plot([q, q], [y - 0.42, y + 0.42], color=TARGET, lw=2.2)
+        if e.get("quota_met") is not None:
             met = e["quota_met"]
-            note += f"   quota {thousands(float(q))}: " + (
+            note = f" quota {thousands(float(q))}: " + (
                 f"met in {share_text(met)} of runs" if runs > 1 else "met" if met else "not met")
-        ax.text(end, float(y), note, va="center", fontsize=8, color="0.15")
+            gap = max(ends, default=1.0) * 0.12  # room for the count's label
+            ax.text(max(end, bar_end + gap), float(y), note, va="center", fontsize=8,
+                    color=TARGET)
     ax.set_yticks(ys, [textwrap.shorten(r, 30, placeholder="…") for r in regions], fontsize=8.5)
     ax.invert_yaxis()
     ax.set_xlim(0, max(ends, default=1.0) * 1.32 or 1.0)
@@ -149,8 +156,9 @@ def _deadline_bars(ax: Axes, regions: Sequence[str], by_region: Sequence[Mapping
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
     spread = "median, whiskers 5-95% of runs" if runs > 1 else "the one run"
-    ax.set_title(f"count at the deadline ({deadline:%Y-%m-%d}) by region: {spread}; red tick: "
-                 "the region's quota", fontsize=9.5, loc="left")
+    tick = "; red tick: the region's quota" if any(q is not None for q in quotas) else ""
+    ax.set_title(f"count at the deadline ({deadline:%Y-%m-%d}) by region: {spread}{tick}",
+                 fontsize=9.5, loc="left")
 
 
 def run_regions_figure(scenario: Scenario, counted: np.ndarray, start_counts: np.ndarray,
