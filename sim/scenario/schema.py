@@ -125,9 +125,10 @@ KEYS: tuple[Key, ...] = (
       choices=LEVELS),
     K("target.deadline", "date", "the day the count is taken: between start and end",
       required=True),
-    K("target.count", "text", "the reading: new = reached the level during the plan; stock = "
-      "all at or above it at the deadline; upgraded = completed a project at or above it "
-      "during the plan", default="new", choices=COUNTS),
+    K("target.count", "text", "the reading: new = reached the level during the plan (an "
+      "entrant at device counts as new at device); stock = all at or above it at the "
+      "deadline; upgraded = completed a project at or above it during the plan",
+      default="new", choices=COUNTS),
     # population --------------------------------------------------------------------------
     K("population", "table", "the firms simulated", required=True),
     K("population.firms", "integer", "number of firms simulated", required=True, lo=1,
