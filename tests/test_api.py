@@ -128,7 +128,7 @@ def test_bad_overrides_name_the_key(write_scenario):
     assert any("'levels.line.success'" in ln and "not a scenario value" in ln for ln in lines)
     with pytest.raises(sim.ScenarioError, match="levels.line.imitation"):
         sim.run(path, set={"levels.line.imitation": -1})
-    with pytest.raises(sim.InputError, match="--engine 'fast'"):
+    with pytest.raises(sim.InputError, match="^engine='fast': must be one of"):
         sim.run(path, engine="fast")
     with pytest.raises(TypeError):
         sim.run(42)
@@ -228,8 +228,10 @@ SOLVE = {"vary": {"target.firms": (50, 400)}, "probability": 0.5}
      "applies only with a precision"),
     (lambda p: sim.run(p, set=["levels.line.imitation=0.8"]), "set=['levels.line.imitation"
      "=0.8']: give a mapping"),
-    (lambda p: sim.run(p, engine=["tau"]), "--engine ['tau']: must be one of"),
-    (lambda p: sim.sweep(p, vary=VARY, engine=""), "--engine '': must be one of"),
+    (lambda p: sim.run(p, engine=["tau"]), "engine=['tau']: must be one of"),
+    (lambda p: sim.sweep(p, vary=VARY, engine=""), "engine='': must be one of"),
+    (lambda p: sim.solve(p, **SOLVE, engine="fast"),
+     "engine='fast': must be one of"),
     (lambda p: sim.sweep(p, vary=VARY, precision=10**400), "precision=1000"),
 ])
 def test_arguments_the_command_line_would_refuse_are_refused_before_any_work(

@@ -336,8 +336,10 @@ def test_another_scenarios_results_are_replaced_only_with_force(tmp_path, write_
     capsys.readouterr()
     assert main([*run, "--seed", "8"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"sim run: {out}/ holds this scenario's results with other values (unit, 2 runs, "
-        "engine des); pass --force to replace them or --out DIR to write elsewhere"]
+        f"sim run: {out}/ holds this scenario's results with other values (it differs in "
+        f"seed)"
+        " (unit, 2 runs, engine des); pass --force to replace them or --out DIR to write "
+        "elsewhere"]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # The same scenario run by another engine is another result, as another seed is.
     assert main([*run, "--engine", "meanfield"]) == 2

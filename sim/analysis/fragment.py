@@ -30,8 +30,9 @@ def fragment(result: Fit) -> str:
         f"# sim calibrate {result.series.source} --level {result.level} "
         f"--estimator {result.estimator} (start {result.start}, {len(result.series.dates)} "
         f"points, {result.intervals} intervals)",
-        f"# market size {firms(m)} firms ({ci(result.market, firms)}): in a scenario, "
-        "eligible = market / population.firms",
+        f"# market size {firms(m)}, in the series' own units ({ci(result.market, firms)}): "
+        "where they are firms, eligible = market / population.firms; a count of projects",
+        "# or plants is no count of firms, so the market is not either",
         "# These are one-level Bass rates; in a four-level scenario a level's rates act on the",
         "# firms one rung below (see docs/calibration.md).",
     ]

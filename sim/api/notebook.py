@@ -175,6 +175,7 @@ def run(scenario: ScenarioLike, *, set: Mapping[str, Any] | None = None,
     """Run a scenario (a path or a Scenario) with `set` overrides (dotted keys to Python
     values) and return its RunOutcome: `.line`, `.summary`, `.curves`, `.figure()`,
     `.write()`. Writes nothing. `jobs` local processes (default: all cores)."""
+    options.engine(engine)
     sc = scenario_of(scenario, set, replications=replications, seed=seed)
     with _progress(progress, sc.name) as bar:
         return run_scenario(sc, engine=engine, jobs=jobs, progress=bar)
@@ -334,6 +335,7 @@ def sweep(scenario: ScenarioLike | SweepPlan, *,
     design, engine, replications), so the same call again resumes it or just reads it back,
     and a different one never touches it. `engine` defaults to "tau". A SweepPlan
     (`sim.sweep_plan`) is run as it is, on its own engine."""
+    options.engine(engine, default="tau")
     if isinstance(scenario, SweepPlan):
         given = {"vary": vary, "design": design, "samples": samples, "replications":
                  replications, "precision": precision, "set": set, "seed": seed, "axes": axes,
@@ -376,6 +378,7 @@ def solve(scenario: ScenarioLike, *, vary: str | Mapping[str, Any], probability:
     met) reaches `probability`, to within `tolerance` (parameter units): a SolveOutcome
     (`.result.value`, `.result.message`, `.doc`). Writes solve.json and solve.png only when
     `out` is given."""
+    options.engine(engine)
     texts = _vary_texts(vary)
     if len(texts) != 1:
         raise InputError(f"vary: give exactly one parameter to search, not {len(texts)}")

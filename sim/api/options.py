@@ -50,6 +50,18 @@ def _np_bool() -> type:
 OVERSUBSCRIBE = 4  # local workers per core at most: more only slow the runs and fill memory
 
 
+def engine(value: Any, default: str | None = None) -> None:
+    """`engine=` named as Python names it (the command line's `--engine` says its own): one
+    of the engines; None where `default` stands for it."""
+    from sim.engines import engines
+
+    if value is None and default is not None:
+        return
+    if not isinstance(value, str) or value not in engines():
+        raise InputError(f"engine={value!r}: must be one of {', '.join(engines())}",
+                         options=True)
+
+
 def jobs(value: Any) -> int | None:
     """`jobs`: None (all cores) or a whole number from 1 to OVERSUBSCRIBE x the cores (each
     worker is a process holding its own engine: 100,000 asked for started one per batch)."""

@@ -31,7 +31,7 @@ COMMANDS = {
     "run": "run a scenario's replications and print the verdict",
     "check": "validate scenario files without running them",
     "keys": "list the scenario keys: type, allowed values, default, meaning",
-    "plot": "redraw the figures of a finished run",
+    "plot": "redraw the figures and report of a finished run, sweep, solve or fit",
     "sweep": "run a design over parameters; resumable",
     "solve": "find the parameter value at which P(target met) reaches a probability",
     "compare": "compare finished runs' counted curves against their targets",

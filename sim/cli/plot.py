@@ -13,7 +13,8 @@ from sim.cli.sweep import add_axes_option
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    plot = sub.add_parser("plot", help="redraw the figures of a finished run")
+    plot = sub.add_parser("plot", help="redraw the figures and report of a finished run, "
+                          "sweep, solve or fit")
     plot.add_argument("results", type=Path,
                       help="a results folder written by `sim run`, `sim sweep`, `sim solve` "
                       "or `sim calibrate`")

@@ -7,6 +7,7 @@ import sys
 import tomllib
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 from sim import api
 from sim.api.run import REGION_FILES
@@ -41,7 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--out", type=out_folder, help="results folder (default results/<name>/, or "
                      "results/<name>-<hash of the --set overrides>/)")
     run.add_argument("--force", action="store_true",
-                     help="replace a folder that holds the results of another scenario")
+                     help="replace a folder that holds other results: another scenario's, or "
+                     "this one's with other values (--set, --seed, --replications) or from "
+                     "another engine")
     run.add_argument("--jobs", type=positive_int, default=None,
                      help="local worker processes (default: all cores)")
     run.add_argument("--engine", default="des",
@@ -97,27 +100,40 @@ def refuse_other_run(out: Path, sc: Scenario, engine: str) -> None:
     was = held(out, "run")
     if was is None:
         return
-    same = was.get("scenario_sha256") == scenario_sha256(sc) or _same_values(out, sc)
+    differ = _differing_keys(out, sc)
+    same = was.get("scenario_sha256") == scenario_sha256(sc) or differ == []
     if same and was.get("engine", engine) == engine:
         return
     name, runs = was.get("scenario"), was.get("replications")
     what = f" ({name}, {plural(runs, 'run')}, engine {was.get('engine')})" if isinstance(
         name, str) and isinstance(runs, int) else ""
+    keys = (f" (it differs in {', '.join(differ[:4])}{', ...' if len(differ) > 4 else ''})"
+            if differ else "")
     other = ("another scenario's results" if not same and name != sc.name else
-             "this scenario's results with other values" if not same else
+             f"this scenario's results with other values{keys}" if not same else
              "this scenario's results from another engine")
     raise BadInput(f"sim run: {out}/ holds {other}{what}; pass --force to replace them or "
                    "--out DIR to write elsewhere")
 
 
-def _same_values(out: Path, sc: Scenario) -> bool:
-    """True when the folder's scenario.toml holds the same values as `sc`. The hash is of
-    the text as written, which also changes with the source file's comments and with the
-    writer of another version of sim: neither makes it another scenario."""
+def _differing_keys(out: Path, sc: Scenario) -> list[str] | None:
+    """The top-level or table keys whose values differ between the folder's scenario.toml
+    and `sc` ([] for the same values; None where the file cannot be read). The hash is of the
+    text as written, which also changes with the source file's comments and with the writer
+    of another version of sim: neither makes it another scenario."""
     try:
-        return tomllib.loads((out / "scenario.toml").read_text(encoding="utf-8")) == sc.raw
+        was = tomllib.loads((out / "scenario.toml").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
+        return None
+    return _differ(was, sc.raw, "")
+
+
+def _differ(a: Any, b: Any, where: str) -> list[str]:
+    """Dotted keys at which `a` and `b` differ, descending into tables both have."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [k for key in sorted(set(a) | set(b), key=str)
+                for k in _differ(a.get(key), b.get(key), f"{where}{key}.")]
+    return [] if a == b else [where.rstrip(".")]
 
 
 def _kept(out: Path, published: bool) -> str:

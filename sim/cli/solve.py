@@ -35,7 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_batch_options(solve)
     solve.add_argument("--vary", required=True, action="append", metavar="K=LO:HI[:log]",
                        help="the parameter and the range to search (one)")
-    solve.add_argument("--probability", type=probability, required=True, metavar="P")
+    solve.add_argument("--probability", type=probability, required=True, metavar="P",
+                       help="the P(target met) to reach, in (0, 1)")
     solve.add_argument("--decreasing", action="store_true",
                        help="P(met) falls as the parameter rises: find the largest value")
     solve.add_argument("--max-replications", type=positive_int,
