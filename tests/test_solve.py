@@ -236,6 +236,23 @@ def test_a_solve_of_another_parameter_does_not_replace_the_first(write_scenario,
     assert main(first) == 0
 
 
+def test_solves_of_two_parameters_keep_their_own_default_folders(write_scenario, tmp_path,
+                                                                monkeypatch, capsys):
+    """Without --out, a solve's folder is named by the key it searches: a second solve of
+    the same scenario, of another parameter, runs beside the first instead of being
+    refused (a new user met that refusal reproducing the README's own two solves)."""
+    path = write_scenario(tiny_raw(), "tiny.toml")
+    monkeypatch.chdir(tmp_path)
+    base = ["solve", str(path), "--probability", "0.5", "--replications", "8",
+            "--max-replications", "16", "--tolerance", "0.4", "--jobs", "1"]
+    assert main([*base, "--vary", "levels.line.imitation=0.2:1.5"]) == 0
+    assert main([*base, "--vary", "levels.line.innovation=0.01:0.5"]) == 0
+    capsys.readouterr()
+    made = sorted(p.name for p in (tmp_path / "results").iterdir())
+    assert made == ["unit-solve-levels.line.imitation", "unit-solve-levels.line.innovation"]
+    assert all((tmp_path / "results" / m / "solve.json").is_file() for m in made)
+
+
 def test_a_command_does_not_write_over_another_commands_results(write_scenario, tmp_path,
                                                                 capsys):
     """A run's folder given to `sim solve` (or a solve's to `sim run`, even with --force) is

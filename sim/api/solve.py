@@ -133,14 +133,14 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
 
 def write_solve(outcome: SolveOutcome, out: str | Path | None = None) -> Path:
     """Write scenario.toml, solve.png, report.html and solve.json (default
-    results/<name>-solve/); never over another command's results (InputError)."""
+    results/<name>-solve-<key>/); never over another command's results (InputError)."""
     from sim.explore.solve import fitted_curve
     from sim.plots.adoption import png
     from sim.plots.sweep import solve_figure
     from sim.store.report import read_text, report_file, solve_report
 
     sc, rng, res, doc = outcome.scenario, outcome.range, outcome.result, outcome.doc
-    folder = options.out_folder(out if out is not None else files.default_out(sc, "-solve"),
+    folder = options.out_folder(out if out is not None else files.solve_out(sc, rng.key),
                                 "solve")
     t = sc.target
     fx, fp = fitted_curve(res, [e.value for e in res.evaluations])

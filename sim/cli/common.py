@@ -99,8 +99,8 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
                    "instead of local processes")
     p.add_argument("--engine", default="des", help="simulation engine (see `sim run --help`)")
     p.add_argument("--out", type=out_folder, help="results folder (default: results/<name>-sweep/ "
-                   "or results/<name>-solve/; with --set, results/<name>-<hash of the "
-                   "overrides>-sweep/ or -solve/)")
+                   "or results/<name>-solve-<searched key>/; with --set, results/<name>-<hash "
+                   "of the overrides>-sweep/ or -solve-<key>/)")
 
 
 def held(out: Path, kind: str) -> dict[str, Any] | None:

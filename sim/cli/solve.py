@@ -26,7 +26,7 @@ from sim.cli.common import (
 from sim.cli.sweep import scenario_of
 from sim.explore.design import Range
 from sim.scenario import Scenario
-from sim.store.files import default_out, scenario_sha256
+from sim.store.files import scenario_sha256, solve_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -54,7 +54,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
                        "one parameter (a sweep varies several)")
     args.vary = args.vary[0]
     rng = api.solve_range(sc, args.vary)
-    out = args.out if args.out is not None else default_out(sc, "-solve", args.overrides)
+    out = args.out if args.out is not None else solve_out(sc, rng.key, args.overrides)
     check_out("solve", out, "solve")
     _refuse_other_solve(out, args, sc, rng)
     check_jobs(args)

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -43,6 +44,14 @@ def default_out(scenario: Scenario, suffix: str = "", overrides: Sequence[str] =
     validated name cannot climb out of `results/`."""
     tag = f"-{overrides_hash(overrides)}" if overrides else ""
     return RESULTS_ROOT / f"{scenario.name}{tag}{suffix}"
+
+
+def solve_out(scenario: Scenario, key: str, overrides: Sequence[str] = ()) -> Path:
+    """A solve's default folder, `results/<name>[-<hash>]-solve-<key>/`: named by the key it
+    searches, so that solves of two parameters of one scenario keep their own folders (the
+    key's characters outside letters, digits, `.`, `_` and `-` become `_`)."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", key)[:80]
+    return default_out(scenario, f"-solve-{safe}", overrides)
 
 
 def overrides_hash(overrides: Sequence[str]) -> str:
