@@ -15,7 +15,7 @@ import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import Formatter  # noqa: E402
 
 from sim.engines import rules  # noqa: E402
 from sim.scenario import LEVELS, Scenario  # noqa: E402
@@ -33,12 +33,27 @@ COUNTED = "#e6550d"
 
 
 def thousands(x: float, _pos: int = 0) -> str:
-    """Axis label for a count: 12.3M, 45k or 1,234."""
+    """A count in a label: 12.3M, 45k or 1,234."""
     if abs(x) >= 1e6:
         return f"{x / 1e6:.1f}M"
     if abs(x) >= 1e4:
         return f"{x / 1e3:.0f}k"
     return f"{x:,.0f}"
+
+
+class Counts(Formatter):
+    """Tick labels of a count axis in one unit for the whole axis: k throughout once it
+    reaches 10,000, M once it reaches a million (not 5,000 beside 10k)."""
+
+    def __call__(self, x: float, pos: int | None = None) -> str:
+        top = max(abs(v) for v in self.axis.get_view_interval()) if self.axis else abs(x)
+        if x == 0:
+            return "0"
+        if top >= 1e6:
+            return f"{x / 1e6:g}M"
+        if top >= 1e4:
+            return f"{x / 1e3:g}k"
+        return f"{x:,.0f}"
 
 
 def adoption_figure(
@@ -81,26 +96,25 @@ def adoption_figure(
             hi = hi.copy()
             hi[:, k] = np.maximum(hi[:, k], c_hi)
         if level == target_level:
-            ax.axhline(threshold, color=TARGET, lw=1.5, ls="-")
-            ax.text(x[0], threshold, f" {target_label}", color=TARGET, fontsize=8.5,
-                    va="bottom")
-            ax.set_ylim(0, max(float(hi[:, k].max()), threshold) * 1.12)
-            if counted is not None:  # the legend below the target's line and label
-                frac = threshold / ax.get_ylim()[1]
-                anchor = (0.0, frac - 0.02) if frac > 0.6 else (0.0, 1.0)
-                ax.legend(loc="upper left", bbox_to_anchor=anchor, fontsize=8, frameon=False)
+            # The target named in the legend, placed where it covers the fewest curves: a
+            # label written on the line ran through curves that cross it.
+            # (room above a target near the top, so the legend need not cover its line)
+            ax.axhline(threshold, color=TARGET, lw=1.5, ls="-", label=target_label)
+            ax.set_ylim(0, max(float(hi[:, k].max()) * 1.12, threshold * 1.6))
+            ax.legend(loc="best", fontsize=8, framealpha=0.8)
             for side in ax.spines.values():
                 side.set_edgecolor(TARGET)
                 side.set_linewidth(1.4)
         else:
             ax.set_ylim(0, max(float(hi[:, k].max()), 1.0) * 1.12)
         ax.set_title(LEVEL_TITLES.get(level, level), fontsize=10, loc="left")
-        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+        ax.yaxis.set_major_formatter(Counts())
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
         ax.set_ylabel("firms at or above level")
-    axes.flat[0].legend(loc="upper left", fontsize=8, frameon=False)
+    if levels[0] != target_level:
+        axes.flat[0].legend(loc="upper left", fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=12, fontweight="bold")
     if subtitle:
         fig.text(0.5, -0.01, textwrap.fill(subtitle, 130), ha="center", va="top", fontsize=9,

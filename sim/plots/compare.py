@@ -12,9 +12,8 @@ import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
-from sim.plots.adoption import TARGET, thousands
+from sim.plots.adoption import TARGET, Counts
 
 # A qualitative palette without red, which stays the target's colour.
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf",
@@ -66,7 +65,7 @@ def compare_figure(
     _targets(ax, names, targets)
     _deadlines(ax, names, deadlines)
     ax.set_ylim(0, top * 1.12)
-    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.yaxis.set_major_formatter(Counts())
     ax.xaxis.set_major_locator(mdates.YearLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
     ax.grid(alpha=0.3)

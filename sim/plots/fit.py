@@ -10,9 +10,8 @@ from collections.abc import Sequence
 import matplotlib.dates as mdates
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
 
-from sim.plots.adoption import BAND, MEDIAN, TARGET, plt, thousands
+from sim.plots.adoption import BAND, MEDIAN, TARGET, Counts, plt
 
 DATA = "#222222"
 WARNING = "#a63603"
@@ -51,7 +50,7 @@ def fit_figure(
         ax.plot(np.array(curve_dates)[~inside], values[~inside], color=MEDIAN, lw=2, ls="--",
                 label="projection beyond the data")
         ax.axvline(last, color="0.5", lw=0.8, ls=":")
-        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+        ax.yaxis.set_major_formatter(Counts())
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
         ax.grid(alpha=0.3)

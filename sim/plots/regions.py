@@ -18,9 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-from sim.plots.adoption import TARGET, thousands  # noqa: E402
+from sim.plots.adoption import TARGET, Counts, thousands  # noqa: E402
 from sim.readout.shares import share_text  # noqa: E402
 from sim.scenario import Scenario  # noqa: E402
 
@@ -99,7 +98,7 @@ def regions_figure(
         if isinstance(share, int | float):
             label += f" · {100 * share:.0f}% of firms"
         ax.set_title(label, fontsize=9.5, loc="left", color=colour[j], fontweight="bold")
-        ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+        ax.yaxis.set_major_formatter(Counts())
         ax.xaxis.set_major_locator(mdates.YearLocator())
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
         ax.tick_params(labelsize=8)
@@ -152,7 +151,7 @@ def _deadline_bars(ax: Axes, regions: Sequence[str], by_region: Sequence[Mapping
     ax.set_yticks(ys, [textwrap.shorten(r, 30, placeholder="…") for r in regions], fontsize=8.5)
     ax.invert_yaxis()
     ax.set_xlim(0, max(ends, default=1.0) * 1.32 or 1.0)
-    ax.xaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.xaxis.set_major_formatter(Counts())
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
     spread = "median, whiskers 5-95% of runs" if runs > 1 else "the one run"

@@ -17,7 +17,7 @@ from matplotlib.colors import BoundaryNorm  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
-from sim.plots.adoption import TARGET, thousands  # noqa: E402
+from sim.plots.adoption import TARGET, Counts, thousands  # noqa: E402
 
 CMAP = "RdYlGn"
 CMAP_COUNT = "viridis"
@@ -299,7 +299,7 @@ def fan_figure(dates: Sequence[dt.date], medians: Mapping[int, np.ndarray],
     ax.text(deadline, 0.98, f" deadline {deadline:%Y-%m-%d}",  # type: ignore[arg-type]
             fontsize=8.5, color="0.25", va="top", transform=ax.get_xaxis_transform())
     ax.set_ylim(0, top * 1.08)
-    ax.yaxis.set_major_formatter(FuncFormatter(thousands))
+    ax.yaxis.set_major_formatter(Counts())
     ax.xaxis.set_major_locator(mdates.YearLocator())
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y"))
     ax.set_ylabel(ylabel)
