@@ -119,6 +119,26 @@ def test_run_report_says_the_verdict_readings_and_sources(folders):
     assert not re.search(r"""(src|href)=["']?(https?:|//)|<link|@import|url\(""", text)
 
 
+def test_the_reports_command_runs_the_same_results_again(folders, tmp_path, monkeypatch,
+                                                         capsys):
+    """The report's 'run it again' command, run as written from a copy of the run's folder,
+    gives the same verdict (same seed); it writes to rerun/ beside it (without --out it
+    went to results/<name>/, which another run of that name may hold, and was refused)."""
+    text = read(folders["run"])
+    command = html.unescape(re.search(r"<pre>(sim run scenario\.toml.*?)</pre>", text,
+                                      flags=re.S).group(1)).replace("\\\n", " ").split()
+    copy = tmp_path / "copy"
+    shutil.copytree(folders["run"], copy)
+    monkeypatch.chdir(copy)
+    (copy / "results" / "unit").mkdir(parents=True)  # another run of the name's folder
+    (copy / "results" / "unit" / "summary.json").write_text("{}", encoding="utf-8")
+    assert main([*command[1:], "--jobs", "1"]) == 0
+    capsys.readouterr()
+    again = json.loads((copy / "rerun" / "summary.json").read_text(encoding="utf-8"))
+    first = json.loads((folders["run"] / "summary.json").read_text(encoding="utf-8"))
+    assert again["verdict"] == first["verdict"]
+
+
 def test_what_users_wrote_is_escaped(folders):
     text = read(folders["run"])
     assert "<script>alert" not in text

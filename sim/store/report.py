@@ -157,7 +157,7 @@ def run_report(summary: Mapping[str, Any], raw: Mapping[str, Any],
         [[k, whole(v), number(budgets[k]) if budgets.get(k) else "no budget"]
          for k, v in spent.items()], num=(1, 2))) if spent else ""
     how = (f"sim run scenario.toml --seed {summary.get('seed')} --replications "
-           f"{summary.get('replications')} --engine {summary.get('engine')}")
+           f"{summary.get('replications')} --engine {summary.get('engine')} --out rerun")
     about = meta_list([
         ("scenario", summary.get("scenario")), ("scenario file", source),
         ("period", f"{number(raw.get('start'))} to {number(raw.get('end'))}"),
@@ -172,7 +172,9 @@ def run_report(summary: Mapping[str, Any], raw: Mapping[str, Any],
              assumptions(raw, source_text, source),
              section("The run", about, _rerun(how, "To run it again from this folder "
                                               "(<code>scenario.toml</code> is the scenario "
-                                              "exactly as run, overrides applied):"))]
+                                              "exactly as run, overrides applied; the results "
+                                              "go to <code>rerun/</code> beside it, so they "
+                                              "meet no other run's folder):"))]
     return page(f"{summary.get('scenario', 'run')}: will the target be met?",
                 str(raw.get("description", "")), parts,
                 ["scenario.toml", "summary.json", "curves.csv",
