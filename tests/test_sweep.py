@@ -190,6 +190,22 @@ def test_a_problem_of_the_files_sweep_table_names_the_file_not_the_command_line(
     assert not (tmp_path / "o").exists()
 
 
+def test_a_sweep_tables_log_keys_and_ranges_are_refused_together(write_scenario, tmp_path,
+                                                                  capsys):
+    """A log key that is not varied and a range the model refuses are two lines of one
+    refusal (the log key was refused alone, and the range only once it was fixed)."""
+    raw = tiny_raw()
+    raw["sweep"]["vary"]["levels.line.success"] = [0.3, 1.8]
+    raw["sweep"]["log"] = ["levels.line.innovation"]
+    path = write_scenario(raw, "two.toml")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2, err
+    assert "sweep.log: 'levels.line.innovation' is not a key of [sweep.vary]" in err[0]
+    assert "sweep.vary.levels.line.success = [0.3, 1.8]" in err[1]
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_sweep_of_too_many_runs_is_refused_up_front(tiny, tmp_path, capsys):
     assert sweep(tiny, tmp_path / "o", "--samples", "100000", "--replications", "100") == 2
     err = capsys.readouterr().err

@@ -87,13 +87,16 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
         else:
             raise InputError(f"{source}: nothing to vary: give --vary K=LO:HI or a "
                              "[sweep.vary] table", options=True)
-        if cfg is not None and not vary:
-            unknown = [k for k in cfg.log if k not in {v[0] for v in ranges_asked}]
-            if unknown:
-                raise InputError(*(f"{source}: sweep.log: {k!r} is not a key of [sweep.vary]"
-                                   for k in unknown))
-        ranges = resolve_ranges(scenario.raw, ranges_asked, source=source,
-                                from_file=not vary)
+        unknown = [] if cfg is None or vary else [
+            f"{source}: sweep.log: {k!r} is not a key of [sweep.vary]" for k in cfg.log
+            if k not in {v[0] for v in ranges_asked}]
+        try:  # (every problem of the table at once: its log keys and its ranges)
+            ranges = resolve_ranges(scenario.raw, ranges_asked, source=source,
+                                    from_file=not vary)
+        except SweepError as exc:
+            raise SweepError(*unknown, *exc.lines) from None
+        if unknown:
+            raise InputError(*unknown)
         design_name = design or (cfg.design if cfg else "lhs")
         samples = samples or (cfg.samples if cfg else 64)
         replications = replications or (cfg.replications if cfg else 50)
