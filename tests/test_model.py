@@ -4,6 +4,7 @@ engine (`des`) and the simpy one (`des-simpy`), which draw differently but share
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import datetime as dt
 import math
@@ -14,6 +15,7 @@ from cases import bass_raw, bass_share
 from conftest import make
 
 from sim.engines import des, des_jit, rules
+from sim.engines.meanfield import solve
 from sim.engines.population import layout
 from sim.engines.tau import simulate_tau
 from sim.execution.runner import replication_rng, run_replications
@@ -162,10 +164,26 @@ def test_a_spent_budget_is_exactly_its_size(simulate, budget):
     reported before, missed it by up to 4e-13 either way, in every engine.)"""
     sc = make({"policy.0.budget": budget, "policy.0.cost": {"device": 0.1, "line": 0.7},
                "policy.0.multiplier": {"device": 1.2, "line": 1.5}})
-    engines = {"this exact engine": simulate, "tau": simulate_tau}
+    engines = {"this exact engine": simulate, "tau": simulate_tau, "meanfield": solve}
     for name, run in engines.items():
-        spent = [run(sc, replication_rng(2, rep)).spent[0] for rep in range(6)]
-        assert spent == [budget] * 6, name
+        reps = 1 if name == "meanfield" else 6
+        spent = [run(sc, replication_rng(2, rep)).spent[0] for rep in range(reps)]
+        assert spent == [budget] * reps, name
+
+
+def test_a_budget_never_reached_reports_its_payments(simulate):
+    """Two policies paying the same costs for the same decisions, one with a budget far
+    above what is paid (1e9) and one without: both report the same sum of payments. (Read
+    as the budget less what is left, the first rounded at the budget's scale: 1407.39979
+    against 1407.4.)"""
+    raw = copy.deepcopy(make({"policy.0.cost": {"device": 0.1, "line": 0.7}}).raw)
+    del raw["policy"][0]["budget"]
+    raw["policy"].append({**raw["policy"][0], "name": "twin", "budget": 1.0e9,
+                          "multiplier": {"line": 1.0}})
+    sc = make(raw=raw)
+    for name, run in {"this exact engine": simulate, "tau": simulate_tau}.items():
+        res = run(sc, replication_rng(2, 0))
+        assert 0 < res.spent[0] == res.spent[1] < 1.0e9, (name, res.spent)
 
 
 def test_failed_firms_come_back_to_retry(simulate):

@@ -417,7 +417,8 @@ class _MeanField(MeanFieldTurnover):
             at_deadline = count(y, t)
             region_at_deadline = self.region_counts(y, t)
             readings = self.readings_now(y, t)
-        spent = tuple(float(min(y[self.o_spent + j], self.budget[j]))
+        spent = tuple(float(self.budget[j] if self.policy_spent_out[j]  # (exactly: the
+                            else min(y[self.o_spent + j], self.budget[j]))  # root lands below)
                       for j in range(len(sc.policies)))
         return rules.with_regions(RunResult(
             at_or_above=curve,

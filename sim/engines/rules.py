@@ -223,13 +223,12 @@ def pay_from(left, paid, j: int, amount: float) -> bool:
 
 
 def spent_of(budget, left, paid) -> np.ndarray:
-    """What each policy has spent (arrays over policies, or [replication, policy]): its
-    budget less what is left where it has a budget, so never more than it and exactly it
-    once spent; the sum of its payments `paid` where it has none. (The payments' own sum can
-    pass a budget by rounding.)"""
-    budget = np.asarray(budget, dtype=float)
-    finite = np.isfinite(budget)
-    return np.where(finite, np.where(finite, budget, 0.0) - np.asarray(left), paid)
+    """What each policy has spent (arrays over policies, or [replication, policy]): exactly
+    its budget once that is spent, else the sum of its payments `paid`, never above the
+    budget. (The payments' sum can pass a spent budget by rounding; the budget less what is
+    left would round at the budget's scale, 1e9 less 1e9 - 1407.4 being 1407.39979.)"""
+    budget, paid = np.asarray(budget, dtype=float), np.asarray(paid, dtype=float)
+    return np.where(np.asarray(left) <= 0, budget, np.minimum(paid, budget))
 
 
 class Budgets:
