@@ -259,11 +259,11 @@ def test_run_headline_of_1_in_200_and_of_a_target_met_at_the_start():
     start = {**summary, "p_met": 1.0, "p_met_ci95": [0.83, 1.0],
              "count_at_deadline": {"mean": 9000}, "initial_at_or_above": {"line": 8200},
              "crossing_date": {"p50": "2026-01-01", "never": 0.0},
-             "verdict": "x; met at the start; 9,000 firms; 5/yr modelled vs none needed"}
+             "verdict": "x; met at the start; 9,000 firms; 5/yr modelled vs 0/yr needed"}
     text = run_report(start, {}, [])
     assert "<h2>Likely: met in 100% of 200 runs (95% interval 83% to 100%)</h2>" in text
     assert "<b>at the start</b><span>target met</span><span>8,200 firms then</span>" in text
-    assert "<span>needed: none</span>" in text and "median crossing" not in text
+    assert "<span>needed: 0/yr</span>" in text and "median crossing" not in text
 
 
 def test_the_sweep_headline_needs_the_best_points_own_interval():
@@ -279,6 +279,25 @@ def test_the_sweep_headline_needs_the_best_points_own_interval():
     text = sweep_report(manifest, points, [], [], {})
     assert "<h2>Likely in the swept space</h2>" in text and "Reached" not in text
     assert "95% interval 72% to 100%" in text
+
+
+def test_the_sweep_headline_counts_every_points_support_and_exact_points():
+    """A point of 1,000 runs (990 met, [98%, 99.5%]) supports "Reached" though a point of
+    20 of 20 scores higher; a mean-field sweep's points are exact ([p, p], not the Wilson
+    interval of one run, [21%, 100%], which made every such sweep 'Uncertain')."""
+    from sim.store.report import sweep_report
+
+    manifest = {"target": {"firms": 100}, "ranges": [{"key": "a", "lo": 0, "hi": 1}],
+                "design": "lhs", "engine": "tau"}
+    points = [{"a": "0.5", "p_met": "1.0", "p_met_lo": "0.839", "p_met_hi": "1.0",
+               "count_mean": "120", "replications": "20", "failed": "0"},
+              {"a": "0.9", "p_met": "0.99", "p_met_lo": "0.9817", "p_met_hi": "0.9946",
+               "count_mean": "130", "replications": "1000", "failed": "0"}]
+    assert "<h2>Reached in the swept space</h2>" in sweep_report(manifest, points, [], [], {})
+    exact = [{"a": "0.5", "p_met": "1.0", "p_met_lo": "0.2065", "p_met_hi": "1.0",
+              "count_mean": "120", "replications": "1", "failed": "0"}]
+    text = sweep_report({**manifest, "engine": "meanfield"}, exact, [], [], {})
+    assert "<h2>Reached in the swept space</h2>" in text
 
 
 # ---------------------------------------------------------------------------------------------

@@ -78,14 +78,15 @@ def test_the_count_band_says_it_is_the_spread_of_runs():
 
 def test_a_target_met_at_the_start_says_so_and_needs_no_pace():
     """A stock target that the firms at the start already meet: no crossing date, and no
-    negative pace needed."""
+    negative pace needed: holding the count, 0/yr (which a stock that falls with exits
+    misses)."""
     sc = make({"target.count": "stock"})
     v = verdict(sc, [2_600.0] * 10, [0.0] * 10, start_count=2_100.0)
     line = verdict_line(sc, v)
     assert "met in 100% of 10 runs [72%, 100%]; met at the start (2,100 firms at >= line " \
            "on 2026-01-01); " in line
-    assert "median crossing" not in line and "/yr needed" not in line
-    assert line.endswith("; 600 above the target; 250/yr modelled vs none needed")
+    assert "median crossing" not in line and "-" not in line.split("; ")[-1]
+    assert line.endswith("; 600 above the target; 250/yr modelled vs 0/yr needed")
 
 
 def test_the_readme_table_cell_reads_0_or_100_percent_only_when_exact():
@@ -104,3 +105,12 @@ def test_the_readme_table_cell_reads_0_or_100_percent_only_when_exact():
              for met in (0, 1, 199, 200)]
     assert [c.split(" · ")[1] for c in cells] == [
         "met 0% [0-2%]", "met <1% [<1%, 3%]", "met >99% [97%, >99%]", "met 100% [98-100%]"]
+
+
+def test_a_solves_p_met_reads_0_or_1_only_when_exact():
+    """A solve states P(met) to two decimals by the same rule: 1 run in 400 is not "0.00",
+    nor 999 in 1,000 "1.00" (the solve's messages and the sweep map's subtitle)."""
+    from sim.readout.shares import share_decimal
+
+    assert [share_decimal(x) for x in (0.0, 1 / 400, 0.5, 0.999, 1.0)] == [
+        "0.00", "<0.01", "0.50", ">0.99", "1.00"]

@@ -108,9 +108,9 @@ def met_at_start(scenario: Scenario, v: Verdict) -> bool:
 def gap_text(scenario: Scenario, v: Verdict) -> str:
     """The mean count at the deadline with the spread of single runs (labelled, as it is no
     confidence interval), the shortfall or margin, and the pace the runs kept against the
-    pace the target needs (none when it is met at the start), e.g. "14,635 new firms at >=
-    line (5-95% of runs: 14,459-14,805) at 2028-12-31; 35,365 short; 4,878/yr modelled vs
-    16,667/yr needed"."""
+    pace the target needs (0/yr when it is met at the start: holding it), e.g. "14,635 new
+    firms at >= line (5-95% of runs: 14,459-14,805) at 2028-12-31; 35,365 short; 4,878/yr
+    modelled vs 16,667/yr needed"."""
     t = scenario.target
     what = READING_WORDS[t.count].format(t.level)
     band = ("" if v.deterministic
@@ -119,7 +119,9 @@ def gap_text(scenario: Scenario, v: Verdict) -> str:
     where = f"{gap:,.0f} short" if gap > 0 else f"{-gap:,.0f} above the target"
     years = scenario.deadline
     pace = (v.count_mean - v.start_count) / years
-    need = ("none" if met_at_start(scenario, v)
+    # (met at the start, holding the count is what is needed: 0/yr, which a stock that
+    # falls with exits misses; "none" read as if nothing could go wrong)
+    need = ("0/yr" if met_at_start(scenario, v)
             else f"{(t.firms - v.start_count) / years:,.0f}/yr")
     return (f"{v.count_mean:,.0f} {what}{band} at {t.deadline.isoformat()}; {where}; "
             f"{pace:,.0f}/yr modelled vs {need} needed")

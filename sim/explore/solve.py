@@ -21,6 +21,7 @@ from sim.engines import DETERMINISTIC
 from sim.execution.executor import Executor
 from sim.explore.design import Range, SweepError
 from sim.explore.runs import RunSpec, run_points
+from sim.readout.shares import share_decimal
 from sim.scenario import Scenario
 
 ABOVE, BELOW, UNDECIDED = "above", "below", "undecided"
@@ -191,7 +192,7 @@ def solve(scenario: Scenario, rng: Range, probability: float, *, engine: str = "
         return _finish(s, None, None, False,
                        f"{key}: P(met) >= {probability:g} {told} within "
                        f"[{rng.lo:g}, {rng.hi:g}]: at {end.value:g} P(met) = "
-                       f"{end.p_met:.2f} {_ci(end, s)}, mean count at the deadline "
+                       f"{share_decimal(end.p_met)} {_ci(end, s)}, mean count at the deadline "
                        f"{end.count_mean:,.0f} of {scenario.target.firms:,}")
     b = above[0]
     a = max((u for u in grid if u < b and s.evals[s.value_at(u)].decision == BELOW), default=0.0)
@@ -213,7 +214,7 @@ def solve(scenario: Scenario, rng: Range, probability: float, *, engine: str = "
     ci = (min(va, vb), max(va, vb))
     value = undecided.value if undecided is not None else _crossing(s, a, b)
     note = ("" if undecided is None else f"; at {undecided.value:g} P(met) = "
-            f"{undecided.p_met:.2f} could not be told from {probability:g} with "
+            f"{share_decimal(undecided.p_met)} could not be told from {probability:g} with "
             f"{undecided.replications} runs")
     return _finish(s, value, ci, True,
                    f"{word} {key} with P(met) >= {probability:g}: {value:g} "
@@ -231,7 +232,7 @@ def _midpoint(a: float, b: float, s: Solver) -> float | None:
 
 def _ci(ev: Evaluation, s: Solver) -> str:
     lo, hi = ev.interval(s.deterministic)
-    return f"[{lo:.2f}, {hi:.2f}] over {ev.replications} runs"
+    return f"[{share_decimal(lo)}, {share_decimal(hi)}] over {ev.replications} runs"
 
 
 def isotonic(y: np.ndarray, w: np.ndarray) -> np.ndarray:

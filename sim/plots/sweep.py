@@ -18,6 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from sim.plots.adoption import TARGET, Counts, thousands  # noqa: E402
+from sim.readout.shares import share_decimal  # noqa: E402
 
 CMAP = "RdYlGn"
 CMAP_COUNT = "viridis"
@@ -92,7 +93,8 @@ def _flat_state(p: np.ndarray) -> str:
         return "P(met) = 0 at every point"
     if p.size and (p == 1).all():
         return "P(met) = 1 at every point"
-    return f"P(met) {p.min():.2g} to {p.max():.2g} at the points, no 0.5 or 0.9 contour"
+    return (f"P(met) {share_decimal(p.min())} to {share_decimal(p.max())} at the points, no "
+            "0.5 or 0.9 contour")
 
 
 def map_data(ranges: Sequence[Mapping], values: np.ndarray, points: Mapping[str, np.ndarray],

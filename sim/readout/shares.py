@@ -13,3 +13,14 @@ def share_text(x: float) -> str:
     if text == "0%" and x > 0:
         return "<1%"
     return ">99%" if text == "100%" and x < 1 else text
+
+
+def share_decimal(x: float) -> str:
+    """A share to two decimals, as a solve states P(met), by the same rule: 0.00 or 1.00
+    only when it is exactly 0 or 1, "<0.01" or ">0.99" in between; "n/a" for NaN."""
+    if x != x:
+        return "n/a"
+    text = f"{x:.2f}"
+    if text == "0.00" and x > 0:
+        return "<0.01"
+    return ">0.99" if text == "1.00" and x < 1 else text

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+from sim.engines import DETERMINISTIC
 from sim.scenario import LEVELS, NATIONAL
 from sim.store.page import (
     assumptions,
@@ -250,8 +251,15 @@ def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]
     order = sorted((j for j in range(len(points)) if p[j] == p[j]), reverse=True,
                    key=lambda j: (p[j], count[j] if count[j] == count[j] else -1.0))
     best = order[0] if order else None
-    # Judged on the best point's own interval: the best of many noisy points overstates.
-    cls, word = judgement(*((p[best], col["p_met_lo"][best], col["p_met_hi"][best])
+    # Judged on the points' own intervals (the best of many noisy estimates overstates): the
+    # highest lower end and highest upper end over the points, so a point of many runs that
+    # supports "Reached" counts even where another scores higher on few. A deterministic
+    # engine's points are exact: [p, p].
+    lo, hi = col["p_met_lo"], col["p_met_hi"]
+    if manifest.get("engine") in DETERMINISTIC:
+        lo, hi = p, p
+    known = [j for j in range(len(points)) if p[j] == p[j]]
+    cls, word = judgement(*((p[best], max(lo[j] for j in known), max(hi[j] for j in known))
                             if best is not None else (None,)))
     gap = (t.get("firms") or 0) - (count[best] if best is not None else 0)
     failed = int(sum(x for x in col["failed"] if x == x))
@@ -261,9 +269,10 @@ def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]
                ("points with P(met) ≥ 0.9", number(sum(x >= 0.9 for x in p)), ""),
                ("points with P(met) ≥ 0.5", number(sum(x >= 0.5 for x in p)), ""),
                ("best P(met)", percent(p[best]) if best is not None else "–",
-                f"95% interval {percent(col['p_met_lo'][best])} to "
-                f"{percent(col['p_met_hi'][best])}; mean count {whole(count[best])}"
-                if best is not None else ""),
+                "" if best is None else (
+                    f"mean count {whole(count[best])}" if lo is p else
+                    f"95% interval {percent(lo[best])} to {percent(hi[best])}; "
+                    f"mean count {whole(count[best])}")),
                ("short at the best point" if gap > 0 else "above the target at the best point",
                 whole(abs(gap)), f"target {number(t.get('firms'))}")]
     where = "" if best is None else ", ".join(
