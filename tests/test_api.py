@@ -232,6 +232,8 @@ SOLVE = {"vary": {"target.firms": (50, 400)}, "probability": 0.5}
     (lambda p: sim.sweep(p, vary=VARY, engine=""), "engine='': must be one of"),
     (lambda p: sim.solve(p, **SOLVE, engine="fast"),
      "engine='fast': must be one of"),
+    (lambda p: sim.sweep_plan(p, vary=["levels.line.imitation=0.3:0.9"], engine="fast"),
+     "engine='fast': must be one of"),
     (lambda p: sim.sweep(p, vary=VARY, precision=10**400), "precision=1000"),
 ])
 def test_arguments_the_command_line_would_refuse_are_refused_before_any_work(

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     pass
 
 from sim.api import options
-from sim.api.common import InputError, Progress, check_engine, executor_for, redrawing
+from sim.api.common import InputError, Progress, executor_for, redrawing
 
 
 @dataclass
@@ -64,7 +64,7 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
     and is refused without it, or below the replications."""
     if not isinstance(scenario, Scenario):
         scenario = load(os.fspath(scenario))
-    check_engine(engine)
+    options.engine(engine)  # (the command line has checked its --engine before)
     samples = None if samples is None else options.whole("samples", samples)
     replications = None if replications is None else options.whole("replications",
                                                                     replications)
