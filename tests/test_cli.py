@@ -352,3 +352,14 @@ def test_another_scenarios_results_are_replaced_only_with_force(tmp_path, write_
     assert main(run) == 0
     assert main([*run, "--seed", "8", "--force"]) == 0
     assert json.loads((out / "summary.json").read_text())["seed"] == 8
+
+
+def test_a_refusal_names_the_keys_that_differ_as_set_takes_them():
+    """Lists of tables are compared entry by entry, so a refusal names `policy.1.budget`,
+    not `policy`; a list of another length is named whole."""
+    from sim.cli.run import _differ
+
+    was = {"seed": 1, "policy": [{"budget": 1.0}, {"budget": 2.0}], "levels": {"line": {}}}
+    now = {"seed": 2, "policy": [{"budget": 1.0}, {"budget": 3.0}], "levels": {"line": {}}}
+    assert _differ(was, now, "") == ["policy.1.budget", "seed"]
+    assert _differ(was, {**now, "policy": [{"budget": 1.0}]}, "") == ["policy", "seed"]

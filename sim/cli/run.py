@@ -129,10 +129,15 @@ def _differing_keys(out: Path, sc: Scenario) -> list[str] | None:
 
 
 def _differ(a: Any, b: Any, where: str) -> list[str]:
-    """Dotted keys at which `a` and `b` differ, descending into tables both have."""
+    """Dotted keys at which `a` and `b` differ, as `--set` names them: descending into tables
+    both have, and into lists of tables of one length by index (`policy.0.budget`)."""
     if isinstance(a, dict) and isinstance(b, dict):
         return [k for key in sorted(set(a) | set(b), key=str)
                 for k in _differ(a.get(key), b.get(key), f"{where}{key}.")]
+    if (isinstance(a, list) and isinstance(b, list) and len(a) == len(b)
+            and all(isinstance(x, dict) for x in a + b)):
+        return [k for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for k in _differ(x, y, f"{where}{i}.")]
     return [] if a == b else [where.rstrip(".")]
 
 

@@ -132,6 +132,7 @@ def _deadline_bars(ax: Axes, regions: Sequence[str], by_region: Sequence[Mapping
     quotas = [e.get("quota_firms") for e in by_region]
     ends = [float(np.nanmax([h, m, q or 0.0, 0.0])) for h, m, q in zip(high, med, quotas,
                                                                       strict=True)]
+    noted: list[float] = []  # where each quota's note starts
     for y, (q, e, m, h, end) in enumerate(zip(quotas, by_region, med, high, ends,
                                               strict=True)):
         # The count beside its bar (past its whisker); the quota and how often it is met
@@ -146,11 +147,12 @@ def _deadline_bars(ax: Axes, regions: Sequence[str], by_region: Sequence[Mapping
             note = f" quota {thousands(float(q))}: " + (
                 f"met in {share_text(met)} of runs" if runs > 1 else "met" if met else "not met")
             gap = max(ends, default=1.0) * 0.12  # room for the count's label
-            ax.text(max(end, bar_end + gap), float(y), note, va="center", fontsize=8,
-                    color=TARGET)
+            noted.append(max(end, bar_end + gap))
+            ax.text(noted[-1], float(y), note, va="center", fontsize=8, color=TARGET)
     ax.set_yticks(ys, [textwrap.shorten(r, 30, placeholder="…") for r in regions], fontsize=8.5)
     ax.invert_yaxis()
-    ax.set_xlim(0, max(ends, default=1.0) * 1.32 or 1.0)
+    widest = max(ends, default=1.0)  # (a note needs about a third of the widest bar)
+    ax.set_xlim(0, max(widest * 1.32, max(noted, default=0.0) + widest * 0.36) or 1.0)
     ax.xaxis.set_major_formatter(Counts())
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="x", alpha=0.3)
