@@ -226,4 +226,3 @@ def ranking(rows: Sequence[Mapping[str, Any]], output: str
             order = sorted(estimates, key=lambda k: -size.get(k, -math.inf))
             return [(k, estimates[k]) for k in order], kind
     return None
-
