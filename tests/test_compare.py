@@ -125,6 +125,10 @@ def test_count_and_level_impose_one_reading_on_every_run(tmp_path, capsys):
         got = table[table.run == name].set_index("date")[["p05", "p50", "p95"]]
         np.testing.assert_allclose(got, expected(curves, "upgraded", "factory"), atol=1e-3)
     assert all("upgraded >= factory" in line for line in stdout.splitlines())
+    # A margin against a target that counts another thing says so ("5,483 above 120" read
+    # as if 120 were set for the imposed reading).
+    assert stdout.splitlines()[0].endswith(" 5,000 (the target's number for new >= line)")
+    assert stdout.splitlines()[1].endswith(" 5,000 (the target's number for stock >= device)")
     # --level alone keeps each run's own count.
     code, _, _ = run_compare(capsys, str(tmp_path / "alpha"), str(tmp_path / "beta"),
                              "--level", "ecosystem", "--out", str(out))

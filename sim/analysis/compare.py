@@ -317,7 +317,8 @@ def _number(x: float) -> str:
 
 def summary_lines(runs: Sequence[RunCurve]) -> list[str]:
     """One aligned line per run: name (engine), reading, mean count at the deadline, and the
-    shortfall or margin against its target firms."""
+    shortfall or margin against its target firms; where a reading other than the target's
+    is imposed, the margin says the number is the one its target sets for another reading."""
     heads = [f"{r.name} ({r.engine})" for r in runs]
     width = max(len(h) for h in heads)
     rwidth = max(len(r.reading) for r in runs)
@@ -327,6 +328,8 @@ def summary_lines(runs: Sequence[RunCurve]) -> list[str]:
         gap = round(r.margin)
         verdict = (f"{-gap:,} short of {r.target_firms:,}" if gap < 0
                    else f"{gap:,} above {r.target_firms:,}")
+        if not r.own_reading:  # (the number is the target's, for the reading it counts)
+            verdict += f" (the target's number for {r.target_reading})"
         lines.append(f"{head:<{width}}  {r.reading:<{rwidth}}  {r.at_deadline:>{nwidth},.0f} at "
                      f"{r.at_deadline_date.isoformat()}; {verdict}")
     return lines
