@@ -363,3 +363,24 @@ def test_a_refusal_names_the_keys_that_differ_as_set_takes_them():
     now = {"seed": 2, "policy": [{"budget": 1.0}, {"budget": 3.0}], "levels": {"line": {}}}
     assert _differ(was, now, "") == ["policy.1.budget", "seed"]
     assert _differ(was, {**now, "policy": [{"budget": 1.0}]}, "") == ["policy", "seed"]
+
+
+def test_the_fast_engine_warns_where_its_queue_order_is_approximate(write_scenario, tmp_path,
+                                                                    capsys):
+    """Levels that need resources and take an exact time (sigma 0) are where the fast
+    engine's order within a step shows (docs/performance.md, limit (1)): one warning line,
+    naming the levels and the remedy; none with a spread, none for the exact engine."""
+    raw = base_raw()
+    raw["levels"]["line"]["implementation"]["sigma"] = 0.0
+    exact = write_scenario(raw, "exact.toml")
+    args = ["--replications", "2", "--jobs", "1"]
+    assert main(["run", str(exact), "--engine", "tau", *args, "--out", str(tmp_path / "a")]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "warning" in ln]
+    assert err == [f"sim run: warning: {exact}: level line needs resources and takes an exact "
+                   "time (implementation sigma 0): where their projects wait, the fast "
+                   "engine's order within a step is approximate; for exact completions use "
+                   "--engine des or engine.tau_step = 1 (docs/performance.md)"], err
+    assert main(["run", str(exact), "--engine", "des", *args, "--out", str(tmp_path / "b")]) == 0
+    spread = write_scenario(base_raw(), "spread.toml")
+    assert main(["run", str(spread), "--engine", "tau", *args, "--out", str(tmp_path / "c")]) == 0
+    assert "warning" not in capsys.readouterr().err

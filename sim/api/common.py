@@ -4,11 +4,13 @@ checks, and the progress callback's type."""
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sim.engines import engines, refusal
+from sim.engines.limits import caution
 from sim.execution.executor import Executor, make_executor
 from sim.scenario import Scenario, ScenarioError
 
@@ -116,6 +118,14 @@ def check_engine(engine: str, scenario: Scenario | None = None) -> None:
     why = None if scenario is None else refusal(scenario, engine)
     if why:
         raise InputError(why)
+
+
+def warn_of(scenario: Scenario, engine: str) -> None:
+    """A UserWarning where `engine` is approximate on `scenario` in a way a user should know
+    (`limits.caution`); the command line prints it as one `warning:` line."""
+    said = caution(scenario, engine)
+    if said:
+        warnings.warn(said, UserWarning, stacklevel=3)
 
 
 def executor_for(jobs: int | None = None, scheduler: str | None = None) -> Executor:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 from sim.api import options
-from sim.api.common import InputError, Progress, check_engine, redrawing
+from sim.api.common import InputError, Progress, check_engine, redrawing, warn_of
 
 REGIONS_PNG = "regions.png"
 REGION_FILES = (files.REGIONS_CSV, REGIONS_PNG)
@@ -109,6 +109,7 @@ def run(scenario: Scenario, *, engine: str = "des", jobs: int | None = None,
     local processes (default: all cores), and their verdict."""
     jobs = options.jobs(jobs)
     check_engine(engine, scenario)
+    warn_of(scenario, engine)
     indices = [0] if engine in DETERMINISTIC else list(range(scenario.replications))
     workers = executor.workers if executor is not None else jobs or default_jobs()
     started = time.perf_counter()

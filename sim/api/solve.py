@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     pass
 
 from sim.api import options
-from sim.api.common import InputError, Progress, executor_for, redrawing
+from sim.api.common import InputError, Progress, executor_for, redrawing, warn_of
 from sim.api.run import target_fields
 
 
@@ -85,6 +85,7 @@ def solve(scenario: Scenario, vary: str | Range, probability: float, *, engine: 
     from sim.explore.solve import solve as search
 
     options.engine(engine)  # (the command line has checked its --engine before)
+    warn_of(scenario, engine)
     probability = options.number("probability", probability, lambda v: 0 < v < 1,
                                  "strictly between 0 and 1")
     replications = None if replications is None else options.whole("replications",

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     pass
 
 from sim.api import options
-from sim.api.common import InputError, Progress, executor_for, redrawing
+from sim.api.common import InputError, Progress, executor_for, redrawing, warn_of
 
 
 @dataclass
@@ -65,6 +65,7 @@ def sweep_plan(scenario: Scenario | str | os.PathLike[str], *, vary: Sequence[st
     if not isinstance(scenario, Scenario):
         scenario = load(os.fspath(scenario))
     options.engine(engine)  # (the command line has checked its --engine before)
+    warn_of(scenario, engine)
     samples = None if samples is None else options.whole("samples", samples)
     replications = None if replications is None else options.whole("replications",
                                                                     replications)

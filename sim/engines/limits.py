@@ -29,6 +29,26 @@ def memory_limit() -> float:
     return min(0.5 * total, 8 * 2**30)
 
 
+def caution(scenario: Scenario, engine: str) -> str | None:
+    """What to know of `engine`'s accuracy on `scenario`, or None: the fast engine dates the
+    projects a step's freed units serve across the step, not in queue order, which durations
+    without spread (sigma 0) carry to their completions where projects wait for resources
+    (docs/performance.md, limit (1): a curve's |z| against the exact engine 11 at 10-day
+    steps, 1.7 at 1 day, in a constructed case)."""
+    if engine != "tau":
+        return None
+    exact = [lv.name for lv in scenario.levels
+             if lv.needs and lv.implementation_sigma == 0 and lv.implementation_median > 0]
+    if not exact:
+        return None
+    one = len(exact) == 1
+    return (f"{scenario.source}: {'level' if one else 'levels'} {', '.join(exact)} "
+            f"{'needs' if one else 'need'} resources and {'takes' if one else 'take'} an exact "
+            "time (implementation sigma 0): where their projects wait, the fast engine's "
+            "order within a step is approximate; for exact completions use --engine des or "
+            "engine.tau_step = 1 (docs/performance.md)")
+
+
 def refusal(scenario: Scenario, engine: str) -> str | None:
     """Why `engine` should not run `scenario` (estimate and limit), or None if it may."""
     if engine not in SECONDS_PER_EVENT:
