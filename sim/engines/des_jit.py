@@ -108,6 +108,8 @@ class _Run:
         self.region_at_deadline = np.zeros(par.n_regions)
         self.count_at_deadline = -1.0
         self.deadline_readings: np.ndarray | None = None
+        # Firms at or above each level at the start (what `new` subtracts without exits)
+        self.initial = rules.at_or_above(np.array(par.layout.cells).sum(axis=2)).sum(axis=0)
         self.entrant_cells = tuple(np.array([c[x] for c in self.rule.cells], dtype=np.int64)
                                    for x in range(3))
 
@@ -317,8 +319,7 @@ class _Run:
         else:
             self.count_at_deadline = count(st)
             self.region_at_deadline = self._region_counts()
-            base = (self._survivors(st).sum(axis=0) if self.turnover
-                    else rules.at_or_above(np.array(self.par.layout.cells).sum(axis=2)).sum(axis=0))
+            base = self._survivors(st).sum(axis=0) if self.turnover else self.initial
             self.deadline_readings = rules.readings_now(st.A[1:], base, st.unmoved)
 
     def _month(self, m: int) -> None:
@@ -376,7 +377,7 @@ class _Run:
         cross = float(st.f[F_CROSS])
         return rules.with_regions(RunResult(
             at_or_above=self.curve, upgraded=self.upgraded, by_segment=self.by_segment,
-            initial=rules.at_or_above(np.array(self.par.layout.cells).sum(axis=2)).sum(axis=0),
+            initial=self.initial,
             count_at_deadline=float(self.count_at_deadline),
             crossing_time=cross if cross >= 0 else None,
             met=bool(self.count_at_deadline >= self.sc.target.firms),

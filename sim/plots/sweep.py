@@ -18,6 +18,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from sim.plots.adoption import TARGET, Counts, thousands  # noqa: E402
+from sim.readout.indices import caveat_settings, caveats, noise_text  # noqa: E402
 from sim.readout.shares import share_decimal  # noqa: E402
 
 CMAP = "RdYlGn"
@@ -322,8 +323,6 @@ def sensitivity_figure(rows: Sequence[Mapping], *, title: str, base: int | None 
     with their bootstrap intervals, Sobol bars within [0, 1] (what a share can be); the
     noise share under each panel; an output whose indices cannot be read (`caveats`) is
     drawn faded and hatched under a red warning, so it is not read as a finding."""
-    from sim.readout.indices import caveats, noise_text
-
     outputs = list(dict.fromkeys(r["output"] for r in rows))
     warned = caveats(rows, base=base, replications=replications)
     fig, axes = plt.subplots(1, max(1, len(outputs)), figsize=(5.6 * max(1, len(outputs)), 5.2),
@@ -474,6 +473,5 @@ def sweep_figures(manifest: Mapping, points: Sequence[Mapping[str, float]],
                 else "rank correlation with the point means (95% bootstrap)")
         figures.append(("sensitivity.png", sensitivity_figure(
             sensitivity, title=f"{manifest['scenario']}: which parameter matters: {kind}",
-            base=manifest.get("base_samples"),
-            replications=None if manifest.get("precision") else manifest.get("replications"))))
+            **caveat_settings(manifest))))
     return figures

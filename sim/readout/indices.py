@@ -82,6 +82,13 @@ def noise_text(row: Mapping[str, Any]) -> str:
             + (" (so is its 95% interval)" if whole else f" {ends}"))
 
 
+def caveat_settings(manifest: Mapping[str, Any]) -> dict[str, int | None]:
+    """`caveats`' settings from a sweep's manifest: its base rows, and its replications a
+    point where they are fixed (not with --precision, where points differ)."""
+    return {"base": manifest.get("base_samples"),
+            "replications": None if manifest.get("precision") else manifest.get("replications")}
+
+
 def caveats(rows: Sequence[Mapping[str, Any]], *, base: int | None = None,
             replications: int | None = None) -> list[Caveat]:
     """What makes an output's indices unreliable (sensitivity.csv rows; `base` rows of a

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 
-def share_text(x: float) -> str:
-    """A share as a whole percent that reads 0% or 100% only when it is exactly 0 or 1, and
-    "<1%" or ">99%" in between: 1 run in 200 that met the target is not "0%"; "n/a" for
-    NaN."""
+def _exact_ends(x: float, text: str, ends: tuple[str, str], near: tuple[str, str]) -> str:
+    """`text`, x as shown, unless it shows an end (0 or 1, `ends`) that x is not exactly:
+    then `near` ("<" or ">" the next digit), so 1 run in 200 never reads as none."""
     if x != x:
         return "n/a"
-    text = f"{100 * x:.0f}%"
-    if text == "0%" and x > 0:
-        return "<1%"
-    return ">99%" if text == "100%" and x < 1 else text
+    if text == ends[0] and x > 0:
+        return near[0]
+    return near[1] if text == ends[1] and x < 1 else text
+
+
+def share_text(x: float) -> str:
+    """A share as a whole percent: 0% or 100% only when it is exactly 0 or 1, "<1%" or
+    ">99%" in between; "n/a" for NaN."""
+    return _exact_ends(x, f"{100 * x:.0f}%", ("0%", "100%"), ("<1%", ">99%"))
 
 
 def share_decimal(x: float) -> str:
     """A share to two decimals, as a solve states P(met), by the same rule: 0.00 or 1.00
-    only when it is exactly 0 or 1, "<0.01" or ">0.99" in between; "n/a" for NaN."""
-    if x != x:
-        return "n/a"
-    text = f"{x:.2f}"
-    if text == "0.00" and x > 0:
-        return "<0.01"
-    return ">0.99" if text == "1.00" and x < 1 else text
+    only when exact, "<0.01" or ">0.99" in between; "n/a" for NaN."""
+    return _exact_ends(x, f"{x:.2f}", ("0.00", "1.00"), ("<0.01", ">0.99"))

@@ -213,13 +213,12 @@ def _box(cls: str, head: str, lines: str, numbers: Sequence[tuple[str, str, str]
 def _sensitivity_section(manifest: Mapping[str, Any], rows: Sequence[Mapping[str, str]]) -> str:
     """The sweep's Sensitivity section: shares shown within [0, 1], and a warning, its rows
     marked, where an output's indices cannot be read (all noise, inconsistent estimates)."""
-    from sim.readout.indices import caveats, interval_shown, shown, value
+    from sim.readout.indices import caveat_settings, caveats, interval_shown, shown, value
 
     rows = [r for r in rows if r.get("estimate")]
     if not rows:
         return ""
-    warned = caveats(rows, base=manifest.get("base_samples"), replications=None
-                     if manifest.get("precision") else manifest.get("replications"))
+    warned = caveats(rows, **caveat_settings(manifest))
     tags = {c.output: "unreliable: " + "; ".join(w.tag for w in warned if w.output == c.output)
             for c in warned}
     body = [[r["output"], r["parameter"], r["index"], shown(value(r, "estimate"), r["index"]),
@@ -258,8 +257,7 @@ def sweep_report(manifest: Mapping[str, Any], points: Sequence[Mapping[str, str]
     lo, hi = col["p_met_lo"], col["p_met_hi"]
     if manifest.get("engine") in DETERMINISTIC:
         lo, hi = p, p
-    known = [j for j in range(len(points)) if p[j] == p[j]]
-    cls, word = judgement(*((p[best], max(lo[j] for j in known), max(hi[j] for j in known))
+    cls, word = judgement(*((p[best], max(lo[j] for j in order), max(hi[j] for j in order))
                             if best is not None else (None,)))
     gap = (t.get("firms") or 0) - (count[best] if best is not None else 0)
     failed = int(sum(x for x in col["failed"] if x == x))
